@@ -1,0 +1,47 @@
+# Sietch: the README's commands. `make test` needs nothing installed by hand.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# A Python >= 3.12 (nextcord 3 needs it): $PYTHON, then python3.13/3.12 on PATH, then pyenv's.
+find_python = $(shell \
+	for c in "$$PYTHON" python3.13 python3.12 python3 \
+	         $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	  [ -n "$$c" ] || continue; \
+	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
+	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; \
+	done)
+
+.PHONY: venv install run migrate test lint services services-stop clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg
+	@base="$(find_python)"; \
+	if [ -z "$$base" ]; then echo "error: no Python >= 3.12 found; set PYTHON=/path/to/python3.12" >&2; exit 2; fi; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	  rm -rf $(VENV); echo "creating $(VENV) from $$base"; "$$base" -m venv $(VENV); fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	@touch $(STAMP)
+
+install: venv
+
+migrate: venv
+	$(VENV)/bin/sietch migrate
+
+run: venv
+	$(VENV)/bin/sietch migrate
+	$(VENV)/bin/sietch run
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check bot backends cogs tests
+	$(VENV)/bin/ruff format --check bot backends cogs tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,116 @@
+"""Onboarding writes on the source of truth: communities and bulk member imports (CLI, demo, tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+
+from backends.postgres.backend import PostgresBackend
+from backends.protocol import Community, TenantContext, utcnow
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One member to import; matched to an existing profile by Discord user id, then by wallet."""
+
+    discord_user_id: int | None = None
+    wallet_address: str | None = None
+    nym: str | None = None
+    joined_at: datetime = field(default_factory=utcnow)
+    conviction: Decimal = Decimal(0)
+    activity: Decimal = Decimal(0)
+
+
+class CommunityAdmin:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._backend = PostgresBackend(pool)
+
+    async def upsert_community(self, community: Community) -> None:
+        async with self._backend.connection() as conn:
+            await conn.execute(
+                "INSERT INTO communities (community_id, name, fedaykin, naib, at_risk, waitlist_end, page_size,"
+                " rate_limit_per_minute) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (community_id) DO UPDATE SET name = EXCLUDED.name, fedaykin = EXCLUDED.fedaykin,"
+                " naib = EXCLUDED.naib, at_risk = EXCLUDED.at_risk, waitlist_end = EXCLUDED.waitlist_end,"
+                " page_size = EXCLUDED.page_size, rate_limit_per_minute = EXCLUDED.rate_limit_per_minute",
+                (
+                    community.community_id,
+                    community.name,
+                    community.fedaykin,
+                    community.naib,
+                    community.at_risk,
+                    community.waitlist_end,
+                    community.page_size,
+                    community.rate_limit_per_minute,
+                ),
+            )
+
+    async def get_community(self, community_id: int) -> Community | None:
+        return await self._backend.get_community(TenantContext(community_id))
+
+    async def import_members(
+        self, community_id: int, rows: Sequence[MemberRow], progress: Progress | None = None
+    ) -> list[UUID]:
+        """Insert or update the members and set their scores, all in one transaction.
+
+        Returns the profile ids in the order of `rows`. Either every row lands or none does.
+        """
+        async with self._backend.connection() as conn, conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE incoming (line int, profile_id uuid, discord_user_id bigint,"
+                " wallet_address text, nym text, joined_at timestamptz, conviction numeric, activity numeric)"
+                " ON COMMIT DROP"
+            )
+            async with conn.cursor().copy(
+                "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity)"
+                " FROM STDIN"
+            ) as copy:
+                for i, row in enumerate(rows):
+                    await copy.write_row(
+                        (i, row.discord_user_id, row.wallet_address, row.nym, row.joined_at, row.conviction,
+                         row.activity)
+                    )
+                    if progress and (i + 1) % 1000 == 0:
+                        progress(1000)
+            if progress:
+                progress(len(rows) % 1000)
+            for statement in _MERGE_INCOMING:
+                await conn.execute(statement, {"c": community_id})
+            cur = await conn.execute("SELECT profile_id FROM incoming ORDER BY line")
+            return [r["profile_id"] for r in await cur.fetchall()]
+
+
+# Matches incoming rows to profiles, records the change as `migration` events, then upserts.
+_MERGE_INCOMING = (
+    "UPDATE incoming i SET profile_id = p.profile_id FROM profiles p"
+    " WHERE p.community_id = %(c)s AND p.discord_user_id = i.discord_user_id",
+    "UPDATE incoming i SET profile_id = p.profile_id FROM profiles p"
+    " WHERE i.profile_id IS NULL AND p.community_id = %(c)s AND p.wallet_address = i.wallet_address",
+    "UPDATE incoming SET profile_id = gen_random_uuid() WHERE profile_id IS NULL",
+    "INSERT INTO profiles (profile_id, community_id, discord_user_id, wallet_address, nym, joined_at)"
+    " SELECT profile_id, %(c)s, discord_user_id, wallet_address, nym, joined_at FROM incoming"
+    " ON CONFLICT (profile_id) DO UPDATE SET"
+    "  discord_user_id = coalesce(EXCLUDED.discord_user_id, profiles.discord_user_id),"
+    "  wallet_address = coalesce(EXCLUDED.wallet_address, profiles.wallet_address),"
+    "  nym = coalesce(EXCLUDED.nym, profiles.nym)",
+    "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %(c)s",
+    "INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, score_version)"
+    " SELECT %(c)s, i.profile_id, b.board, 'migration', b.value - b.old, b.value, c.score_version"
+    "   FROM incoming i LEFT JOIN scores s ON s.community_id = %(c)s AND s.profile_id = i.profile_id"
+    "   CROSS JOIN LATERAL (VALUES ('conviction', i.conviction, coalesce(s.conviction, 0)),"
+    "        ('activity', i.activity, coalesce(s.activity, 0))) AS b(board, value, old)"
+    "   JOIN communities c ON c.community_id = %(c)s",
+    "INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)"
+    " SELECT %(c)s, i.profile_id, p.joined_at, i.conviction, i.activity"
+    "   FROM incoming i JOIN profiles p USING (profile_id)"
+    " ON CONFLICT (community_id, profile_id) DO UPDATE SET conviction = EXCLUDED.conviction,"
+    "  activity = EXCLUDED.activity, updated_at = now()",
+)

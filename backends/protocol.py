@@ -1,0 +1,225 @@
+"""The one Protocol every storage backend implements, its records and its errors.
+
+The operations are primitive reads and writes; every formula of the domain (distances, thresholds,
+waitlists, pages) lives once in `bot.service`, above this Protocol.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+from uuid import UUID
+
+Board = Literal["conviction", "activity"]
+BOARDS: tuple[Board, ...] = ("conviction", "activity")
+
+EventType = Literal["token_hold", "nft_ownership", "activity_bonus", "manual_adjustment", "decay", "migration"]
+EVENT_TYPES: tuple[EventType, ...] = (
+    "token_hold",
+    "nft_ownership",
+    "activity_bonus",
+    "manual_adjustment",
+    "decay",
+    "migration",
+)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class BackendError(Exception):
+    """Base of every error a backend raises; the router decides fallback on these types."""
+
+
+class BackendUnavailable(BackendError):
+    """The store cannot be reached (connection refused, pool closed, node down)."""
+
+
+class BackendTimeout(BackendError):
+    """The store did not answer within its time budget."""
+
+
+class NotConfigured(BackendError):
+    """The community (guild) has no configuration in this store."""
+
+
+class InvalidInput(BackendError):
+    """A write or query was given values the domain does not allow."""
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Community:
+    """One guild and its per-community thresholds (DOMAIN.md: F, N, R, W)."""
+
+    community_id: int
+    name: str = ""
+    fedaykin: int = 69
+    naib: int = 7
+    at_risk: int = 63
+    waitlist_end: int = 100
+    page_size: int = 10
+    rate_limit_per_minute: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.naib <= self.fedaykin:
+            raise InvalidInput(f"naib ({self.naib}) must be between 1 and fedaykin ({self.fedaykin})")
+        if not 0 <= self.at_risk <= self.fedaykin:
+            raise InvalidInput(f"at_risk ({self.at_risk}) must be between 0 and fedaykin ({self.fedaykin})")
+        if self.waitlist_end < self.fedaykin:
+            raise InvalidInput(f"waitlist_end ({self.waitlist_end}) must be >= fedaykin ({self.fedaykin})")
+        if not 1 <= self.page_size <= 100:
+            raise InvalidInput(f"page_size ({self.page_size}) must be between 1 and 100")
+        if self.rate_limit_per_minute < 1:
+            raise InvalidInput("rate_limit_per_minute must be at least 1")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One member of one community."""
+
+    profile_id: UUID
+    community_id: int
+    joined_at: datetime
+    discord_user_id: int | None = None
+    wallet_address: str | None = None
+    nym: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    profile_id: UUID
+    conviction: Decimal
+    activity: Decimal
+    updated_at: datetime
+
+    def on(self, board: Board) -> Decimal:
+        return self.conviction if board == "conviction" else self.activity
+
+
+@dataclass(frozen=True)
+class RankedEntry:
+    """One row of a board: the profile at `rank` with its score on that board."""
+
+    rank: int
+    profile_id: UUID
+    score: Decimal
+    nym: str | None = None
+    wallet_address: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """When a board's data was true and from which score version; live stores say `live=True`."""
+
+    as_of: datetime
+    score_version: int
+    live: bool
+
+
+@dataclass(frozen=True)
+class EligibilityResult:
+    profile_id: UUID
+    rule_id: str
+    eligible: bool
+    balance: Decimal
+    checked_at: datetime
+
+
+@dataclass(frozen=True)
+class ScoreUpdate:
+    """A write to one board of one profile: `mode="set"` stores `value`, `mode="add"` adds it."""
+
+    profile_id: UUID
+    board: Board
+    value: Decimal
+    event_type: EventType
+    mode: Literal["set", "add"] = "set"
+    tx_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.board not in BOARDS:
+            raise InvalidInput(f"unknown board {self.board!r}")
+        if self.event_type not in EVENT_TYPES:
+            raise InvalidInput(f"unknown event type {self.event_type!r}")
+        if self.mode not in ("set", "add"):
+            raise InvalidInput(f"unknown mode {self.mode!r}")
+        if not isinstance(self.value, Decimal) or not self.value.is_finite():
+            raise InvalidInput(f"score value must be a finite Decimal, got {self.value!r}")
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    """Who is asking, in which community; the first argument of every operation."""
+
+    community_id: int
+    user_id: int | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    community: Community | None = None
+
+    @property
+    def guild_id(self) -> int:
+        return self.community_id
+
+    def with_community(self, community: Community) -> TenantContext:
+        return TenantContext(self.community_id, self.user_id, self.request_id, self.started_at, community)
+
+
+# --- the Protocol -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the hot-path service needs from a store. Ranks are 1-based, ordering per DOMAIN.md."""
+
+    name: str
+
+    async def health(self) -> None:
+        """Return when the store answers; raise BackendUnavailable otherwise."""
+
+    async def get_community(self, ctx: TenantContext) -> Community | None: ...
+
+    async def get_profile_by_user(self, ctx: TenantContext, discord_user_id: int) -> Profile | None: ...
+
+    async def get_score(self, ctx: TenantContext, profile_id: UUID) -> ScoreRecord | None: ...
+
+    async def get_scores(self, ctx: TenantContext, profile_ids: Sequence[UUID]) -> dict[UUID, ScoreRecord]: ...
+
+    async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
+        """The profile's entry on the board, or None when it is not ranked (score <= 0 or absent)."""
+
+    async def get_range(
+        self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int
+    ) -> list[RankedEntry]:
+        """Entries with first_rank <= rank <= last_rank, in rank order; fewer (or none) past the end."""
+
+    async def count_ranked(self, ctx: TenantContext, board: Board) -> int: ...
+
+    async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo: ...
+
+    async def get_eligibility(
+        self, ctx: TenantContext, profile_id: UUID, rule_id: str
+    ) -> EligibilityResult | None:
+        """A cached result younger than its time to live, or None."""
+
+    async def put_eligibility(self, ctx: TenantContext, result: EligibilityResult, ttl_seconds: int) -> None: ...
+
+    async def delete_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:
+        """Remove the cached result of one rule, or of every rule when rule_id is None."""
+
+    async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
+        """Apply the updates in order, append them to score history; return the new score version."""
+
+    async def recalculate(self, ctx: TenantContext, board: Board) -> int:
+        """Rebuild what the board is read from; return the number of ranked entries."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
