@@ -1,0 +1,23 @@
+"""Every text a member can read that is not built from data: error messages (DOMAIN.md)."""
+
+from __future__ import annotations
+
+NOT_CONFIGURED = "This server is not configured. Please contact an administrator."
+NOT_A_MEMBER = "You are not a member of the Sietch. Use `/onboard` to begin the onboarding process."
+NOT_RANKED = (
+    "Could not find your position in the eligibility rankings. Your conviction score may be too low to rank."
+)
+GUILD_ONLY = "This command only works inside a server."
+NOT_YOUR_BUTTONS = "These buttons belong to someone else's leaderboard. Use `/leaderboard` to open your own."
+
+# What went wrong, per command, when the cause is ours and not the member's.
+FAILED = {
+    "position": "An error occurred while loading your position. Please try again.",
+    "threshold": "An error occurred while loading the threshold. Please try again.",
+    "leaderboard": "An error occurred while loading the leaderboard. Please try again.",
+}
+
+
+def slow_down(retry_after_seconds: float) -> str:
+    seconds = max(1, round(retry_after_seconds))
+    return f"You are using commands too quickly. Please try again in {seconds} s."

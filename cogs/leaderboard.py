@@ -1,0 +1,111 @@
+"""/leaderboard conviction|activity [page]: a public board page with previous/next buttons.
+
+The buttons carry board, page and owner in their custom id (`lb:<board>:<page>:<owner>`), so a click
+is served by the listener below even after a restart; only the member who opened the board may page it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nextcord
+from nextcord.ext import commands
+
+from backends.protocol import BOARDS, Board, TenantContext
+from bot import messages
+from bot.dispatch import CommandDispatcher, Handler, Reply
+from bot.embeds import error_embed, leaderboard_embed
+from bot.records import LeaderboardPage
+from bot.service import HotPathService
+
+PAGE_SIZE = 10
+MAX_PAGE = 100_000
+PREFIX = "lb"
+
+
+def page_buttons(page: LeaderboardPage, owner_id: int) -> nextcord.ui.View:
+    # prevent_update=False: the view is not kept in memory; clicks are routed by custom id instead.
+    view = nextcord.ui.View(timeout=None, prevent_update=False)
+    for label, target, disabled in (
+        ("◀ Previous", page.page - 1, page.page <= 1),
+        ("Next ▶", page.page + 1, page.page >= page.pages),
+    ):
+        view.add_item(
+            nextcord.ui.Button(
+                label=label,
+                style=nextcord.ButtonStyle.secondary,
+                custom_id=f"{PREFIX}:{page.board}:{target}:{owner_id}",
+                disabled=disabled,
+            )
+        )
+    return view
+
+
+def parse_custom_id(custom_id: str) -> tuple[Board, int, int] | None:
+    parts = custom_id.split(":")
+    if len(parts) != 4 or parts[0] != PREFIX or parts[1] not in BOARDS:
+        return None
+    try:
+        page, owner = int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+    board: Board = "conviction" if parts[1] == "conviction" else "activity"
+    return (board, page, owner) if 1 <= page <= MAX_PAGE else None
+
+
+class LeaderboardCog(commands.Cog):
+    def __init__(self, dispatcher: CommandDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    @nextcord.slash_command(name="leaderboard", description="The community's leaderboards")
+    async def leaderboard(self, interaction: nextcord.Interaction[Any]) -> None:
+        """Parent of the board sub-commands; Discord never invokes it directly."""
+
+    @leaderboard.subcommand(name="conviction", description="Ranked by conviction (BGT holdings)")
+    async def conviction(
+        self,
+        interaction: nextcord.Interaction[Any],
+        page: int = nextcord.SlashOption(description="Page number", required=False, default=1,
+                                         min_value=1, max_value=MAX_PAGE),
+    ) -> None:
+        await self.show(interaction, "conviction", page)
+
+    @leaderboard.subcommand(name="activity", description="Ranked by activity")
+    async def activity(
+        self,
+        interaction: nextcord.Interaction[Any],
+        page: int = nextcord.SlashOption(description="Page number", required=False, default=1,
+                                         min_value=1, max_value=MAX_PAGE),
+    ) -> None:
+        await self.show(interaction, "activity", page)
+
+    async def show(self, interaction: nextcord.Interaction[Any], board: Board, page: int) -> None:
+        await self.dispatcher.run(interaction, "leaderboard", _answer(board, page), ephemeral=False)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: nextcord.Interaction[Any]) -> None:
+        if interaction.type != nextcord.InteractionType.component or interaction.data is None:
+            return
+        parsed = parse_custom_id(str(interaction.data.get("custom_id", "")))
+        if parsed is None:
+            return
+        board, page, owner = parsed
+        if interaction.user is None or interaction.user.id != owner:
+            await interaction.response.send_message(embed=error_embed(messages.NOT_YOUR_BUTTONS), ephemeral=True)
+            return
+        await self.dispatcher.run(interaction, "leaderboard", _answer(board, page), ephemeral=False, update=True)
+
+
+def _answer(board: Board, page_number: int) -> Handler:
+    async def answer(service: HotPathService, ctx: TenantContext) -> Reply:
+        assert ctx.user_id is not None
+        page = await service.get_leaderboard(ctx, board, max(1, page_number), PAGE_SIZE)
+        profile = await service.get_profile_for_user(ctx, ctx.user_id)
+        caller = await service.get_rank(ctx, profile.profile_id, board) if profile else None
+        return Reply(leaderboard_embed(page, caller), ephemeral=False, view=page_buttons(page, ctx.user_id))
+
+    return answer
+
+
+def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:
+    bot.add_cog(LeaderboardCog(dispatcher))

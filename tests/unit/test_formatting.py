@@ -1,0 +1,71 @@
+"""DOMAIN.md's number formats, tiers and names, including half-up ties that banker's rounding gets wrong."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bot.formatting import bgt, display_name, rank_label, score_short, tier
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("2500000", "2.50M"),
+        ("1234", "1.23K"),
+        ("500", "500.00"),
+        ("999995", "1000.00K"),  # no carry into M
+        ("1000", "1.00K"),
+        ("1000000", "1.00M"),
+        ("1225000", "1.23M"),  # tie: half-up 1.23, banker's 1.22
+        ("1005", "1.01K"),  # tie on the exact value 1.005
+        ("0.125", "0.13"),  # banker's gives 0.12
+        ("0", "0.00"),
+    ],
+)
+def test_score_short(value: str, shown: str) -> None:
+    assert score_short(Decimal(value)) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1234.5678", "1,234.57"),
+        ("1000", "1,000"),
+        ("500.1234", "500.1234"),
+        ("1", "1"),
+        ("0", "0.000000"),
+        ("0.123", "0.123000"),
+        ("1234.565", "1,234.57"),  # tie: banker's gives 1,234.56
+        ("1234.5", "1,234.5"),
+        ("1234567.891", "1,234,567.89"),
+        ("2.00005", "2.0001"),  # tie at 4 decimals
+        ("12.34565", "12.3457"),
+        ("0.0000005", "0.000001"),  # tie at 6 decimals
+        ("-5", "-5.000000"),
+        ("-0.0000025", "-0.000003"),  # half away from zero, also below zero
+        ("999.99999", "1,000"),
+    ],
+)
+def test_bgt(value: str, shown: str) -> None:
+    assert bgt(Decimal(value)) == shown
+
+
+@pytest.mark.parametrize(
+    ("rank", "expected"),
+    [(1, "diamond"), (10, "diamond"), (11, "platinum"), (50, "platinum"), (51, "gold"), (100, "gold"),
+     (101, "silver"), (500, "silver"), (501, "bronze"), (10**6, "bronze")],
+)
+def test_tier_bounds(rank: int, expected: str) -> None:
+    assert tier(rank) == expected
+
+
+def test_rank_labels_use_medals_for_the_podium() -> None:
+    assert [rank_label(r) for r in (1, 2, 3, 4, 12, 123)] == ["🥇", "🥈", "🥉", "`# 4`", "`#12`", "`#123`"]
+
+
+def test_display_name_prefers_nym_then_short_wallet() -> None:
+    assert display_name("Stilgar", "0xabc") == "Stilgar"
+    assert display_name(None, "0x1234567890abcdef1234") == "0x1234...1234"
+    assert display_name("", None) == "Unknown"
