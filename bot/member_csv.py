@@ -68,7 +68,7 @@ def _parse(path: Path, reader: csv.Reader) -> list[MemberRow]:  # type: ignore[n
         if len(values) != len(names):
             problems.append(CsvProblem(line, f"expected {len(names)} fields, found {len(values)}"))
             continue
-        row, errors = _row(dict(zip(names, (v.strip() for v in values), strict=True)))
+        row, errors = _row(dict(zip(names, (v.strip() for v in values), strict=True)), line)
         problems.extend(CsvProblem(line, e) for e in errors)
         if row is None:
             continue
@@ -85,7 +85,7 @@ def _parse(path: Path, reader: csv.Reader) -> list[MemberRow]:  # type: ignore[n
     return rows
 
 
-def _row(fields: dict[str, str]) -> tuple[MemberRow | None, list[str]]:
+def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]]:
     errors: list[str] = []
     user_id: int | None = None
     if fields.get("discord_user_id"):
@@ -115,7 +115,7 @@ def _row(fields: dict[str, str]) -> tuple[MemberRow | None, list[str]]:
                 joined_at = joined_at.replace(tzinfo=UTC)
     if errors:
         return None, errors
-    return MemberRow(user_id, wallet, nym, joined_at, conviction, activity), []
+    return MemberRow(user_id, wallet, nym, joined_at, conviction, activity, line), []
 
 
 def _decimal(raw: str, name: str, errors: list[str], *, required: bool) -> Decimal:

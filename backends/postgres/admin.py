@@ -9,10 +9,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
-from backends.protocol import Community, TenantContext, utcnow
+from backends.protocol import Community, InvalidInput, TenantContext, utcnow
 
 Progress = Callable[[int], None]
 
@@ -27,6 +29,7 @@ class MemberRow:
     joined_at: datetime = field(default_factory=utcnow)
     conviction: Decimal = Decimal(0)
     activity: Decimal = Decimal(0)
+    line: int | None = None  # where the row came from, for error messages
 
 
 class CommunityAdmin:
@@ -82,19 +85,51 @@ class CommunityAdmin:
                         progress(1000)
             if progress:
                 progress(len(rows) % 1000)
-            for statement in _MERGE_INCOMING:
+            for statement in _MATCH_INCOMING:
                 await conn.execute(statement, {"c": community_id})
+            await _refuse_identity_changes(conn, rows)
+            try:
+                for statement in _MERGE_INCOMING:
+                    await conn.execute(statement, {"c": community_id})
+            except psycopg.errors.UniqueViolation as exc:
+                detail = exc.diag.message_detail or str(exc)
+                raise InvalidInput(f"the import conflicts with an existing member: {detail}") from exc
             cur = await conn.execute("SELECT profile_id FROM incoming ORDER BY line")
             return [r["profile_id"] for r in await cur.fetchall()]
 
 
-# Matches incoming rows to profiles, records the change as `migration` events, then upserts.
-_MERGE_INCOMING = (
+async def _refuse_identity_changes(conn: AsyncConnection[Any], rows: Sequence[MemberRow]) -> None:
+    """A row matched by wallet must not move that profile to another Discord account."""
+    cur = await conn.execute(
+        "SELECT i.line, i.wallet_address, p.discord_user_id FROM incoming i JOIN profiles p USING (profile_id)"
+        " WHERE i.discord_user_id IS NOT NULL AND p.discord_user_id IS NOT NULL"
+        "   AND i.discord_user_id <> p.discord_user_id ORDER BY i.line LIMIT 10"
+    )
+    clashes = await cur.fetchall()
+    if clashes:
+        described = "; ".join(
+            f"{_where(rows, c['line'])}: wallet {c['wallet_address']} belongs to Discord user {c['discord_user_id']}"
+            for c in clashes
+        )
+        raise InvalidInput(f"the import would move wallets between members, nothing was imported: {described}")
+
+
+def _where(rows: Sequence[MemberRow], index: int) -> str:
+    line = rows[index].line
+    return f"line {line}" if line is not None else f"row {index + 1}"
+
+
+# Matches incoming rows to existing profiles: by Discord user id, else by wallet, else a new profile.
+_MATCH_INCOMING = (
     "UPDATE incoming i SET profile_id = p.profile_id FROM profiles p"
     " WHERE p.community_id = %(c)s AND p.discord_user_id = i.discord_user_id",
     "UPDATE incoming i SET profile_id = p.profile_id FROM profiles p"
     " WHERE i.profile_id IS NULL AND p.community_id = %(c)s AND p.wallet_address = i.wallet_address",
     "UPDATE incoming SET profile_id = gen_random_uuid() WHERE profile_id IS NULL",
+)
+
+# Upserts the profiles, records the score changes as `migration` events, then sets the scores.
+_MERGE_INCOMING = (
     "INSERT INTO profiles (profile_id, community_id, discord_user_id, wallet_address, nym, joined_at)"
     " SELECT profile_id, %(c)s, discord_user_id, wallet_address, nym, joined_at FROM incoming"
     " ON CONFLICT (profile_id) DO UPDATE SET"
