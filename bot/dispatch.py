@@ -114,8 +114,8 @@ async def deliver(
 ) -> Reply:
     """Send the reply directly when it is ready in time, else defer first and edit afterwards.
 
-    An error after a public defer replaces the public placeholder with a private message, because
-    Discord fixes a message's ephemeral state at its first response.
+    An error after a public defer is sent as a private follow-up and the public placeholder removed,
+    because Discord fixes a message's ephemeral state at its first response.
     """
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=defer_after)
@@ -131,10 +131,14 @@ async def deliver(
             await interaction.response.edit_message(embed=reply.embed, view=view)
         else:
             await interaction.response.send_message(embed=reply.embed, view=view, ephemeral=reply.ephemeral)
-    elif reply.ephemeral != ephemeral or (update and reply.ephemeral):
-        if not update:
-            await interaction.delete_original_message()
+    elif update and reply.ephemeral:
         await interaction.followup.send(embed=reply.embed, ephemeral=True)
+    elif reply.ephemeral != ephemeral:
+        # A follow-up straight after a defer would replace the public placeholder and stay public;
+        # after an edit it is a message of its own, so edit, answer privately, then remove the placeholder.
+        await interaction.edit_original_message(embed=reply.embed)
+        await interaction.followup.send(embed=reply.embed, ephemeral=True)
+        await interaction.delete_original_message()
     else:
         await interaction.edit_original_message(embed=reply.embed, view=view)
     return reply

@@ -110,7 +110,7 @@ def leaderboard_embed(page: LeaderboardPage, caller: LeaderboardEntry | None) ->
     elif page.total == 0:
         embed.description = "No leaderboard data available yet."
     else:
-        embed.description = f"No entries on page {page.page}. The leaderboard has {page.pages} pages."
+        embed.description = f"No entries on page {page.page}. The leaderboard ends at page {page.pages}."
     if caller is not None:
         on_page = any(e.rank == caller.rank for e in page.entries)
         value = (

@@ -1,0 +1,119 @@
+"""The real bot (production container, real cogs, real nextcord client) against the Discord emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import nextcord
+import pytest
+from nextcord.ext import commands
+
+from backends.postgres.admin import CommunityAdmin, MemberRow
+from backends.protocol import Community
+from bot.container import Container, make_container
+from bot.settings import load_settings
+from tests.emulator import DiscordEmulator
+from tests.emulator.models import Member
+
+SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"
+COMMAND_NAMES = {"position", "threshold", "leaderboard"}
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class BotHarness:
+    emulator: DiscordEmulator
+    bot: commands.Bot
+    container: Container
+    guild_id: int
+    errors: list[BaseException] = field(default_factory=list)
+
+    async def admin(self) -> CommunityAdmin:
+        admin: CommunityAdmin = await self.container.community_admin()  # type: ignore[misc]
+        return admin
+
+    async def configure(self, guild_id: int | None = None, **settings: Any) -> None:
+        gid = guild_id or self.guild_id
+        await (await self.admin()).upsert_community(Community(gid, name=f"guild {gid}", **settings))
+
+    async def seed(self, convictions: Sequence[int | str], *, guild_id: int | None = None,
+                   first_user_id: int = 5000, activities: Sequence[int] = ()) -> list[int]:
+        """Members with Discord ids first_user_id, +1, ... joining a second apart; returns their user ids."""
+        rows = [
+            MemberRow(
+                discord_user_id=first_user_id + i,
+                nym=f"member{i}",
+                joined_at=EPOCH + timedelta(seconds=i),
+                conviction=Decimal(str(c)),
+                activity=Decimal(activities[i]) if i < len(activities) else Decimal(0),
+            )
+            for i, c in enumerate(convictions)
+        ]
+        await (await self.admin()).import_members(guild_id or self.guild_id, rows)
+        return [first_user_id + i for i in range(len(rows))]
+
+    def user(self, user_id: int, name: str = "someone", permissions: int = 0) -> Member:
+        return self.emulator.member(user_id, name, permissions=permissions)
+
+    async def call(self, name: str, *path: str, user: Member, guild_id: int | None = None,
+                   **options: Any) -> Any:
+        interaction = self.emulator.invoke(name, *path, guild_id=guild_id or self.guild_id, user=user, **options)
+        return await interaction.done(timeout=5)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[DiscordEmulator]:
+    emu = DiscordEmulator()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest.fixture
+async def harness(
+    emulator: DiscordEmulator, postgres_dsn: str, new_guild_id: int, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[BotHarness]:
+    monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
+    emulator.add_guild(new_guild_id, name="Arrakis")
+    emulator.add_guild(new_guild_id + 1, name="Caladan")
+    settings = load_settings(SETTINGS, {"SIETCH_POSTGRES_DSN": postgres_dsn,
+                                        "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05"})
+    container = make_container(settings)
+    await container.init_resources()  # type: ignore[misc]
+    bot: commands.Bot = await container.bot()  # type: ignore[misc]
+    h = BotHarness(emulator, bot, container, new_guild_id)
+
+    async def record(interaction: nextcord.Interaction[Any], error: BaseException) -> None:
+        h.errors.append(error)
+
+    bot.add_listener(record, "on_application_command_error")
+    start = asyncio.create_task(bot.start(emulator.token))
+    ready = asyncio.create_task(_ready(bot, emulator))
+    done, _ = await asyncio.wait({start, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if ready not in done:
+        ready.cancel()
+        if start in done:
+            start.result()  # raises the start-up failure
+        raise AssertionError("the bot did not become ready against the emulator")
+    try:
+        yield h
+    finally:
+        await bot.close()
+        await asyncio.wait({start}, timeout=5)
+        await container.shutdown_resources()  # type: ignore[misc]
+    assert h.errors == [], f"command errors: {h.errors!r}"
+    assert emulator.unknown_routes == [], f"routes the emulator does not know: {emulator.unknown_routes}"
+    assert emulator.violations == [], f"Discord rules broken: {emulator.violations}"
+
+
+async def _ready(bot: commands.Bot, emulator: DiscordEmulator) -> None:
+    await bot.wait_until_ready()
+    await emulator.wait_for_commands(COMMAND_NAMES, timeout=15)

@@ -1,0 +1,116 @@
+"""What members see when things go wrong or slow: error embeds, deferred answers, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+
+from bot import messages
+from tests.cogs.conftest import BotHarness
+
+RED = 0xDC143C
+
+
+def is_error(message: Any, text: str) -> bool:
+    (embed,) = message.embeds
+    return bool(message.ephemeral and embed["title"] == "Error" and embed["color"] == RED
+                and embed["description"] == text)
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [("position", ()), ("threshold", ()), ("leaderboard", ("conviction",))],
+)
+async def test_a_failing_backend_gets_the_error_embed_not_silence(
+    harness: BotHarness, command: str, path: tuple[str, ...]
+) -> None:
+    await harness.configure()
+    users = await harness.seed([10, 5])
+    pool = await harness.container.postgres_pool()  # type: ignore[misc]
+    await pool.close()
+    message = await harness.call(command, *path, user=harness.user(users[0]))
+    assert is_error(message, messages.FAILED[command])
+    assert harness.emulator.violations == []
+
+
+async def blocked_communities(dsn: str) -> psycopg.AsyncConnection[Any]:
+    """Holds a lock that makes every read of the communities table wait: a slow database, for real."""
+    conn = await psycopg.AsyncConnection.connect(dsn)
+    await conn.execute("LOCK TABLE communities IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+async def test_a_slow_backend_is_deferred_then_answered(harness: BotHarness, postgres_dsn: str) -> None:
+    await harness.configure()
+    users = await harness.seed([10, 5])
+    (await harness.container.dispatcher()).defer_after = 0.2  # type: ignore[misc]
+    lock = await blocked_communities(postgres_dsn)
+    interaction = harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
+    await asyncio.sleep(0.6)
+    await lock.rollback()
+    await lock.close()
+    message = await interaction.done()
+    assert interaction.deferred and interaction.callback_types == [5]
+    assert not message.ephemeral and message.embeds[0]["title"] == "⛩️ The Threshold"
+    assert harness.emulator.violations == []
+
+
+async def test_an_error_after_a_public_defer_is_answered_privately(harness: BotHarness, postgres_dsn: str) -> None:
+    await harness.configure()
+    users = await harness.seed([10, 5])
+    (await harness.container.dispatcher()).defer_after = 0.2  # type: ignore[misc]
+    lock = await blocked_communities(postgres_dsn)
+    interaction = harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
+    await asyncio.sleep(0.5)
+    # The bot's waiting query is cut off by the server: the backend fails after the public defer.
+    await lock.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    await lock.rollback()
+    await lock.close()
+    for _ in range(50):
+        if interaction.followups:
+            break
+        await asyncio.sleep(0.1)
+    assert interaction.deferred
+    assert interaction.original is not None and interaction.original.deleted
+    (private,) = interaction.followups
+    assert is_error(private, messages.FAILED["threshold"])
+    assert harness.emulator.violations == []
+
+
+async def test_a_member_over_the_rate_limit_is_told_when_to_retry(harness: BotHarness) -> None:
+    await harness.configure(rate_limit_per_minute=2)
+    users = await harness.seed([10])
+    user = harness.user(users[0])
+    for _ in range(2):
+        assert not (await harness.call("threshold", user=user)).ephemeral
+    limited = await harness.call("threshold", user=user)
+    (embed,) = limited.embeds
+    assert limited.ephemeral and embed["title"] == "Error"
+    assert embed["description"].startswith("You are using commands too quickly. Please try again in ")
+    assert not (await harness.call("threshold", user=harness.user(4242))).ephemeral  # others are not limited
+
+
+async def test_no_answer_in_one_guild_shows_the_other_guilds_members(harness: BotHarness) -> None:
+    other = harness.guild_id + 1
+    await harness.configure()
+    await harness.configure(other)
+    mine = await harness.seed([100 - i for i in range(30)], first_user_id=1000)
+    await harness.seed([9000 - i for i in range(30)], guild_id=other, first_user_id=2000)
+    caller = harness.user(mine[0])
+    seen = []
+    for page in (1, 2, 3):
+        message = await harness.call("leaderboard", "conviction", user=caller, page=page)
+        seen.append(message.embeds[0]["description"])
+    board = "\n".join(seen)
+    assert board.count("member") == 30 and "K conviction" not in board  # no 9000-point member of the other guild
+    threshold = (await harness.call("threshold", user=caller)).embeds[0]
+    assert "Eligible: **30** members" in threshold["fields"][1]["value"]
+    # A member of the other guild is a stranger here.
+    stranger = await harness.call("position", user=harness.user(2000))
+    assert is_error(stranger, messages.NOT_A_MEMBER)

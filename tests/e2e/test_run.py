@@ -1,0 +1,67 @@
+"""`sietch run` as a real process: logs in to the emulator, registers commands, answers, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from backends.postgres.admin import CommunityAdmin, MemberRow
+from backends.protocol import Community
+from tests.emulator import DiscordEmulator
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[DiscordEmulator]:
+    emu = DiscordEmulator()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+async def start_bot(emulator: DiscordEmulator, dsn: str, token: str) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
+    env.update(DISCORD_TOKEN=token, SIETCH_DISCORD_API_BASE=emulator.base_url, SIETCH_POSTGRES_DSN=dsn)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_run_logs_in_registers_commands_and_answers(
+    emulator: DiscordEmulator, postgres_dsn: str, pool: object, new_guild_id: int
+) -> None:
+    admin = CommunityAdmin(pool)  # type: ignore[arg-type]
+    await admin.upsert_community(Community(new_guild_id, name="Arrakis"))
+    await admin.import_members(new_guild_id, [MemberRow(discord_user_id=77, nym="Stilgar", conviction=5)])  # type: ignore[arg-type]
+    emulator.add_guild(new_guild_id)
+    process = await start_bot(emulator, postgres_dsn, emulator.token)
+    try:
+        await emulator.wait_for_commands({"position", "threshold", "leaderboard"}, timeout=30)
+        assert emulator.identifies[0]["intents"] == 1  # GUILDS only: no privileged intent
+        answer = await emulator.invoke("position", guild_id=new_guild_id, user=emulator.member(77, "Stilgar")).done()
+        assert answer.embeds[0]["fields"][0]["value"] == "**#1**"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, stderr.decode()
+    assert emulator.token not in stderr.decode()
+    assert emulator.violations == [] and emulator.unknown_routes == []
+
+
+async def test_run_with_a_refused_token_says_so_in_one_line(emulator: DiscordEmulator, postgres_dsn: str) -> None:
+    process = await start_bot(emulator, postgres_dsn, "not-the-token")
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("sietch:")]
+    assert errors == ["sietch: Discord refused DISCORD_TOKEN: check the token in the developer portal"]
+    assert "Traceback" not in stderr.decode()

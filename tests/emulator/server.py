@@ -1,0 +1,302 @@
+"""DiscordEmulator: a loopback Discord API (REST under /api/v10 + gateway websocket) for the real nextcord.
+
+Point nextcord at it with `nextcord.http.Route.BASE = emulator.base_url`; everything else follows from
+`GET /gateway`. Each rule it enforces follows Discord's API documentation (interactions, messages,
+application commands); the comments name the rule where the reason is not obvious.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from . import gateway
+from .models import ADMINISTRATOR, Guild, Interaction, Member, Message, snowflake
+from .options import build_options
+from .rules import command_problems, form_error
+from .webhooks import InteractionRoutes, error_response, json_response, read_body
+
+DEFAULT_APP_ID = 1100000000000000001
+DEFAULT_OWNER_ID = 1100000000000000002
+MAX_GLOBAL_CHAT_INPUT = 100
+
+
+class DiscordEmulator(InteractionRoutes):
+    def __init__(
+        self, *, token: str = "emulator-token", app_id: int = DEFAULT_APP_ID, response_deadline: float = 3.0
+    ) -> None:
+        self.token = token
+        self.app_id = app_id
+        self.response_deadline = response_deadline  # seconds; Discord: 3
+        self.token_lifetime = 15 * 60.0  # seconds; interaction tokens live 15 minutes
+        self.bot_name = "Sietch"
+        self.base_url = ""
+        self.gateway_url = ""
+        self.guilds: dict[int, Guild] = {}
+        self.commands: dict[str, dict[str, Any]] = {}
+        self.guild_commands: dict[int, dict[str, dict[str, Any]]] = {}
+        self.interactions: dict[int, Interaction] = {}
+        self.messages: dict[int, Message] = {}
+        self.identifies: list[dict[str, Any]] = []
+        self.violations: list[str] = []
+        self.unknown_routes: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self._members: dict[int, Member] = {}
+        self._permission_roles: dict[int, int] = {}  # permission bits -> role id, present in every guild
+        self._connections: set[gateway.Connection] = set()
+        self._gateway: gateway.Connection | None = None
+        self._runner: web.AppRunner | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        api = "/api/v10"
+        cmds = api + "/applications/{app}/commands"
+        gcmds = api + "/applications/{app}/guilds/{guild}/commands"
+        hook = api + "/webhooks/{app}/{token}"
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get(api + "/users/@me", self._get_me)
+        app.router.add_get(api + "/gateway", self._get_gateway)
+        app.router.add_get(api + "/gateway/bot", self._get_gateway)
+        for base in (cmds, gcmds):
+            app.router.add_get(base, self._list_commands)
+            app.router.add_post(base, self._upsert_command)
+            app.router.add_get(base + "/{cmd}", self._command_route)
+            app.router.add_delete(base + "/{cmd}", self._command_route)
+        app.router.add_post(api + "/interactions/{iid}/{token}/callback", self._callback)
+        app.router.add_post(hook, self._followup)
+        for method in ("GET", "PATCH", "DELETE"):
+            app.router.add_route(method, hook + "/messages/{mid}", self._message_route)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}{api}"
+        self.gateway_url = f"ws://127.0.0.1:{port}/ws"
+
+    async def stop(self) -> None:
+        for conn in list(self._connections):
+            await conn.ws.close(code=1001, message=b"emulator stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        return await gateway.serve(self, request)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        bot_route = request.path.startswith(("/api/v10/users", "/api/v10/applications"))
+        if bot_route and request.headers.get("Authorization") != f"Bot {self.token}":
+            return error_response(401, 0, "401: Unauthorized")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _unknown(self, request: web.Request) -> web.Response:
+        self.unknown_routes.append(f"{request.method} {request.path}")
+        return error_response(404, 0, "404: Not Found")
+
+    # ---- bot REST routes -------------------------------------------------------------------------
+
+    def bot_user(self) -> dict[str, Any]:
+        return gateway.user_payload(self.app_id, self.bot_name)
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        return json_response(self.bot_user())
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    def _command_store(self, request: web.Request) -> dict[str, dict[str, Any]] | None:
+        if int(request.match_info["app"]) != self.app_id:
+            return None
+        guild = request.match_info.get("guild")
+        return self.commands if guild is None else self.guild_commands.setdefault(int(guild), {})
+
+    async def _list_commands(self, request: web.Request) -> web.Response:
+        store = self._command_store(request)
+        if store is None:
+            return error_response(404, 10002, "Unknown Application")
+        return json_response(list(store.values()))
+
+    async def _command_route(self, request: web.Request) -> web.Response:
+        store = self._command_store(request) or {}
+        name = next((n for n, c in store.items() if c["id"] == request.match_info["cmd"]), None)
+        if name is None:
+            return error_response(404, 10063, "Unknown application command")
+        if request.method == "DELETE":
+            del store[name]
+            return web.Response(status=204)
+        return json_response(store[name])
+
+    async def _upsert_command(self, request: web.Request) -> web.Response:
+        """POST = upsert by name: 201 when new, 200 when replaced. The body is echoed unchanged plus ids."""
+        store = self._command_store(request)
+        if store is None:
+            return error_response(404, 10002, "Unknown Application")
+        body = await read_body(request)
+        problems = command_problems(body)
+        if problems:
+            self.violations.append(f"command {body.get('name')!r} rejected: {problems}")
+            return json_response(form_error(problems), 400)
+        existing = store.get(body["name"])
+        chat_inputs = sum(1 for c in store.values() if c.get("type", 1) == 1)
+        if existing is None and body.get("type", 1) == 1 and chat_inputs >= MAX_GLOBAL_CHAT_INPUT:
+            self.violations.append(f"command {body['name']!r}: more than {MAX_GLOBAL_CHAT_INPUT} commands")
+            return error_response(400, 30032, "Maximum number of application commands reached")
+        command = copy.deepcopy(body)
+        command["id"] = existing["id"] if existing else str(snowflake())
+        command["application_id"] = str(self.app_id)
+        command["version"] = str(snowflake())
+        if "guild" in request.match_info:
+            command["guild_id"] = request.match_info["guild"]
+        store[body["name"]] = command
+        return json_response(command, 200 if existing else 201)
+
+    # ---- test-facing API -------------------------------------------------------------------------
+
+    def add_guild(self, guild_id: int, name: str = "Guild", owner_id: int = DEFAULT_OWNER_ID) -> None:
+        guild = Guild(guild_id, name, owner_id, channel_id=snowflake())
+        self.guilds[guild_id] = guild
+        if self._gateway is not None:
+            self._gateway.send(0, gateway.guild_create_payload(self, guild), "GUILD_CREATE")
+
+    def member(self, user_id: int, name: str, *, permissions: int = 0) -> Member:
+        """A user. Non-zero permissions come from a role present in every guild, so nextcord's
+        cached `permissions_for` (used by application_checks) agrees with `member.permissions`."""
+        roles = []
+        if permissions:
+            if permissions not in self._permission_roles:
+                role_id = self._permission_roles[permissions] = snowflake()
+                role = gateway.role_payload(role_id, f"perms {permissions}", permissions, 1)
+                for guild in self.guilds.values():
+                    if self._gateway is not None:
+                        self._gateway.send(0, {"guild_id": str(guild.id), "role": role}, "GUILD_ROLE_CREATE")
+            roles.append(self._permission_roles[permissions])
+        member = Member(user_id, name, permissions, roles)
+        self._members[user_id] = member
+        return member
+
+    async def wait_for_commands(self, names: set[str], timeout: float = 10) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not names <= self._registered_names():
+            if loop.time() > deadline:
+                missing = sorted(names - self._registered_names())
+                raise TimeoutError(f"commands not registered after {timeout}s: {missing}")
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # let the client store the ids from the last POST response
+
+    def _registered_names(self) -> set[str]:
+        names = set(self.commands)
+        for store in self.guild_commands.values():
+            names |= set(store)
+        return names
+
+    def invoke(self, name: str, *path: str, guild_id: int, user: Member, **options: Any) -> Interaction:
+        guild = self._guild(guild_id)
+        command = self.guild_commands.get(guild_id, {}).get(name) or self.commands.get(name)
+        if command is None or command.get("type", 1) != 1:
+            raise LookupError(
+                f"/{name} is not a registered slash command; registered: {sorted(self.commands)}"
+            )
+        if not self._may_use(command, user, guild):
+            raise PermissionError(
+                f"{user.name} (permissions {user.permissions}) may not use /{name} "
+                f"(default_member_permissions {command.get('default_member_permissions')})"
+            )
+        tree, resolved = build_options(command, path, options, self._members)
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1}
+        if tree:
+            data["options"] = tree
+        if resolved:
+            data["resolved"] = resolved
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return self._dispatch_interaction(2, " ".join((name, *path)), guild, user, data)
+
+    def click(
+        self,
+        message: Message,
+        custom_id: str,
+        *,
+        guild_id: int,
+        user: Member,
+        values: list[str] | None = None,
+    ) -> Interaction:
+        """Press a button (or pick `values` in a select menu) on a message the bot sent."""
+        guild = self._guild(guild_id)
+        if message.deleted or message.guild_id != guild_id:
+            raise ValueError(f"message {message.id} is deleted or not in guild {guild_id}")
+        if message.ephemeral and message.interaction_user_id != user.id:
+            raise PermissionError("an ephemeral message is only visible to the user who invoked the command")
+        component = message.find_component(custom_id)
+        if component is None:
+            raise LookupError(f"no component {custom_id!r} on message {message.id}")
+        if component.get("disabled"):
+            raise ValueError(f"component {custom_id!r} is disabled")
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
+        if component["type"] != 2:
+            data["values"] = list(values or [])
+        return self._dispatch_interaction(3, custom_id, guild, user, data, message)
+
+    # ---- helpers -------------------------------------------------------------------------------------
+
+    def _guild(self, guild_id: int) -> Guild:
+        if guild_id not in self.guilds:
+            raise LookupError(f"unknown guild {guild_id}; call add_guild first")
+        return self.guilds[guild_id]
+
+    @staticmethod
+    def _may_use(command: dict[str, Any], user: Member, guild: Guild) -> bool:
+        required = command.get("default_member_permissions")
+        if required is None or user.permissions & ADMINISTRATOR or user.id == guild.owner_id:
+            return True
+        bits = int(required)
+        return bits != 0 and user.permissions & bits == bits  # "0": admins only
+
+    def _dispatch_interaction(
+        self,
+        kind: int,
+        name: str,
+        guild: Guild,
+        user: Member,
+        data: dict[str, Any],
+        source: Message | None = None,
+    ) -> Interaction:
+        if self._gateway is None:
+            raise RuntimeError("no bot is connected to the emulator's gateway")
+        inter = Interaction(
+            snowflake(), secrets.token_urlsafe(48), kind, name, guild, user, self._now(), source
+        )
+        self.interactions[inter.id] = inter
+        self._gateway.send(0, gateway.interaction_payload(self.app_id, inter, data), "INTERACTION_CREATE")
+        return inter
+
+    def _new_message(self, inter: Interaction, body: dict[str, Any], type_: int) -> Message:
+        message = Message(
+            snowflake(), inter.guild.channel_id, inter.guild.id, self.bot_user(), self.app_id,
+            type=type_, interaction_user_id=inter.user.id,
+        )  # fmt: skip
+        message.apply(body, edit=False)
+        message.flags = int(body.get("flags") or 0)
+        self.messages[message.id] = message
+        return message
+
+    def _on_identify(self, conn: gateway.Connection) -> None:
+        self._gateway = conn
+        conn.send(0, gateway.ready_payload(self, conn), "READY")
+        for guild in self.guilds.values():
+            conn.send(0, gateway.guild_create_payload(self, guild), "GUILD_CREATE")
