@@ -195,18 +195,14 @@ class Backend(Protocol):
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
         """The profile's entry on the board, or None when it is not ranked (score <= 0 or absent)."""
 
-    async def get_range(
-        self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int
-    ) -> list[RankedEntry]:
+    async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         """Entries with first_rank <= rank <= last_rank, in rank order; fewer (or none) past the end."""
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int: ...
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo: ...
 
-    async def get_eligibility(
-        self, ctx: TenantContext, profile_id: UUID, rule_id: str
-    ) -> EligibilityResult | None:
+    async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
         """A cached result younger than its time to live, or None."""
 
     async def put_eligibility(self, ctx: TenantContext, result: EligibilityResult, ttl_seconds: int) -> None: ...

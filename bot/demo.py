@@ -9,8 +9,26 @@ from decimal import Decimal
 from backends.postgres.admin import MemberRow
 
 NAMES = (
-    "Stilgar", "Chani", "Jamis", "Harah", "Liet", "Shishakli", "Otheym", "Korba", "Farok", "Mapes",
-    "Turok", "Geurney", "Ramallo", "Tharthar", "Shadout", "Alia", "Idaho", "Leto", "Jessica", "Sihaya",
+    "Stilgar",
+    "Chani",
+    "Jamis",
+    "Harah",
+    "Liet",
+    "Shishakli",
+    "Otheym",
+    "Korba",
+    "Farok",
+    "Mapes",
+    "Turok",
+    "Geurney",
+    "Ramallo",
+    "Tharthar",
+    "Shadout",
+    "Alia",
+    "Idaho",
+    "Leto",
+    "Jessica",
+    "Sihaya",
 )
 
 

@@ -97,8 +97,9 @@ class CommandDispatcher:
 
         outcome = "undelivered"
         try:
-            reply = await deliver(interaction, produce(), ephemeral=ephemeral, update=update,
-                                  defer_after=self.defer_after)
+            reply = await deliver(
+                interaction, produce(), ephemeral=ephemeral, update=update, defer_after=self.defer_after
+            )
             outcome = reply.outcome
         finally:
             self.metrics.observe(command, backend, interaction.guild_id, outcome, time.monotonic() - started)

@@ -121,4 +121,3 @@ def leaderboard_embed(page: LeaderboardPage, caller: LeaderboardEntry | None) ->
         embed.add_field(name="📍 Your Position", value=value, inline=False)
     embed.set_footer(text=f"Rankings based on {label} score • Page {page.page}/{page.pages}")
     return embed
-

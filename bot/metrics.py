@@ -23,5 +23,9 @@ class Metrics:
             del samples[: len(samples) - self.max_samples]
         log.info(
             "command=%s backend=%s guild=%s outcome=%s ms=%.1f",
-            command, backend, community_id, outcome, seconds * 1000,
+            command,
+            backend,
+            community_id,
+            outcome,
+            seconds * 1000,
         )

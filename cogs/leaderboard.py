@@ -65,8 +65,9 @@ class LeaderboardCog(commands.Cog):
     async def conviction(
         self,
         interaction: nextcord.Interaction[Any],
-        page: int = nextcord.SlashOption(description="Page number", required=False, default=1,
-                                         min_value=1, max_value=MAX_PAGE),
+        page: int = nextcord.SlashOption(
+            description="Page number", required=False, default=1, min_value=1, max_value=MAX_PAGE
+        ),
     ) -> None:
         await self.show(interaction, "conviction", page)
 
@@ -74,8 +75,9 @@ class LeaderboardCog(commands.Cog):
     async def activity(
         self,
         interaction: nextcord.Interaction[Any],
-        page: int = nextcord.SlashOption(description="Page number", required=False, default=1,
-                                         min_value=1, max_value=MAX_PAGE),
+        page: int = nextcord.SlashOption(
+            description="Page number", required=False, default=1, min_value=1, max_value=MAX_PAGE
+        ),
     ) -> None:
         await self.show(interaction, "activity", page)
 

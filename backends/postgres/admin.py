@@ -73,13 +73,19 @@ class CommunityAdmin:
                 " ON COMMIT DROP"
             )
             async with conn.cursor().copy(
-                "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity)"
-                " FROM STDIN"
+                "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity) FROM STDIN"
             ) as copy:
                 for i, row in enumerate(rows):
                     await copy.write_row(
-                        (i, row.discord_user_id, row.wallet_address, row.nym, row.joined_at, row.conviction,
-                         row.activity)
+                        (
+                            i,
+                            row.discord_user_id,
+                            row.wallet_address,
+                            row.nym,
+                            row.joined_at,
+                            row.conviction,
+                            row.activity,
+                        )
                     )
                     if progress and (i + 1) % 1000 == 0:
                         progress(1000)

@@ -59,8 +59,8 @@ class PostgresBackend:
         """A pooled connection; driver failures leave as the Protocol's error types."""
         try:
             async with self._pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                yield conn  # type: ignore[misc]
+                conn.row_factory = dict_row
+                yield conn
         except PoolTimeout as exc:
             raise BackendUnavailable(f"postgres: no connection available ({exc})") from exc
         except psycopg.errors.QueryCanceled as exc:
@@ -127,9 +127,7 @@ class PostgresBackend:
         assert ahead is not None
         return RankedEntry(ahead["ahead"] + 1, me["profile_id"], me["score"], me["nym"], me["wallet_address"])
 
-    async def get_range(
-        self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int
-    ) -> list[RankedEntry]:
+    async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         first_rank = max(first_rank, 1)
         if last_rank < first_rank:
             return []
@@ -140,7 +138,11 @@ class PostgresBackend:
             "   ORDER BY -{s}, joined_at, profile_id OFFSET %(offset)s LIMIT %(limit)s"
             ") s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"
         ).format(s=_col(board))
-        params = {"community": ctx.community_id, "offset": first_rank - 1, "limit": last_rank - first_rank + 1}
+        params = {
+            "community": ctx.community_id,
+            "offset": first_rank - 1,
+            "limit": last_rank - first_rank + 1,
+        }
         async with self.connection() as conn:
             cur = await conn.execute(query, params)
             rows = await cur.fetchall()
@@ -166,9 +168,7 @@ class PostgresBackend:
             row = await cur.fetchone()
         return SnapshotInfo(as_of=utcnow(), score_version=int(row["score_version"]) if row else 0, live=True)
 
-    async def get_eligibility(
-        self, ctx: TenantContext, profile_id: UUID, rule_id: str
-    ) -> EligibilityResult | None:
+    async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
         async with self.connection() as conn:
             cur = await conn.execute(
                 "SELECT profile_id, rule_id, eligible, balance, checked_at FROM eligibility"
@@ -230,7 +230,9 @@ class PostgresBackend:
         return await self.count_ranked(ctx, board)
 
 
-async def _apply_one(conn: AsyncConnection[dict[str, Any]], community_id: int, update: ScoreUpdate, version: int) -> None:
+async def _apply_one(
+    conn: AsyncConnection[dict[str, Any]], community_id: int, update: ScoreUpdate, version: int
+) -> None:
     col = _col(update.board)
     cur = await conn.execute(
         sql.SQL(

@@ -15,7 +15,7 @@ _LOCK_KEY = 0x51E7C4
 
 def schema_files() -> list[tuple[str, str]]:
     folder = resources.files("backends.postgres") / "schema"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name, f.read_text(encoding="utf-8")) for f in files]
 
 

@@ -42,8 +42,14 @@ class BotHarness:
         gid = guild_id or self.guild_id
         await (await self.admin()).upsert_community(Community(gid, name=f"guild {gid}", **settings))
 
-    async def seed(self, convictions: Sequence[int | str], *, guild_id: int | None = None,
-                   first_user_id: int = 5000, activities: Sequence[int] = ()) -> list[int]:
+    async def seed(
+        self,
+        convictions: Sequence[int | str],
+        *,
+        guild_id: int | None = None,
+        first_user_id: int = 5000,
+        activities: Sequence[int] = (),
+    ) -> list[int]:
         """Members with Discord ids first_user_id, +1, ... joining a second apart; returns their user ids."""
         rows = [
             MemberRow(
@@ -61,8 +67,7 @@ class BotHarness:
     def user(self, user_id: int, name: str = "someone", permissions: int = 0) -> Member:
         return self.emulator.member(user_id, name, permissions=permissions)
 
-    async def call(self, name: str, *path: str, user: Member, guild_id: int | None = None,
-                   **options: Any) -> Any:
+    async def call(self, name: str, *path: str, user: Member, guild_id: int | None = None, **options: Any) -> Any:
         interaction = self.emulator.invoke(name, *path, guild_id=guild_id or self.guild_id, user=user, **options)
         return await interaction.done(timeout=5)
 
@@ -84,8 +89,9 @@ async def harness(
     monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
     emulator.add_guild(new_guild_id, name="Arrakis")
     emulator.add_guild(new_guild_id + 1, name="Caladan")
-    settings = load_settings(SETTINGS, {"SIETCH_POSTGRES_DSN": postgres_dsn,
-                                        "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05"})
+    settings = load_settings(
+        SETTINGS, {"SIETCH_POSTGRES_DSN": postgres_dsn, "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05"}
+    )
     container = make_container(settings)
     await container.init_resources()  # type: ignore[misc]
     bot: commands.Bot = await container.bot()  # type: ignore[misc]

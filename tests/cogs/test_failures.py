@@ -16,8 +16,9 @@ RED = 0xDC143C
 
 def is_error(message: Any, text: str) -> bool:
     (embed,) = message.embeds
-    return bool(message.ephemeral and embed["title"] == "Error" and embed["color"] == RED
-                and embed["description"] == text)
+    return bool(
+        message.ephemeral and embed["title"] == "Error" and embed["color"] == RED and embed["description"] == text
+    )
 
 
 @pytest.mark.parametrize(

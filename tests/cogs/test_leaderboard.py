@@ -28,9 +28,7 @@ async def test_first_page_lines_caller_and_buttons(harness: BotHarness) -> None:
     assert lines[2] == "🥉 💎 **member2** — 2.50M conviction"
     assert lines[3] == "`# 4` 💎 **member3** — 2.50M conviction"
     assert len(lines) == 10
-    assert embed["fields"] == [
-        {"name": "📍 Your Position", "value": "**#15** 🏆 — 2.49M conviction", "inline": False}
-    ]
+    assert embed["fields"] == [{"name": "📍 Your Position", "value": "**#15** 🏆 — 2.49M conviction", "inline": False}]
     assert embed["footer"]["text"] == "Rankings based on conviction score • Page 1/3"
     prev, nxt = buttons(message)
     assert prev["disabled"] and not nxt["disabled"]
@@ -102,4 +100,9 @@ async def test_the_registered_command_has_both_boards_and_a_page_option(harness:
     boards = {o["name"]: o for o in registered["options"]}
     assert set(boards) == {"conviction", "activity"}
     (page,) = boards["conviction"]["options"]
-    assert (page["name"], page["type"], page.get("min_value"), page.get("required", False)) == ("page", 4, 1, False)
+    assert (page["name"], page["type"], page.get("min_value"), page.get("required", False)) == (
+        "page",
+        4,
+        1,
+        False,
+    )

@@ -25,7 +25,11 @@ async def test_threshold_with_a_waiting_pool(harness: BotHarness) -> None:
     )
     assert embed["fields"] == [
         {"name": "🚪 Entry Requirement", "value": "**320 BGT**\nPosition #69 threshold", "inline": True},
-        {"name": "📊 Statistics", "value": "Eligible: **69** members\nWaiting: **31** positions", "inline": True},
+        {
+            "name": "📊 Statistics",
+            "value": "Eligible: **69** members\nWaiting: **31** positions",
+            "inline": True,
+        },
         {"name": "📏 Gap to Entry", "value": "**10 BGT**\nDistance from #70 to entry", "inline": True},
         {"name": "⏳ Waiting Pool (Top 5)", "value": waiting, "inline": False},
     ]
@@ -38,7 +42,11 @@ async def test_threshold_of_an_empty_community(harness: BotHarness) -> None:
     (embed,) = message.embeds
     assert embed["fields"] == [
         {"name": "🚪 Entry Requirement", "value": "**0.000000 BGT**\nPosition #69 threshold", "inline": True},
-        {"name": "📊 Statistics", "value": "Eligible: **0** members\nWaiting: **0** positions", "inline": True},
+        {
+            "name": "📊 Statistics",
+            "value": "Eligible: **0** members\nWaiting: **0** positions",
+            "inline": True,
+        },
         {"name": "⏳ Waiting Pool", "value": "No wallets currently in positions 70-100", "inline": False},
     ]
 

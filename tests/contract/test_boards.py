@@ -41,14 +41,25 @@ async def test_entries_carry_tier_and_display_name(world: World) -> None:
     ctx = await world.community()
     await world.seed(ctx, [600 - i for i in range(600)])
     top = await world.service.get_top(ctx, "conviction", 3)
-    assert [(e.rank, e.nym, e.tier) for e in top] == [(1, "member0", "diamond"), (2, "member1", "diamond"),
-                                                      (3, "member2", "diamond")]
+    assert [(e.rank, e.nym, e.tier) for e in top] == [
+        (1, "member0", "diamond"),
+        (2, "member1", "diamond"),
+        (3, "member2", "diamond"),
+    ]
     tiers = {}
     for rank in (10, 11, 50, 51, 100, 101, 500, 501):
         page = await world.service.get_leaderboard(ctx, "conviction", page=rank, page_size=1)
         tiers[rank] = page.entries[0].tier
-    assert tiers == {10: "diamond", 11: "platinum", 50: "platinum", 51: "gold", 100: "gold", 101: "silver",
-                     500: "silver", 501: "bronze"}
+    assert tiers == {
+        10: "diamond",
+        11: "platinum",
+        50: "platinum",
+        51: "gold",
+        100: "gold",
+        101: "silver",
+        500: "silver",
+        501: "bronze",
+    }
 
 
 async def test_rank_of_a_profile_on_each_board(world: World) -> None:
@@ -78,7 +89,12 @@ async def test_wallet_shown_when_no_nym(world: World) -> None:
     from backends.postgres.admin import MemberRow
 
     ctx = await world.community()
-    await world.seed_rows(ctx, [MemberRow(wallet_address="0xabcdef0123456789", conviction=Decimal(5)),
-                                MemberRow(discord_user_id=9, conviction=Decimal(4))])
+    await world.seed_rows(
+        ctx,
+        [
+            MemberRow(wallet_address="0xabcdef0123456789", conviction=Decimal(5)),
+            MemberRow(discord_user_id=9, conviction=Decimal(4)),
+        ],
+    )
     names = [e.nym for e in (await world.service.get_leaderboard(ctx, "conviction")).entries]
     assert names == ["0xabcd...6789", "Unknown"]

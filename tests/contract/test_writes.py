@@ -17,10 +17,13 @@ async def test_updates_set_and_add_and_bump_the_version(world: World) -> None:
     ctx = await world.community()
     ids = await world.seed(ctx, [10, 20])
     before = (await world.backend.snapshot_info(ctx, "conviction")).score_version
-    version = await world.service.apply_score_updates(ctx, [
-        ScoreUpdate(ids[0], "conviction", D(15), "token_hold", mode="add", tx_hash="0xfeed"),
-        ScoreUpdate(ids[1], "conviction", D(5), "manual_adjustment"),
-    ])
+    version = await world.service.apply_score_updates(
+        ctx,
+        [
+            ScoreUpdate(ids[0], "conviction", D(15), "token_hold", mode="add", tx_hash="0xfeed"),
+            ScoreUpdate(ids[1], "conviction", D(5), "manual_adjustment"),
+        ],
+    )
     assert version > before
     for board in BOARDS:
         await world.backend.recalculate(ctx, board)
@@ -43,10 +46,13 @@ async def test_update_for_a_stranger_is_refused_and_nothing_lands(world: World) 
     other = await world.community(guild_id=world.guild_id + 1)
     (foreign,) = await world.seed(other, [99])
     with pytest.raises(InvalidInput):
-        await world.service.apply_score_updates(ctx, [
-            ScoreUpdate(ids[0], "conviction", D(1000), "token_hold"),
-            ScoreUpdate(foreign, "conviction", D(1), "token_hold"),
-        ])
+        await world.service.apply_score_updates(
+            ctx,
+            [
+                ScoreUpdate(ids[0], "conviction", D(1000), "token_hold"),
+                ScoreUpdate(foreign, "conviction", D(1), "token_hold"),
+            ],
+        )
     assert (await world.service.get_score(ctx, ids[0])).conviction == D(10)  # type: ignore[union-attr]
 
 

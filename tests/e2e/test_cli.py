@@ -22,7 +22,11 @@ def sietch(postgres_dsn: str, tmp_path: Path) -> Any:
         if token is not None:
             env["DISCORD_TOKEN"] = token
         return subprocess.run(
-            [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+            [sys.executable, "-m", "bot", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
 
@@ -45,8 +49,9 @@ def test_run_without_a_token_says_what_to_set(sietch: Any) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_import_loads_members_and_shows_progress(sietch: Any, tmp_path: Path, postgres_dsn: str,
-                                                 new_guild_id: int) -> None:
+def test_import_loads_members_and_shows_progress(
+    sietch: Any, tmp_path: Path, postgres_dsn: str, new_guild_id: int
+) -> None:
     csv_file = tmp_path / "members.csv"
     lines = ["discord_user_id,nym,conviction,activity"] + [f"{100 + i},m{i},{1000 - i},{i}" for i in range(2500)]
     csv_file.write_text("\n".join(lines) + "\n")
@@ -57,8 +62,9 @@ def test_import_loads_members_and_shows_progress(sietch: Any, tmp_path: Path, po
     assert count_members(postgres_dsn, new_guild_id) == 2500
 
 
-def test_a_bad_row_imports_nothing_and_names_the_line(sietch: Any, tmp_path: Path, postgres_dsn: str,
-                                                      new_guild_id: int) -> None:
+def test_a_bad_row_imports_nothing_and_names_the_line(
+    sietch: Any, tmp_path: Path, postgres_dsn: str, new_guild_id: int
+) -> None:
     csv_file = tmp_path / "members.csv"
     csv_file.write_text("discord_user_id,conviction\n1,10\n2,20\n3,twenty\n")
     result = sietch("import", str(new_guild_id), str(csv_file))
@@ -68,8 +74,9 @@ def test_a_bad_row_imports_nothing_and_names_the_line(sietch: Any, tmp_path: Pat
     assert count_members(postgres_dsn, new_guild_id) == 0
 
 
-def test_a_conflict_in_the_database_rolls_the_whole_import_back(sietch: Any, tmp_path: Path, postgres_dsn: str,
-                                                                new_guild_id: int) -> None:
+def test_a_conflict_in_the_database_rolls_the_whole_import_back(
+    sietch: Any, tmp_path: Path, postgres_dsn: str, new_guild_id: int
+) -> None:
     wallet = "0x" + "cd" * 20
     first = tmp_path / "first.csv"
     first.write_text(f"discord_user_id,wallet_address,conviction\n1,{wallet},10\n")

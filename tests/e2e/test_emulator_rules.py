@@ -48,9 +48,7 @@ class Throwaway(commands.Cog):
     @nextcord.slash_command(name="twice", description="Answer twice, racing itself")
     async def twice(self, interaction: nextcord.Interaction) -> None:
         # both calls pass nextcord's local `is_done()` guard before either response has returned
-        await asyncio.gather(
-            interaction.response.send_message("one"), interaction.response.send_message("two")
-        )
+        await asyncio.gather(interaction.response.send_message("one"), interaction.response.send_message("two"))
 
     @nextcord.slash_command(name="leaderboard", description="Boards")
     async def leaderboard(self, interaction: nextcord.Interaction) -> None:
@@ -200,9 +198,7 @@ async def test_embed_reply_arrives_with_title_colour_fields_and_ephemeral_flag(h
 @pytest.mark.asyncio
 async def test_subcommand_with_int_option_is_parsed(harness: Harness) -> None:
     emu = harness.emulator
-    message = await emu.invoke(
-        "leaderboard", "conviction", page=2, guild_id=GUILD_ID, user=harness.alice
-    ).done()
+    message = await emu.invoke("leaderboard", "conviction", page=2, guild_id=GUILD_ID, user=harness.alice).done()
     assert message.content == "conviction page=2 int"
     message = await emu.invoke("leaderboard", "conviction", guild_id=GUILD_ID, user=harness.alice).done()
     assert message.content == "conviction page=1 int"

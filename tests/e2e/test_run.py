@@ -32,8 +32,14 @@ async def start_bot(emulator: DiscordEmulator, dsn: str, token: str) -> asyncio.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
     env.update(DISCORD_TOKEN=token, SIETCH_DISCORD_API_BASE=emulator.base_url, SIETCH_POSTGRES_DSN=dsn)
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 

@@ -54,9 +54,7 @@ def _convert(spec: dict[str, Any], value: Any, resolved: dict[str, Any], members
         _bounds(name, len(value), spec.get("min_length"), spec.get("max_length"), "length")
     elif kind == INTEGER:
         _expect(name, value, int)
-        _bounds(
-            name, value, spec.get("min_value", -MAX_SAFE_INTEGER), spec.get("max_value", MAX_SAFE_INTEGER)
-        )
+        _bounds(name, value, spec.get("min_value", -MAX_SAFE_INTEGER), spec.get("max_value", MAX_SAFE_INTEGER))
     elif kind == NUMBER:
         _expect(name, value, (int, float))
         _bounds(name, value, spec.get("min_value"), spec.get("max_value"))

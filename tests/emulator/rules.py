@@ -78,9 +78,7 @@ def component_problems(rows: list[dict[str, Any]], prefix: str) -> Problems:
             elif custom_id is not None:
                 _max(problems, f"{p}.components.{j}.custom_id", custom_id, 100)
                 if custom_id in seen:
-                    problems.append(
-                        (f"{p}.components.{j}.custom_id", "Component custom id cannot be duplicated")
-                    )
+                    problems.append((f"{p}.components.{j}.custom_id", "Component custom id cannot be duplicated"))
                 seen.add(custom_id)
             _max(problems, f"{p}.components.{j}.label", _text(item.get("label")), 80)
     return problems
@@ -122,9 +120,7 @@ def option_problems(options: list[dict[str, Any]], path: str) -> Problems:
         problems.append((path, "Must be 25 or fewer in length."))
     kinds = {o.get("type") in SUB_TYPES for o in options}
     if len(kinds) > 1:
-        problems.append(
-            (path, "Sub-command and sub-command group options cannot be mixed with other options")
-        )
+        problems.append((path, "Sub-command and sub-command group options cannot be mixed with other options"))
     names = [o.get("name") for o in options]
     if len(set(names)) != len(names):
         problems.append((path, "Option names must be unique"))
@@ -137,9 +133,7 @@ def option_problems(options: list[dict[str, Any]], path: str) -> Problems:
             problems.append((f"{p}.type", "Value must be one of 1..11."))
         if opt.get("required"):
             if optional_seen:
-                problems.append(
-                    (f"{p}.required", "Required options must be placed before non-required options")
-                )
+                problems.append((f"{p}.required", "Required options must be placed before non-required options"))
         elif opt.get("type") not in SUB_TYPES:
             optional_seen = True
         choices = opt.get("choices") or []

@@ -209,9 +209,7 @@ class DiscordEmulator(InteractionRoutes):
         guild = self._guild(guild_id)
         command = self.guild_commands.get(guild_id, {}).get(name) or self.commands.get(name)
         if command is None or command.get("type", 1) != 1:
-            raise LookupError(
-                f"/{name} is not a registered slash command; registered: {sorted(self.commands)}"
-            )
+            raise LookupError(f"/{name} is not a registered slash command; registered: {sorted(self.commands)}")
         if not self._may_use(command, user, guild):
             raise PermissionError(
                 f"{user.name} (permissions {user.permissions}) may not use /{name} "
@@ -278,9 +276,7 @@ class DiscordEmulator(InteractionRoutes):
     ) -> Interaction:
         if self._gateway is None:
             raise RuntimeError("no bot is connected to the emulator's gateway")
-        inter = Interaction(
-            snowflake(), secrets.token_urlsafe(48), kind, name, guild, user, self._now(), source
-        )
+        inter = Interaction(snowflake(), secrets.token_urlsafe(48), kind, name, guild, user, self._now(), source)
         self.interactions[inter.id] = inter
         self._gateway.send(0, gateway.interaction_payload(self.app_id, inter, data), "INTERACTION_CREATE")
         return inter

@@ -23,9 +23,7 @@ AUTOCOMPLETE_ONLY = {8}
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     # exactly "application/json": nextcord ignores JSON bodies with "; charset=utf-8" (http.py json_or_text)
-    return web.Response(
-        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
-    )
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
 
 
 def error_response(status: int, code: int, message: str) -> web.Response:
@@ -164,9 +162,7 @@ class InteractionRoutes:
             return inter
         message = self._target(inter, request.match_info["mid"])
         if message is None:
-            return self._reject(
-                inter, 404, 10008, "Unknown Message", f"{request.method} of a missing message"
-            )
+            return self._reject(inter, 404, 10008, "Unknown Message", f"{request.method} of a missing message")
         if request.method == "GET":
             return json_response(message.payload())
         if request.method == "DELETE":

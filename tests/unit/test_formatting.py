@@ -54,8 +54,18 @@ def test_bgt(value: str, shown: str) -> None:
 
 @pytest.mark.parametrize(
     ("rank", "expected"),
-    [(1, "diamond"), (10, "diamond"), (11, "platinum"), (50, "platinum"), (51, "gold"), (100, "gold"),
-     (101, "silver"), (500, "silver"), (501, "bronze"), (10**6, "bronze")],
+    [
+        (1, "diamond"),
+        (10, "diamond"),
+        (11, "platinum"),
+        (50, "platinum"),
+        (51, "gold"),
+        (100, "gold"),
+        (101, "silver"),
+        (500, "silver"),
+        (501, "bronze"),
+        (10**6, "bronze"),
+    ],
 )
 def test_tier_bounds(rank: int, expected: str) -> None:
     assert tier(rank) == expected

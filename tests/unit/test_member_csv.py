@@ -19,11 +19,16 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_good_file_parses(tmp_path: Path) -> None:
-    rows = read_members(write(tmp_path, (
-        "discord_user_id,wallet_address,nym,joined_at,conviction,activity\n"
-        f"123,{WALLET.upper().replace('0X', '0x')},Stilgar,2024-01-02T03:04:05+00:00,1234.5,7\n"
-        "456,,,2024-01-03,0,\n"
-    )))
+    rows = read_members(
+        write(
+            tmp_path,
+            (
+                "discord_user_id,wallet_address,nym,joined_at,conviction,activity\n"
+                f"123,{WALLET.upper().replace('0X', '0x')},Stilgar,2024-01-02T03:04:05+00:00,1234.5,7\n"
+                "456,,,2024-01-03,0,\n"
+            ),
+        )
+    )
     assert [r.discord_user_id for r in rows] == [123, 456]
     assert rows[0].wallet_address == WALLET and rows[0].conviction == Decimal("1234.5")
     assert rows[1].nym is None and rows[1].activity == 0 and rows[1].joined_at.tzinfo is not None
@@ -38,7 +43,10 @@ def test_a_good_file_parses(tmp_path: Path) -> None:
         ("discord_user_id,conviction\n1,5\n2\n", "line 3: expected 2 fields, found 1"),
         ("discord_user_id,conviction\n1,5\n1,6\n", "line 3: discord_user_id 1 already appears on line 2"),
         ("wallet_address,conviction\n0x12,5\n", "line 2: wallet_address '0x12' is not a 0x-prefixed"),
-        ("discord_user_id,conviction,joined_at\n1,5,yesterday\n", "line 2: joined_at 'yesterday' is not an ISO"),
+        (
+            "discord_user_id,conviction,joined_at\n1,5,yesterday\n",
+            "line 2: joined_at 'yesterday' is not an ISO",
+        ),
         ("discord_user_id,conviction\n1,\n", "line 2: conviction is empty"),
         ("discord_user_id,score\n1,5\n", "line 1: unknown column 'score'"),
         ("nym,conviction\nx,5\n", "line 1: a 'discord_user_id' or 'wallet_address' column is required"),

@@ -16,9 +16,14 @@ SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"
 
 
 def test_environment_overrides_keep_their_types() -> None:
-    settings = load_settings(SETTINGS, {"SIETCH_POSTGRES_DSN": "postgresql://db/x",
-                                        "SIETCH_POSTGRES_POOL_MAX_SIZE": "25",
-                                        "SIETCH_DISCORD_DEFER_AFTER_SECONDS": "0.5"})
+    settings = load_settings(
+        SETTINGS,
+        {
+            "SIETCH_POSTGRES_DSN": "postgresql://db/x",
+            "SIETCH_POSTGRES_POOL_MAX_SIZE": "25",
+            "SIETCH_DISCORD_DEFER_AFTER_SECONDS": "0.5",
+        },
+    )
     assert settings["postgres"]["dsn"] == "postgresql://db/x"
     assert settings["postgres"]["pool_max_size"] == 25
     assert settings["discord"]["defer_after_seconds"] == 0.5
