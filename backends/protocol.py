@@ -155,6 +155,30 @@ class ScoreUpdate:
 
 
 @dataclass(frozen=True)
+class MemberState:
+    """A member's full state at one score version: what a copy of the source of truth stores."""
+
+    profile: Profile
+    conviction: Decimal
+    activity: Decimal
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ScoreEvent:
+    """One applied score update, as kept in score history."""
+
+    event_id: int
+    profile_id: UUID
+    board: Board
+    event_type: EventType
+    delta: Decimal
+    value_after: Decimal
+    tx_hash: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class TenantContext:
     """Who is asking, in which community; the first argument of every operation."""
 
@@ -163,13 +187,15 @@ class TenantContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     community: Community | None = None
+    # Per-request state a backend keeps so every read of one request sees the same snapshot.
+    pins: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def guild_id(self) -> int:
         return self.community_id
 
     def with_community(self, community: Community) -> TenantContext:
-        return TenantContext(self.community_id, self.user_id, self.request_id, self.started_at, community)
+        return TenantContext(self.community_id, self.user_id, self.request_id, self.started_at, community, self.pins)
 
 
 # --- the Protocol -------------------------------------------------------------------------------
@@ -177,7 +203,11 @@ class TenantContext:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the hot-path service needs from a store. Ranks are 1-based, ordering per DOMAIN.md."""
+    """What the hot-path service reads from a store. Ranks are 1-based, ordering per DOMAIN.md.
+
+    Score writes are not part of it: they go to the source of truth (`ScoreSource`) and reach the
+    other stores from there (see `bot.writes`).
+    """
 
     name: str
 
@@ -210,11 +240,16 @@ class Backend(Protocol):
     async def delete_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:
         """Remove the cached result of one rule, or of every rule when rule_id is None."""
 
-    async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
-        """Apply the updates in order, append them to score history; return the new score version."""
-
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Rebuild what the board is read from; return the number of ranked entries."""
+
+
+@runtime_checkable
+class ScoreSource(Protocol):
+    """The store score updates are applied to first: the source of truth."""
+
+    async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
+        """Apply the updates in order, append them to score history; return the new score version."""
 
 
 def utcnow() -> datetime:

@@ -16,12 +16,14 @@ from backends.protocol import (
     Profile,
     RankedEntry,
     ScoreRecord,
+    ScoreSource,
     ScoreUpdate,
     TenantContext,
     utcnow,
 )
 from bot.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
 from bot.formatting import display_name, tier
+from bot.writes import ScoreWriter
 from bot.records import (
     Eligibility,
     EligibilityRule,
@@ -44,8 +46,13 @@ class HotPathService:
         *,
         eligibility_ttl_seconds: int = 300,
         balance_checker: BalanceChecker | None = None,
+        writer: ScoreWriter | None = None,
     ) -> None:
+        """`writer` is the score-update path; a service over the source of truth may leave it out."""
         self.backend = backend
+        if writer is None and isinstance(backend, ScoreSource):
+            writer = ScoreWriter(backend)
+        self._writer = writer
         self._eligibility_ttl = eligibility_ttl_seconds
         self._eligibility_cache = MemoryEligibilityCache(eligibility_ttl_seconds)
         self._balance = balance_checker or conviction_balance(backend)
@@ -188,7 +195,9 @@ class HotPathService:
 
     async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
         """Write the updates; cached eligibility of every touched profile is stale afterwards."""
-        version = await self.backend.apply_score_updates(ctx, updates)
+        if self._writer is None:
+            raise InvalidInput(f"the {self.backend.name} service has no score-update path")
+        version = await self._writer.apply(ctx, updates)
         for profile_id in {u.profile_id for u in updates}:
             await self.invalidate_eligibility(ctx, profile_id)
         return version

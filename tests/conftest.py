@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +18,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.embedded import start_embedded
 from backends.postgres.migrations import migrate
+from backends.scylla.migrations import migrate as migrate_cql
+from backends.scylla.session import CqlSession, CqlSettings, connect
+
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +48,41 @@ async def pool(postgres_dsn: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
 def new_guild_id() -> int:
     """A fresh snowflake-sized id, so tests sharing a database never see each other's communities."""
     return random.getrandbits(62) | (1 << 60)
+
+
+@pytest.fixture(scope="session")
+def cql_node() -> CqlSettings:
+    """CQL contact points: `SIETCH_TEST_SCYLLA_HOSTS` if set, else the local node, started if needed.
+
+    A node that cannot be started fails the tests that need it; it never skips them.
+    """
+    hosts = os.environ.get("SIETCH_TEST_SCYLLA_HOSTS", "")
+    port = int(os.environ.get("SIETCH_TEST_SCYLLA_PORT", "9042"))
+    if not hosts:
+        started = subprocess.run(
+            ["bash", str(ROOT / "tools" / "cql-node" / "node.sh"), "start"],
+            env={**os.environ, "PYTHON": sys.executable, "SIETCH_CQL_PORT": str(port)},
+            capture_output=True, text=True, timeout=600,
+        )
+        if started.returncode != 0:
+            pytest.fail(f"the local CQL node did not start:\n{started.stderr[-4000:]}")
+        hosts = "127.0.0.1"
+    return CqlSettings(hosts=hosts.split(","), port=port, keyspace=f"sietch_test_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
+def cql_session(cql_node: CqlSettings) -> Iterator[CqlSession]:
+    """One driver session for the test session, on a fresh keyspace that is dropped afterwards."""
+    cluster, session = connect(cql_node)
+    cql = CqlSession(session)
+    # Fixtures may first be asked for inside a running event loop: migrate on a loop of its own.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, migrate_cql(cql, cql_node.keyspace, cql_node.replication)).result()
+    yield cql
+    session.execute(f"DROP KEYSPACE IF EXISTS {cql_node.keyspace}", timeout=120)
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cql_keyspace(cql_node: CqlSettings) -> str:
+    return cql_node.keyspace

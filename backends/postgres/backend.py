@@ -51,8 +51,10 @@ class PostgresBackend:
 
     name = "postgres"
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, outbox: bool = False) -> None:
+        """`outbox=True` leaves every score event unmirrored until a copy (Scylla) has it."""
         self._pool = pool
+        self.outbox = outbox
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
@@ -217,7 +219,7 @@ class PostgresBackend:
                 raise NotConfigured(f"community {ctx.community_id} is not configured")
             version = int(row["score_version"])
             for update in updates:
-                await _apply_one(conn, ctx.community_id, update, version)
+                await _apply_one(conn, ctx.community_id, update, version, mirrored=not self.outbox)
         return version
 
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
@@ -231,7 +233,7 @@ class PostgresBackend:
 
 
 async def _apply_one(
-    conn: AsyncConnection[dict[str, Any]], community_id: int, update: ScoreUpdate, version: int
+    conn: AsyncConnection[dict[str, Any]], community_id: int, update: ScoreUpdate, version: int, *, mirrored: bool
 ) -> None:
     col = _col(update.board)
     cur = await conn.execute(
@@ -256,7 +258,7 @@ async def _apply_one(
     )
     await conn.execute(
         "INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, tx_hash,"
-        " score_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        " score_version, mirrored) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             community_id,
             update.profile_id,
@@ -266,5 +268,6 @@ async def _apply_one(
             new_value,
             update.tx_hash,
             version,
+            mirrored,
         ),
     )

@@ -58,7 +58,7 @@ async def test_update_for_a_stranger_is_refused_and_nothing_lands(world: World) 
 
 async def test_updates_to_an_unknown_community_are_refused(world: World) -> None:
     with pytest.raises(NotConfigured):
-        await world.backend.apply_score_updates(TenantContext(world.guild_id), [])
+        await world.service.apply_score_updates(TenantContext(world.guild_id), [])
 
 
 async def test_eligibility_is_cached_and_invalidated_in_every_layer(world: World) -> None:

@@ -1,0 +1,86 @@
+"""Reads that copy the source of truth elsewhere: member states, pending outbox events, versions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+
+from backends.protocol import MemberState, Profile, ScoreEvent
+
+_STATE = (
+    "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
+    " coalesce(s.conviction, 0) AS conviction, coalesce(s.activity, 0) AS activity,"
+    " coalesce(s.updated_at, p.joined_at) AS updated_at"
+    " FROM profiles p LEFT JOIN scores s ON s.profile_id = p.profile_id"
+)
+
+Conn = AsyncConnection[dict[str, Any]]
+
+
+def _state(row: dict[str, Any]) -> MemberState:
+    profile = Profile(row["profile_id"], row["community_id"], row["joined_at"], row["discord_user_id"],
+                      row["wallet_address"], row["nym"])
+    return MemberState(profile, row["conviction"], row["activity"], row["updated_at"])
+
+
+async def score_version(conn: Conn, community_id: int) -> int | None:
+    cur = await conn.execute("SELECT score_version FROM communities WHERE community_id = %s", (community_id,))
+    row = await cur.fetchone()
+    return int(row["score_version"]) if row else None
+
+
+async def member_states(conn: Conn, community_id: int, profile_ids: Sequence[UUID]) -> list[MemberState]:
+    cur = await conn.execute(_STATE + " WHERE p.community_id = %s AND p.profile_id = ANY(%s)",
+                             (community_id, list(profile_ids)))
+    return [_state(r) for r in await cur.fetchall()]
+
+
+async def member_states_after(conn: Conn, community_id: int, after: UUID | None, limit: int) -> list[MemberState]:
+    """The next `limit` members in profile id order: a resumable walk over a community."""
+    cur = await conn.execute(
+        _STATE + " WHERE p.community_id = %s AND (%s::uuid IS NULL OR p.profile_id > %s)"
+        " ORDER BY p.profile_id LIMIT %s",
+        (community_id, after, after, limit),
+    )
+    return [_state(r) for r in await cur.fetchall()]
+
+
+async def count_members(conn: Conn, community_id: int) -> int:
+    cur = await conn.execute("SELECT count(*) AS n FROM profiles WHERE community_id = %s", (community_id,))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def community_ids(conn: Conn) -> list[int]:
+    cur = await conn.execute("SELECT community_id FROM communities ORDER BY community_id")
+    return [r["community_id"] for r in await cur.fetchall()]
+
+
+async def claim_unmirrored(conn: Conn, limit: int) -> list[tuple[int, ScoreEvent]]:
+    """The oldest events no copy has yet, locked for this transaction; other flushers skip them."""
+    cur = await conn.execute(
+        "SELECT event_id, community_id, profile_id, board, event_type, delta, value_after, tx_hash, created_at"
+        " FROM score_events WHERE NOT mirrored ORDER BY event_id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit,),
+    )
+    return [
+        (r["community_id"], ScoreEvent(r["event_id"], r["profile_id"], r["board"], r["event_type"], r["delta"],
+                                       r["value_after"], r["tx_hash"], r["created_at"]))
+        for r in await cur.fetchall()
+    ]
+
+
+async def mark_mirrored(conn: Conn, event_ids: Sequence[int]) -> None:
+    await conn.execute("UPDATE score_events SET mirrored = true WHERE event_id = ANY(%s)", (list(event_ids),))
+
+
+async def count_unmirrored(conn: Conn, community_id: int | None = None) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) AS n FROM score_events WHERE NOT mirrored AND (%s::bigint IS NULL OR community_id = %s)",
+        (community_id, community_id),
+    )
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0

@@ -1,0 +1,199 @@
+"""The ScyllaDB backend: keyed reads of versioned leaderboard snapshots, independent of community size."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from backends.protocol import (
+    BOARDS,
+    Board,
+    Community,
+    EligibilityResult,
+    InvalidInput,
+    Profile,
+    RankedEntry,
+    ScoreRecord,
+    SnapshotInfo,
+    TenantContext,
+)
+from backends.scylla.replica import ScyllaReplica
+from backends.scylla.session import CqlSession
+from backends.scylla.snapshots import SnapshotVersion, SnapshotWriter, current_version
+from backends.scylla.tables import SCORE_SHARDS, Tables, from_micros, score_shard
+
+log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Pin:
+    board: Board
+
+
+class ScyllaBackend:
+    """Implements `backends.protocol.Backend` on a CQL session; see schema/001_initial.cql."""
+
+    name = "scylla"
+
+    def __init__(self, cql: CqlSession, keyspace: str) -> None:
+        self.cql = cql
+        self.t = Tables(keyspace)
+        self.snapshots = SnapshotWriter(cql, self.t)
+        self.replica = ScyllaReplica(cql, self.t)
+
+    async def health(self) -> None:
+        await self.cql.execute("SELECT release_version FROM system.local")
+
+    async def get_community(self, ctx: TenantContext) -> Community | None:
+        rows = await self.cql.execute(
+            f"SELECT community_id, name, fedaykin, naib, at_risk, waitlist_end, page_size, rate_limit_per_minute"
+            f" FROM {self.t.communities} WHERE community_id = ?",
+            (ctx.community_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Community(
+            r.community_id, r.name or "", r.fedaykin, r.naib, r.at_risk, r.waitlist_end, r.page_size,
+            r.rate_limit_per_minute,
+        )
+
+    async def get_profile_by_user(self, ctx: TenantContext, discord_user_id: int) -> Profile | None:
+        rows = await self.cql.execute(
+            f"SELECT profile_id FROM {self.t.profiles_by_user} WHERE community_id = ? AND discord_user_id = ?",
+            (ctx.community_id, discord_user_id),
+        )
+        if not rows:
+            return None
+        profile_id = rows[0].profile_id
+        found = await self._score_rows(ctx, [profile_id])
+        row = found.get(profile_id)
+        if row is None or row.discord_user_id != discord_user_id:
+            return None
+        return Profile(profile_id, ctx.community_id, from_micros(row.joined_at_us), row.discord_user_id,
+                       row.wallet_address, row.nym)
+
+    async def get_score(self, ctx: TenantContext, profile_id: UUID) -> ScoreRecord | None:
+        return (await self.get_scores(ctx, [profile_id])).get(profile_id)
+
+    async def get_scores(self, ctx: TenantContext, profile_ids: Sequence[UUID]) -> dict[UUID, ScoreRecord]:
+        rows = await self._score_rows(ctx, profile_ids)
+        return {
+            pid: ScoreRecord(pid, r.conviction, r.activity, (r.updated_at or EPOCH).replace(tzinfo=UTC))
+            for pid, r in rows.items()
+        }
+
+    async def _score_rows(self, ctx: TenantContext, profile_ids: Sequence[UUID]) -> dict[UUID, object]:
+        by_shard: dict[int, list[UUID]] = defaultdict(list)
+        for pid in set(profile_ids):
+            by_shard[score_shard(pid)].append(pid)
+        query = (
+            f"SELECT profile_id, discord_user_id, wallet_address, nym, joined_at_us, conviction, activity, updated_at"
+            f" FROM {self.t.scores} WHERE community_id = ? AND shard = ? AND profile_id IN ?"
+        )
+        results = await asyncio.gather(
+            *(self.cql.execute(query, (ctx.community_id, shard, ids)) for shard, ids in by_shard.items())
+        )
+        return {row.profile_id: row for rows in results for row in rows}
+
+    async def _pinned(self, ctx: TenantContext, board: Board) -> SnapshotVersion | None:
+        """The board's live snapshot, read once per request so every read of it sees one version."""
+        if board not in BOARDS:
+            raise InvalidInput(f"unknown board {board!r}")
+        key = _Pin(board)
+        if key not in ctx.pins:
+            ctx.pins[key] = await current_version(self.cql, self.t, ctx.community_id, board)
+        pinned = ctx.pins[key]
+        assert pinned is None or isinstance(pinned, SnapshotVersion)
+        return pinned
+
+    async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
+        snap = await self._pinned(ctx, board)
+        if snap is None:
+            return None
+        rows = await self.cql.execute(
+            f"SELECT rank, score, nym, wallet_address FROM {self.t.by_profile}"
+            f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = ? AND profile_id = ?",
+            (ctx.community_id, board, snap.version, snap.profile_bucket(profile_id), profile_id),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return RankedEntry(r.rank, profile_id, r.score, r.nym, r.wallet_address)
+
+    async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
+        snap = await self._pinned(ctx, board)
+        if snap is None:
+            return []
+        first, last = max(first_rank, 1), min(last_rank, snap.ranked)
+        if last < first:
+            return []
+        query = (
+            f"SELECT rank, profile_id, score, nym, wallet_address FROM {self.t.by_rank}"
+            f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = ? AND rank >= ? AND rank <= ?"
+        )
+        parts = await asyncio.gather(
+            *(
+                self.cql.execute(query, (ctx.community_id, board, snap.version, bucket, lo, hi))
+                for bucket, lo, hi in snap.rank_buckets(first, last)
+            )
+        )
+        return [RankedEntry(r.rank, r.profile_id, r.score, r.nym, r.wallet_address) for rows in parts for r in rows]
+
+    async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
+        snap = await self._pinned(ctx, board)
+        return snap.ranked if snap else 0
+
+    async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
+        snap = await self._pinned(ctx, board)
+        if snap is None:
+            return SnapshotInfo(as_of=EPOCH, score_version=-1, live=False)
+        return SnapshotInfo(as_of=snap.built_at, score_version=snap.score_version, live=False)
+
+    async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
+        rows = await self.cql.execute(
+            f"SELECT eligible, balance, checked_at FROM {self.t.eligibility}"
+            f" WHERE community_id = ? AND profile_id = ? AND rule_id = ?",
+            (ctx.community_id, profile_id, rule_id),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return EligibilityResult(profile_id, rule_id, r.eligible, r.balance, r.checked_at.replace(tzinfo=UTC))
+
+    async def put_eligibility(self, ctx: TenantContext, result: EligibilityResult, ttl_seconds: int) -> None:
+        await self.cql.execute(
+            f"INSERT INTO {self.t.eligibility} (community_id, profile_id, rule_id, eligible, balance, checked_at)"
+            f" VALUES (?, ?, ?, ?, ?, ?) USING TTL ?",
+            (ctx.community_id, result.profile_id, result.rule_id, result.eligible, result.balance, result.checked_at,
+             ttl_seconds),
+        )
+
+    async def delete_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:
+        if rule_id is None:
+            await self.cql.execute(
+                f"DELETE FROM {self.t.eligibility} WHERE community_id = ? AND profile_id = ?",
+                (ctx.community_id, profile_id),
+            )
+        else:
+            await self.cql.execute(
+                f"DELETE FROM {self.t.eligibility} WHERE community_id = ? AND profile_id = ? AND rule_id = ?",
+                (ctx.community_id, profile_id, rule_id),
+            )
+
+    async def recalculate(self, ctx: TenantContext, board: Board) -> int:
+        if board not in BOARDS:
+            raise InvalidInput(f"unknown board {board!r}")
+        ranked = await self.snapshots.rebuild(ctx.community_id, board)
+        ctx.pins.pop(_Pin(board), None)  # the request that rebuilt the board reads what it built
+        return ranked
+
+
+__all__ = ["SCORE_SHARDS", "ScyllaBackend"]

@@ -1,0 +1,106 @@
+"""Writes that keep the Scylla copy in step with PostgreSQL: communities, member states, history.
+
+Member states and score versions are written USING TIMESTAMP <score version>: a state read at version
+V is stored with timestamp V, so replays, retries and backfills in any order leave the newest state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from backends.protocol import Community, MemberState, ScoreEvent
+from backends.scylla.session import CqlSession
+from backends.scylla.tables import Tables, score_shard, to_micros
+
+WRITE_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class BackfillState:
+    community_id: int
+    state: str  # running | complete
+    after_profile: UUID | None
+    rows_copied: int
+    score_version: int
+
+
+class ScyllaReplica:
+    def __init__(self, cql: CqlSession, tables: Tables) -> None:
+        self.cql = cql
+        self.t = tables
+
+    async def put_community(self, community: Community) -> None:
+        await self.cql.execute(
+            f"INSERT INTO {self.t.communities} (community_id, name, fedaykin, naib, at_risk, waitlist_end, page_size,"
+            f" rate_limit_per_minute) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (community.community_id, community.name, community.fedaykin, community.naib, community.at_risk,
+             community.waitlist_end, community.page_size, community.rate_limit_per_minute),
+        )
+
+    async def put_states(self, community_id: int, states: Sequence[MemberState], version: int) -> None:
+        score = (
+            f"INSERT INTO {self.t.scores} (community_id, shard, profile_id, discord_user_id, wallet_address, nym,"
+            f" joined_at_us, conviction, activity, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        by_user = (
+            f"INSERT INTO {self.t.profiles_by_user} (community_id, discord_user_id, profile_id) VALUES (?, ?, ?)"
+            f" USING TIMESTAMP ?"
+        )
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for s in states:
+            p = s.profile
+            statements.append((score, (community_id, score_shard(p.profile_id), p.profile_id, p.discord_user_id,
+                                       p.wallet_address, p.nym, to_micros(p.joined_at), s.conviction, s.activity,
+                                       s.updated_at, version)))
+            if p.discord_user_id is not None:
+                statements.append((by_user, (community_id, p.discord_user_id, p.profile_id, version)))
+        await self.cql.execute_concurrently(statements, WRITE_CONCURRENCY)
+
+    async def put_history(self, community_id: int, events: Sequence[ScoreEvent]) -> None:
+        query = (
+            f"INSERT INTO {self.t.history} (community_id, profile_id, event_id, board, event_type, delta, value_after,"
+            f" tx_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        await self.cql.execute_concurrently(
+            ((query, (community_id, e.profile_id, e.event_id, e.board, e.event_type, e.delta, e.value_after,
+                      e.tx_hash, e.created_at)) for e in events),
+            WRITE_CONCURRENCY,
+        )
+
+    async def put_score_version(self, community_id: int, version: int) -> None:
+        await self.cql.execute(
+            f"INSERT INTO {self.t.community_versions} (community_id, score_version) VALUES (?, ?) USING TIMESTAMP ?",
+            (community_id, version, version),
+        )
+
+    async def score_version(self, community_id: int) -> int | None:
+        rows = await self.cql.execute(
+            f"SELECT score_version FROM {self.t.community_versions} WHERE community_id = ?", (community_id,)
+        )
+        return rows[0].score_version if rows else None
+
+    async def communities(self) -> list[int]:
+        rows = await self.cql.execute(f"SELECT community_id FROM {self.t.communities}")
+        return sorted(r.community_id for r in rows)
+
+    async def backfill_state(self, community_id: int) -> BackfillState | None:
+        rows = await self.cql.execute(
+            f"SELECT state, after_profile, rows_copied, score_version FROM {self.t.backfill} WHERE community_id = ?",
+            (community_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return BackfillState(community_id, r.state, r.after_profile, r.rows_copied or 0, r.score_version or 0)
+
+    async def put_backfill_state(self, state: BackfillState) -> None:
+        await self.cql.execute(
+            f"INSERT INTO {self.t.backfill} (community_id, state, after_profile, rows_copied, score_version,"
+            f" updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (state.community_id, state.state, state.after_profile, state.rows_copied, state.score_version,
+             datetime.now(UTC)),
+        )

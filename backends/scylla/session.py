@@ -1,0 +1,162 @@
+"""The CQL session bridged to asyncio: driver futures complete on the event loop, which never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement
+
+from backends.protocol import BackendTimeout, BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+# Protocol v4 behaves the same on ScyllaDB and Cassandra.
+PROTOCOL_VERSION = 4
+
+
+@dataclass(frozen=True)
+class CqlSettings:
+    hosts: Sequence[str]
+    port: int = 9042
+    keyspace: str = "sietch"
+    replication: dict[str, Any] = field(default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1})
+    consistency: str = "LOCAL_ONE"
+    request_timeout_seconds: float = 2.0
+    local_dc: str = ""
+    connect_timeout_seconds: float = 10.0
+
+
+def connect(settings: CqlSettings) -> tuple[Cluster, Session]:
+    """Blocking: connect to the cluster (no keyspace yet). Raises BackendUnavailable."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc or None)),
+        consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
+        request_timeout=settings.request_timeout_seconds,
+    )
+    cluster = Cluster(
+        list(settings.hosts),
+        port=settings.port,
+        protocol_version=PROTOCOL_VERSION,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=settings.connect_timeout_seconds,
+        control_connection_timeout=settings.connect_timeout_seconds,
+    )
+    try:
+        session = cluster.connect()
+    except (NoHostAvailable, DriverException, OSError) as exc:
+        cluster.shutdown()
+        raise BackendUnavailable(f"scylla: cannot connect to {list(settings.hosts)}:{settings.port}: {exc}") from exc
+    return cluster, session
+
+
+def translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, OperationTimedOut | ReadTimeout | WriteTimeout):
+        return BackendTimeout(f"scylla: {exc}")
+    if isinstance(exc, NoHostAvailable | Unavailable | DriverException | OSError):
+        return BackendUnavailable(f"scylla: {exc}")
+    return exc
+
+
+class CqlSession:
+    """Async execution over one driver session, with prepared statements cached by text."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def prepare(self, query: str) -> PreparedStatement:
+        statement = self._prepared.get(query)
+        if statement is None:
+            statement = self.session.prepare(query)
+            self._prepared[query] = statement
+        return statement
+
+    async def execute(
+        self, query: str | PreparedStatement | BatchStatement, params: Sequence[Any] = (), *, prepare: bool = True
+    ) -> list[Any]:
+        """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs."""
+        statement: Any = query
+        if isinstance(query, str):
+            statement = self.prepare(query) if prepare else SimpleStatement(query)
+        try:
+            future = self.session.execute_async(statement, params or None)
+        except Exception as exc:  # the driver raises synchronously when no connection is left
+            raise translate(exc) from exc
+        return await _all_pages(future)
+
+    async def execute_concurrently(
+        self, statements: Iterable[tuple[str | PreparedStatement | BatchStatement, Sequence[Any]]], concurrency: int = 64
+    ) -> int:
+        """Run many statements with at most `concurrency` in flight; stop at the first error and raise it."""
+        semaphore = asyncio.Semaphore(concurrency)
+        pending: set[asyncio.Task[None]] = set()
+        errors: list[BaseException] = []
+        count = 0
+
+        async def one(query: Any, params: Sequence[Any]) -> None:
+            try:
+                await self.execute(query, params)
+            except Exception as exc:
+                errors.append(exc)
+            finally:
+                semaphore.release()
+
+        try:
+            for query, params in statements:
+                await semaphore.acquire()
+                if errors:
+                    semaphore.release()
+                    break
+                task = asyncio.ensure_future(one(query, params))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                count += 1
+            await asyncio.gather(*pending)
+        except BaseException:
+            for task in pending:
+                task.cancel()
+            raise
+        if errors:
+            raise errors[0]
+        return count
+
+    def batch(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> BatchStatement:
+        """An unlogged batch: only ever for rows of one partition, where it is applied as one write."""
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for query, params in statements:
+            batch.add(self.prepare(query), params)
+        return batch
+
+
+def _all_pages(future: ResponseFuture) -> asyncio.Future[list[Any]]:
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[list[Any]] = loop.create_future()
+    rows: list[Any] = []
+
+    def settle(value: list[Any] | None, error: BaseException | None) -> None:
+        if result.done():
+            return
+        if error is not None:
+            result.set_exception(translate(error))
+        else:
+            result.set_result(value or [])
+
+    def on_page(page: list[Any]) -> None:
+        rows.extend(page or [])
+        if future.has_more_pages:
+            future.start_fetching_next_page()
+        else:
+            loop.call_soon_threadsafe(settle, rows, None)
+
+    def on_error(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(settle, None, exc)
+
+    future.add_callbacks(on_page, on_error)
+    return result
