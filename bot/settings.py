@@ -51,6 +51,11 @@ def _coerce(name: str, raw: str, current: Any) -> Any:
             return float(raw)
         if isinstance(current, list):
             return [item.strip() for item in raw.split(",") if item.strip()]
-    except ValueError as exc:
+        if isinstance(current, dict):
+            parsed = yaml.safe_load(raw)
+            if not isinstance(parsed, dict):
+                raise ValueError(raw)
+            return parsed
+    except (ValueError, yaml.YAMLError) as exc:
         raise SettingsError(f"{name}={raw!r}: expected a {type(current).__name__}") from exc
     return raw
