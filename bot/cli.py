@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import members and scores from a CSV file into a guild")
     imp.add_argument("guild", type=int)
     imp.add_argument(
-        "file", type=Path, help="CSV with a header: discord_user_id, wallet_address, nym, joined_at, conviction, activity"
+        "file",
+        type=Path,
+        help="CSV with a header: discord_user_id, wallet_address, nym, joined_at, conviction, activity",
     )
     imp.add_argument("--name", help="community name, when the import creates it")
     imp.set_defaults(handler=admin.cmd_import)
@@ -90,8 +92,12 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="compare the answers of PostgreSQL and Scylla; exit 1 on any difference")
     verify.add_argument("--guild", type=int, help="only this guild (default: every community)")
-    verify.add_argument("--sample", type=int, default=5000,
-                        help="members and pages checked per community, spread evenly (0: all; default 5000)")
+    verify.add_argument(
+        "--sample",
+        type=int,
+        default=5000,
+        help="members and pages checked per community, spread evenly (0: all; default 5000)",
+    )
     verify.set_defaults(handler=admin.cmd_verify)
     return parser
 

@@ -42,7 +42,9 @@ async def postgres_dsn(dsn: str, data_dir: str) -> AsyncIterator[str]:
         await asyncio.to_thread(server.cleanup)
 
 
-async def postgres_pool(dsn: str, min_size: int, max_size: int, timeout: float) -> AsyncIterator[AsyncConnectionPool[Any]]:
+async def postgres_pool(
+    dsn: str, min_size: int, max_size: int, timeout: float
+) -> AsyncIterator[AsyncConnectionPool[Any]]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False
     )
@@ -113,12 +115,16 @@ class Container(containers.DeclarativeContainer):
     community_admin = providers.Singleton(CommunityAdmin, pool=postgres_pool)
     mirror = providers.Singleton(
         lambda dual, source, target, interval: ScoreMirror(source, target, interval_seconds=interval) if dual else None,
-        dual_writes, postgres_backend, scylla_backend, config.writes.retry_interval_seconds,
+        dual_writes,
+        postgres_backend,
+        scylla_backend,
+        config.writes.retry_interval_seconds,
     )
     writer = providers.Singleton(ScoreWriter, source=postgres_backend, mirror=mirror)
     recalculator = providers.Singleton(
         lambda scylla, interval: _if(scylla, Recalculator, scylla, interval),
-        scylla_backend, config.recalculation.interval_seconds,
+        scylla_backend,
+        config.recalculation.interval_seconds,
     )
     background = providers.Singleton(
         BackgroundWork, mirror=mirror, recalculator=recalculator, drain_seconds=config.writes.drain_on_shutdown_seconds
@@ -132,7 +138,9 @@ class Container(containers.DeclarativeContainer):
     )
     scylla_service = providers.Singleton(
         lambda backend, ttl, writer: _if(backend, HotPathService, backend, eligibility_ttl_seconds=ttl, writer=writer),
-        scylla_backend, config.eligibility.cache_ttl_seconds, writer,
+        scylla_backend,
+        config.eligibility.cache_ttl_seconds,
+        writer,
     )
     services = providers.Callable(available, postgres=postgres_service, scylla=scylla_service)
 

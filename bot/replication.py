@@ -29,8 +29,14 @@ class ScoreMirror:
     loses nothing: the events wait and are replayed, with backoff, until they land.
     """
 
-    def __init__(self, source: PostgresBackend, target: ScyllaBackend, *, interval_seconds: float = 1.0,
-                 max_backoff_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        source: PostgresBackend,
+        target: ScyllaBackend,
+        *,
+        interval_seconds: float = 1.0,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
         self.source = source
         self.target = target
         self.interval = interval_seconds
@@ -51,21 +57,20 @@ class ScoreMirror:
     async def _flush_batch(self) -> int:
         for attempt in range(3):
             try:
-                async with self.source.connection() as conn:
-                    async with conn.transaction():
-                        # One snapshot: each state is exactly the state at the version it is stored with.
-                        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                        claimed = await export.claim_unmirrored(conn, MIRROR_BATCH)
-                        by_community: dict[int, list[ScoreEvent]] = defaultdict(list)
-                        for community_id, event in claimed:
-                            by_community[community_id].append(event)
-                        for community_id, events in by_community.items():
-                            version = await export.score_version(conn, community_id)
-                            states = await export.member_states(conn, community_id, [e.profile_id for e in events])
-                            await self.target.replica.put_states(community_id, states, version or 0)
-                            await self.target.replica.put_history(community_id, events)
-                            await self.target.replica.put_score_version(community_id, version or 0)
-                        await export.mark_mirrored(conn, [e.event_id for _, e in claimed])
+                async with self.source.connection() as conn, conn.transaction():
+                    # One snapshot: each state is exactly the state at the version it is stored with.
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    claimed = await export.claim_unmirrored(conn, MIRROR_BATCH)
+                    by_community: dict[int, list[ScoreEvent]] = defaultdict(list)
+                    for community_id, event in claimed:
+                        by_community[community_id].append(event)
+                    for community_id, events in by_community.items():
+                        version = await export.score_version(conn, community_id)
+                        states = await export.member_states(conn, community_id, [e.profile_id for e in events])
+                        await self.target.replica.put_states(community_id, states, version or 0)
+                        await self.target.replica.put_history(community_id, events)
+                        await self.target.replica.put_score_version(community_id, version or 0)
+                    await export.mark_mirrored(conn, [e.event_id for _, e in claimed])
                 return len(claimed)
             except psycopg.errors.SerializationFailure:
                 log.info("mirror batch raced another flusher; retrying attempt=%s", attempt + 1)
@@ -89,8 +94,9 @@ class ScoreMirror:
             except (BackendError, psycopg.Error) as exc:
                 self.failures += 1
                 delay = min(self.max_backoff, self.interval * 2**self.failures) * random.uniform(0.8, 1.2)
-                log.warning("mirror failed; events stay queued failures=%s retry_in=%.1fs error=%s",
-                            self.failures, delay, exc)
+                log.warning(
+                    "mirror failed; events stay queued failures=%s retry_in=%.1fs error=%s", self.failures, delay, exc
+                )
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except TimeoutError:
@@ -108,8 +114,13 @@ class ScoreMirror:
 Progress = Callable[[int, int], None]
 
 
-async def backfill(source: PostgresBackend, target: ScyllaBackend, community_id: int,
-                   progress: Progress | None = None, batch: int = BACKFILL_BATCH) -> int:
+async def backfill(
+    source: PostgresBackend,
+    target: ScyllaBackend,
+    community_id: int,
+    progress: Progress | None = None,
+    batch: int = BACKFILL_BATCH,
+) -> int:
     """Copy one community to Scylla and build its snapshots; resumes where an interrupted run stopped.
 
     Returns the number of members copied by this run. `progress(done, total)` is called per batch.

@@ -23,7 +23,6 @@ from backends.protocol import (
 )
 from bot.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
 from bot.formatting import display_name, tier
-from bot.writes import ScoreWriter
 from bot.records import (
     Eligibility,
     EligibilityRule,
@@ -33,6 +32,7 @@ from bot.records import (
     ThresholdData,
     WaitlistEntry,
 )
+from bot.writes import ScoreWriter
 
 MAX_PAGE_SIZE = 100
 

@@ -68,16 +68,22 @@ async def compare(
     for board in BOARDS:
         total = (await expected.get_leaderboard(ctx_e, board, 1, PAGE_SIZE)).total
         for page in pages_to_check(total, sample == 0, sample):
-            check(f"{board} page {page}", await expected.get_leaderboard(ctx_e, board, page, PAGE_SIZE),
-                  await actual.get_leaderboard(ctx_a, board, page, PAGE_SIZE))
+            check(
+                f"{board} page {page}",
+                await expected.get_leaderboard(ctx_e, board, page, PAGE_SIZE),
+                await actual.get_leaderboard(ctx_a, board, page, PAGE_SIZE),
+            )
     for done, pid in enumerate(_spread(profile_ids, sample), start=1):
         # A fresh context per member, as each member's command is a request of its own.
         assert ctx_a.community is not None
         e = TenantContext(guild_id).with_community(ctx_e.community)
         a = TenantContext(guild_id).with_community(ctx_a.community)
         check(f"position of {pid}", await expected.get_position(e, pid), await actual.get_position(a, pid))
-        check(f"activity rank of {pid}", await expected.get_rank(e, pid, "activity"),
-              await actual.get_rank(a, pid, "activity"))
+        check(
+            f"activity rank of {pid}",
+            await expected.get_rank(e, pid, "activity"),
+            await actual.get_rank(a, pid, "activity"),
+        )
         if progress and done % 100 == 0:
             progress(100)
     return diffs

@@ -62,7 +62,9 @@ def cql_node() -> CqlSettings:
         started = subprocess.run(
             ["bash", str(ROOT / "tools" / "cql-node" / "node.sh"), "start"],
             env={**os.environ, "PYTHON": sys.executable, "SIETCH_CQL_PORT": str(port)},
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if started.returncode != 0:
             pytest.fail(f"the local CQL node did not start:\n{started.stderr[-4000:]}")

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from backends.postgres.score_writes import apply_updates
 from backends.protocol import (
     BOARDS,
     BackendTimeout,
@@ -22,7 +23,6 @@ from backends.protocol import (
     Community,
     EligibilityResult,
     InvalidInput,
-    NotConfigured,
     Profile,
     RankedEntry,
     ScoreRecord,
@@ -209,18 +209,7 @@ class PostgresBackend:
 
     async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
         async with self.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s"
-                " RETURNING score_version",
-                (ctx.community_id,),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise NotConfigured(f"community {ctx.community_id} is not configured")
-            version = int(row["score_version"])
-            for update in updates:
-                await _apply_one(conn, ctx.community_id, update, version, mirrored=not self.outbox)
-        return version
+            return await apply_updates(conn, ctx.community_id, updates, mirrored=not self.outbox)
 
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Live positions need no rebuild; this trims score history past its retention."""
@@ -230,44 +219,3 @@ class PostgresBackend:
                 (ctx.community_id, HISTORY_RETENTION),
             )
         return await self.count_ranked(ctx, board)
-
-
-async def _apply_one(
-    conn: AsyncConnection[dict[str, Any]], community_id: int, update: ScoreUpdate, version: int, *, mirrored: bool
-) -> None:
-    col = _col(update.board)
-    cur = await conn.execute(
-        sql.SQL(
-            "SELECT p.joined_at, s.{s} AS current FROM profiles p"
-            " LEFT JOIN scores s ON s.profile_id = p.profile_id"
-            " WHERE p.community_id = %s AND p.profile_id = %s FOR UPDATE OF p"
-        ).format(s=col),
-        (community_id, update.profile_id),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise InvalidInput(f"profile {update.profile_id} is not a member of community {community_id}")
-    current = row["current"] if row["current"] is not None else 0
-    new_value = current + update.value if update.mode == "add" else update.value
-    await conn.execute(
-        sql.SQL(
-            "INSERT INTO scores (community_id, profile_id, joined_at, {s}) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (community_id, profile_id) DO UPDATE SET {s} = EXCLUDED.{s}, updated_at = now()"
-        ).format(s=col),
-        (community_id, update.profile_id, row["joined_at"], new_value),
-    )
-    await conn.execute(
-        "INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, tx_hash,"
-        " score_version, mirrored) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            community_id,
-            update.profile_id,
-            update.board,
-            update.event_type,
-            new_value - current,
-            new_value,
-            update.tx_hash,
-            version,
-            mirrored,
-        ),
-    )

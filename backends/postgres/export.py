@@ -21,8 +21,14 @@ Conn = AsyncConnection[dict[str, Any]]
 
 
 def _state(row: dict[str, Any]) -> MemberState:
-    profile = Profile(row["profile_id"], row["community_id"], row["joined_at"], row["discord_user_id"],
-                      row["wallet_address"], row["nym"])
+    profile = Profile(
+        row["profile_id"],
+        row["community_id"],
+        row["joined_at"],
+        row["discord_user_id"],
+        row["wallet_address"],
+        row["nym"],
+    )
     return MemberState(profile, row["conviction"], row["activity"], row["updated_at"])
 
 
@@ -33,8 +39,9 @@ async def score_version(conn: Conn, community_id: int) -> int | None:
 
 
 async def member_states(conn: Conn, community_id: int, profile_ids: Sequence[UUID]) -> list[MemberState]:
-    cur = await conn.execute(_STATE + " WHERE p.community_id = %s AND p.profile_id = ANY(%s)",
-                             (community_id, list(profile_ids)))
+    cur = await conn.execute(
+        _STATE + " WHERE p.community_id = %s AND p.profile_id = ANY(%s)", (community_id, list(profile_ids))
+    )
     return [_state(r) for r in await cur.fetchall()]
 
 
@@ -67,8 +74,19 @@ async def claim_unmirrored(conn: Conn, limit: int) -> list[tuple[int, ScoreEvent
         (limit,),
     )
     return [
-        (r["community_id"], ScoreEvent(r["event_id"], r["profile_id"], r["board"], r["event_type"], r["delta"],
-                                       r["value_after"], r["tx_hash"], r["created_at"]))
+        (
+            r["community_id"],
+            ScoreEvent(
+                r["event_id"],
+                r["profile_id"],
+                r["board"],
+                r["event_type"],
+                r["delta"],
+                r["value_after"],
+                r["tx_hash"],
+                r["created_at"],
+            ),
+        )
         for r in await cur.fetchall()
     ]
 

@@ -61,7 +61,13 @@ class ScyllaBackend:
             return None
         r = rows[0]
         return Community(
-            r.community_id, r.name or "", r.fedaykin, r.naib, r.at_risk, r.waitlist_end, r.page_size,
+            r.community_id,
+            r.name or "",
+            r.fedaykin,
+            r.naib,
+            r.at_risk,
+            r.waitlist_end,
+            r.page_size,
             r.rate_limit_per_minute,
         )
 
@@ -77,8 +83,14 @@ class ScyllaBackend:
         row = found.get(profile_id)
         if row is None or row.discord_user_id != discord_user_id:
             return None
-        return Profile(profile_id, ctx.community_id, from_micros(row.joined_at_us), row.discord_user_id,
-                       row.wallet_address, row.nym)
+        return Profile(
+            profile_id,
+            ctx.community_id,
+            from_micros(row.joined_at_us),
+            row.discord_user_id,
+            row.wallet_address,
+            row.nym,
+        )
 
     async def get_score(self, ctx: TenantContext, profile_id: UUID) -> ScoreRecord | None:
         return (await self.get_scores(ctx, [profile_id])).get(profile_id)
@@ -172,8 +184,15 @@ class ScyllaBackend:
         await self.cql.execute(
             f"INSERT INTO {self.t.eligibility} (community_id, profile_id, rule_id, eligible, balance, checked_at)"
             f" VALUES (?, ?, ?, ?, ?, ?) USING TTL ?",
-            (ctx.community_id, result.profile_id, result.rule_id, result.eligible, result.balance, result.checked_at,
-             ttl_seconds),
+            (
+                ctx.community_id,
+                result.profile_id,
+                result.rule_id,
+                result.eligible,
+                result.balance,
+                result.checked_at,
+                ttl_seconds,
+            ),
         )
 
     async def delete_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:

@@ -94,7 +94,9 @@ class CqlSession:
         return await _all_pages(future)
 
     async def execute_concurrently(
-        self, statements: Iterable[tuple[str | PreparedStatement | BatchStatement, Sequence[Any]]], concurrency: int = 64
+        self,
+        statements: Iterable[tuple[str | PreparedStatement | BatchStatement, Sequence[Any]]],
+        concurrency: int = 64,
     ) -> int:
         """Run many statements with at most `concurrency` in flight; stop at the first error and raise it."""
         semaphore = asyncio.Semaphore(concurrency)

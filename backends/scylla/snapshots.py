@@ -50,8 +50,9 @@ class SnapshotVersion:
 
 
 async def current_version(cql: CqlSession, t: Tables, community_id: int, board: Board) -> SnapshotVersion | None:
-    pointer = await cql.execute(f"SELECT version FROM {t.pointer} WHERE community_id = ? AND board = ?",
-                                (community_id, board))
+    pointer = await cql.execute(
+        f"SELECT version FROM {t.pointer} WHERE community_id = ? AND board = ?", (community_id, board)
+    )
     if not pointer or pointer[0].version is None:
         return None
     return await _version_row(cql, t, community_id, board, pointer[0].version)
@@ -64,8 +65,9 @@ async def _version_row(cql: CqlSession, t: Tables, community_id: int, board: Boa
         (community_id, board, version),
     )
     r = rows[0]
-    return SnapshotVersion(r.version, r.ranked, r.built_at.replace(tzinfo=UTC), r.score_version, r.rank_width,
-                           r.profile_buckets)
+    return SnapshotVersion(
+        r.version, r.ranked, r.built_at.replace(tzinfo=UTC), r.score_version, r.rank_width, r.profile_buckets
+    )
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,20 @@ class SnapshotWriter:
         )
         await self._flip(community_id, board, version)
         await self._retire(community_id, board, version)
-        log.info("snapshot built guild=%s board=%s version=%s ranked=%s seconds=%.2f",
-                 community_id, board, version, len(ranked), time.monotonic() - started)
+        log.info(
+            "snapshot built guild=%s board=%s version=%s ranked=%s seconds=%.2f",
+            community_id,
+            board,
+            version,
+            len(ranked),
+            time.monotonic() - started,
+        )
         return len(ranked)
 
     async def _score_version(self, community_id: int) -> int:
-        rows = await self.cql.execute(f"SELECT score_version FROM {self.t.community_versions} WHERE community_id = ?",
-                                      (community_id,))
+        rows = await self.cql.execute(
+            f"SELECT score_version FROM {self.t.community_versions} WHERE community_id = ?", (community_id,)
+        )
         return rows[0].score_version if rows else 0
 
     async def _scores(self, community_id: int, board: Board) -> list[_Row]:
@@ -117,7 +126,9 @@ class SnapshotWriter:
         shards = await asyncio.gather(*(self.cql.execute(query, (community_id, s)) for s in range(SCORE_SHARDS)))
         return [
             _Row(r.profile_id, r.score, r.joined_at_us, r.nym, r.wallet_address)
-            for rows in shards for r in rows if r.score is not None
+            for rows in shards
+            for r in rows
+            if r.score is not None
         ]
 
     async def _claim(self, community_id: int, board: Board, score_version: int, ranked: int) -> int:
@@ -152,13 +163,37 @@ class SnapshotWriter:
             rank = index + 1
             bucket = index // RANK_WIDTH
             rank_parts.setdefault(bucket, []).append(
-                (by_rank, (community_id, board, version, bucket, rank, row.profile_id, row.score, row.nym,
-                           row.wallet_address))
+                (
+                    by_rank,
+                    (
+                        community_id,
+                        board,
+                        version,
+                        bucket,
+                        rank,
+                        row.profile_id,
+                        row.score,
+                        row.nym,
+                        row.wallet_address,
+                    ),
+                )
             )
             pbucket = row.profile_id.int % PROFILE_BUCKETS
             profile_parts.setdefault(pbucket, []).append(
-                (by_profile, (community_id, board, version, pbucket, row.profile_id, rank, row.score, row.nym,
-                              row.wallet_address))
+                (
+                    by_profile,
+                    (
+                        community_id,
+                        board,
+                        version,
+                        pbucket,
+                        row.profile_id,
+                        rank,
+                        row.score,
+                        row.nym,
+                        row.wallet_address,
+                    ),
+                )
             )
         await self.cql.execute_concurrently(self._batches(rank_parts, profile_parts), WRITE_CONCURRENCY)
 
@@ -190,13 +225,18 @@ class SnapshotWriter:
         for old in rows:
             buckets = range(-(-(old.ranked or 0) // old.rank_width))
             deletes: list[tuple[str, tuple[Any, ...]]] = [
-                (f"DELETE FROM {self.t.by_rank} WHERE community_id = ? AND board = ? AND version = ? AND bucket = ?",
-                 (community_id, board, old.version, b))
+                (
+                    f"DELETE FROM {self.t.by_rank} WHERE community_id = ? AND board = ? AND version = ? AND bucket = ?",
+                    (community_id, board, old.version, b),
+                )
                 for b in buckets
             ]
             deletes += [
-                (f"DELETE FROM {self.t.by_profile} WHERE community_id = ? AND board = ? AND version = ?"
-                 f" AND bucket = ?", (community_id, board, old.version, b))
+                (
+                    f"DELETE FROM {self.t.by_profile} WHERE community_id = ? AND board = ? AND version = ?"
+                    f" AND bucket = ?",
+                    (community_id, board, old.version, b),
+                )
                 for b in range(old.profile_buckets)
             ]
             await self.cql.execute_concurrently(deletes, WRITE_CONCURRENCY)

@@ -75,7 +75,9 @@ class World:
 
 
 @pytest.fixture(params=BACKENDS)
-async def world(request: pytest.FixtureRequest, pool: AsyncConnectionPool[Any], new_guild_id: int) -> AsyncIterator[World]:
+async def world(
+    request: pytest.FixtureRequest, pool: AsyncConnectionPool[Any], new_guild_id: int
+) -> AsyncIterator[World]:
     admin = CommunityAdmin(pool)
     if request.param == "postgres":
         postgres = PostgresBackend(pool)

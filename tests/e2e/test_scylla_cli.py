@@ -25,8 +25,9 @@ def sietch(postgres_dsn: str, cql_node: CqlSettings, cql_session: CqlSession) ->
             SIETCH_SCYLLA_PORT=str(cql_node.port),
             SIETCH_SCYLLA_KEYSPACE=cql_node.keyspace,
         )
-        return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
 
     return run
 
@@ -41,12 +42,14 @@ def test_demo_backfills_and_verify_finds_no_difference(sietch: Any, new_guild_id
     assert f"guild {new_guild_id}: 0 difference(s)" in verify.stdout
 
 
-async def test_verify_reports_each_difference_and_fails(sietch: Any, cql_session: CqlSession, cql_node: CqlSettings,
-                                                        new_guild_id: int) -> None:
+async def test_verify_reports_each_difference_and_fails(
+    sietch: Any, cql_session: CqlSession, cql_node: CqlSettings, new_guild_id: int
+) -> None:
     assert sietch("demo", str(new_guild_id), "--members", "200").returncode == 0
     ks = cql_node.keyspace
-    pointer = await cql_session.execute(f"SELECT version FROM {ks}.board_pointer WHERE community_id = ? AND board = ?",
-                                        (new_guild_id, "conviction"))
+    pointer = await cql_session.execute(
+        f"SELECT version FROM {ks}.board_pointer WHERE community_id = ? AND board = ?", (new_guild_id, "conviction")
+    )
     # Plant a wrong score in the live snapshot: rank 3 of the conviction board.
     await cql_session.execute(
         f"UPDATE {ks}.board_by_rank SET score = 123456 WHERE community_id = ? AND board = ? AND version = ?"

@@ -1,0 +1,79 @@
+"""Applies a list of score updates in one transaction with a fixed number of statements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+
+from backends.protocol import InvalidInput, NotConfigured, ScoreUpdate
+
+Conn = AsyncConnection[dict[str, Any]]
+
+
+async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUpdate], *, mirrored: bool) -> int:
+    """Apply `updates` in order (several may touch one profile); return the new score version.
+
+    The community row is locked first, so concurrent writers to one community queue up in order.
+    """
+    cur = await conn.execute(
+        "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s RETURNING score_version",
+        (community_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotConfigured(f"community {community_id} is not configured")
+    version = int(row["score_version"])
+    if not updates:
+        return version
+    ids = list({u.profile_id for u in updates})
+    cur = await conn.execute(
+        "SELECT p.profile_id, p.joined_at, s.conviction, s.activity FROM profiles p"
+        " LEFT JOIN scores s ON s.profile_id = p.profile_id"
+        " WHERE p.community_id = %s AND p.profile_id = ANY(%s) ORDER BY p.profile_id FOR UPDATE OF p",
+        (community_id, ids),
+    )
+    current = {r["profile_id"]: r for r in await cur.fetchall()}
+    strangers = [str(pid) for pid in ids if pid not in current]
+    if strangers:
+        raise InvalidInput(f"not members of community {community_id}: {', '.join(sorted(strangers))}")
+
+    values: dict[UUID, dict[str, Decimal]] = {
+        pid: {"conviction": r["conviction"] or Decimal(0), "activity": r["activity"] or Decimal(0)}
+        for pid, r in current.items()
+    }
+    events = []
+    for u in updates:
+        before = values[u.profile_id][u.board]
+        after = before + u.value if u.mode == "add" else u.value
+        values[u.profile_id][u.board] = after
+        events.append((u.profile_id, u.board, u.event_type, after - before, after, u.tx_hash))
+
+    await conn.execute(
+        "INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)"
+        " SELECT %s, v.profile_id, v.joined_at, v.conviction, v.activity"
+        "   FROM unnest(%s::uuid[], %s::timestamptz[], %s::numeric[], %s::numeric[])"
+        "     AS v(profile_id, joined_at, conviction, activity)"
+        " ON CONFLICT (community_id, profile_id) DO UPDATE SET conviction = EXCLUDED.conviction,"
+        "  activity = EXCLUDED.activity, updated_at = now()",
+        (
+            community_id,
+            list(values),
+            [current[pid]["joined_at"] for pid in values],
+            [v["conviction"] for v in values.values()],
+            [v["activity"] for v in values.values()],
+        ),
+    )
+    columns = list(zip(*events, strict=True))
+    await conn.execute(
+        "INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, tx_hash,"
+        " score_version, mirrored)"
+        " SELECT %s, e.profile_id, e.board, e.event_type, e.delta, e.value_after, e.tx_hash, %s, %s"
+        "   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::text[])"
+        "     WITH ORDINALITY AS e(profile_id, board, event_type, delta, value_after, tx_hash, n) ORDER BY e.n",
+        (community_id, version, mirrored, *(list(c) for c in columns)),
+    )
+    return version
