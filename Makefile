@@ -35,6 +35,8 @@ run: venv
 	$(VENV)/bin/sietch migrate
 	$(VENV)/bin/sietch run
 
+# The tests start the local CQL node themselves (or use SIETCH_TEST_SCYLLA_HOSTS) and leave it running
+# for the next run; `make services-stop` stops it.
 test: venv
 	$(PY) -m pytest
 
@@ -42,6 +44,14 @@ lint: venv
 	$(VENV)/bin/ruff check bot backends cogs tests
 	$(VENV)/bin/ruff format --check bot backends cogs tests
 	$(VENV)/bin/mypy
+
+# The local CQL node (Apache Cassandra 5.0 from Maven Central jars, see tools/cql-node/README.md).
+services: venv
+	PYTHON=$(PY) tools/cql-node/node.sh start
+
+services-stop:
+	tools/cql-node/node.sh stop
+	SIETCH_CQL_DIR=.run/cql-node-outage tools/cql-node/node.sh stop
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -46,7 +46,7 @@ async def opened(settings: dict[str, Any]) -> AsyncIterator[tuple[Container, lis
 
 
 async def _scylla(container: Container, required: bool) -> ScyllaBackend | None:
-    scylla: ScyllaBackend | None = await container.scylla_backend()  # type: ignore[misc]
+    scylla: ScyllaBackend | None = await container.scylla_backend()
     if scylla is None and required:
         raise CliError("Scylla is not configured: set scylla.hosts (or SIETCH_SCYLLA_HOSTS)", 2)
     return scylla
@@ -141,7 +141,7 @@ async def cmd_verify(args: argparse.Namespace, settings: dict[str, Any]) -> None
     async with opened(settings) as (container, _):
         await _scylla(container, required=True)
         postgres = await container.postgres_service()  # type: ignore[misc]
-        scylla = await container.scylla_service()  # type: ignore[misc]
+        scylla = await container.scylla_service()
         source = await container.postgres_backend()  # type: ignore[misc]
         found = 0
         for guild in await _communities(container, args.guild):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -97,10 +98,8 @@ class ScoreMirror:
                 log.warning(
                     "mirror failed; events stay queued failures=%s retry_in=%.1fs error=%s", self.failures, delay, exc
                 )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def drain(self, timeout_seconds: float) -> int:
         """On shutdown: try to empty the outbox within the time; what is left stays durably queued."""

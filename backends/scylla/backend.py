@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from backends.protocol import (
@@ -102,7 +103,7 @@ class ScyllaBackend:
             for pid, r in rows.items()
         }
 
-    async def _score_rows(self, ctx: TenantContext, profile_ids: Sequence[UUID]) -> dict[UUID, object]:
+    async def _score_rows(self, ctx: TenantContext, profile_ids: Sequence[UUID]) -> dict[UUID, Any]:
         by_shard: dict[int, list[UUID]] = defaultdict(list)
         for pid in set(profile_ids):
             by_shard[score_shard(pid)].append(pid)

@@ -16,7 +16,9 @@ from nextcord.ext import commands
 
 from backends.postgres.admin import CommunityAdmin, MemberRow
 from backends.protocol import Community
+from backends.scylla.session import CqlSettings
 from bot.container import Container, make_container
+from bot.replication import backfill
 from bot.settings import load_settings
 from tests.emulator import DiscordEmulator
 from tests.emulator.models import Member
@@ -32,6 +34,7 @@ class BotHarness:
     bot: commands.Bot
     container: Container
     guild_id: int
+    backend: str
     errors: list[BaseException] = field(default_factory=list)
 
     async def admin(self) -> CommunityAdmin:
@@ -40,7 +43,11 @@ class BotHarness:
 
     async def configure(self, guild_id: int | None = None, **settings: Any) -> None:
         gid = guild_id or self.guild_id
-        await (await self.admin()).upsert_community(Community(gid, name=f"guild {gid}", **settings))
+        community = Community(gid, name=f"guild {gid}", **settings)
+        await (await self.admin()).upsert_community(community)
+        scylla = await self.container.scylla_backend()  # type: ignore[misc]
+        if scylla is not None:
+            await scylla.replica.put_community(community)
 
     async def seed(
         self,
@@ -62,6 +69,10 @@ class BotHarness:
             for i, c in enumerate(convictions)
         ]
         await (await self.admin()).import_members(guild_id or self.guild_id, rows)
+        scylla = await self.container.scylla_backend()  # type: ignore[misc]
+        if scylla is not None:
+            postgres = await self.container.postgres_backend()  # type: ignore[misc]
+            await backfill(postgres, scylla, guild_id or self.guild_id)
         return [first_user_id + i for i in range(len(rows))]
 
     def user(self, user_id: int, name: str = "someone", permissions: int = 0) -> Member:
@@ -82,20 +93,32 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
         await emu.stop()
 
 
-@pytest.fixture
+@pytest.fixture(params=["postgres", "scylla"])
 async def harness(
-    emulator: DiscordEmulator, postgres_dsn: str, new_guild_id: int, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    emulator: DiscordEmulator,
+    postgres_dsn: str,
+    new_guild_id: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[BotHarness]:
+    """The bot with every command routed to one backend (the parameter); data always enters PostgreSQL."""
     monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
     emulator.add_guild(new_guild_id, name="Arrakis")
     emulator.add_guild(new_guild_id + 1, name="Caladan")
-    settings = load_settings(
-        SETTINGS, {"SIETCH_POSTGRES_DSN": postgres_dsn, "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05"}
-    )
-    container = make_container(settings)
+    overrides = {"SIETCH_POSTGRES_DSN": postgres_dsn, "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05"}
+    if request.param == "scylla":
+        node: CqlSettings = request.getfixturevalue("cql_node")
+        request.getfixturevalue("cql_session")  # the keyspace exists and is migrated
+        overrides |= {
+            "SIETCH_SCYLLA_HOSTS": ",".join(node.hosts),
+            "SIETCH_SCYLLA_PORT": str(node.port),
+            "SIETCH_SCYLLA_KEYSPACE": node.keyspace,
+            "SIETCH_ROUTING_DEFAULT_BACKEND": "scylla",
+        }
+    container = make_container(load_settings(SETTINGS, overrides))
     await container.init_resources()  # type: ignore[misc]
     bot: commands.Bot = await container.bot()  # type: ignore[misc]
-    h = BotHarness(emulator, bot, container, new_guild_id)
+    h = BotHarness(emulator, bot, container, new_guild_id, request.param)
 
     async def record(interaction: nextcord.Interaction[Any], error: BaseException) -> None:
         h.errors.append(error)
@@ -111,6 +134,9 @@ async def harness(
         raise AssertionError("the bot did not become ready against the emulator")
     try:
         yield h
+        metrics = container.metrics()
+        served_by = {backend for _, backend, _ in metrics.outcomes} - {"none"}
+        assert served_by <= {request.param}, f"commands were served by {served_by}, not {request.param}"
     finally:
         await bot.close()
         await asyncio.wait({start}, timeout=5)

@@ -30,8 +30,12 @@ async def test_a_failing_backend_gets_the_error_embed_not_silence(
 ) -> None:
     await harness.configure()
     users = await harness.seed([10, 5])
-    pool = await harness.container.postgres_pool()  # type: ignore[misc]
-    await pool.close()
+    if harness.backend == "scylla":
+        cql = await harness.container.cql_session()  # type: ignore[misc]
+        await asyncio.to_thread(cql.session.cluster.shutdown)
+    else:
+        pool = await harness.container.postgres_pool()  # type: ignore[misc]
+        await pool.close()
     message = await harness.call(command, *path, user=harness.user(users[0]))
     assert is_error(message, messages.FAILED[command])
     assert harness.emulator.violations == []
@@ -44,6 +48,10 @@ async def blocked_communities(dsn: str) -> psycopg.AsyncConnection[Any]:
     return conn
 
 
+POSTGRES_ONLY = pytest.mark.parametrize("harness", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY  # slowness made with a real PostgreSQL lock
 async def test_a_slow_backend_is_deferred_then_answered(harness: BotHarness, postgres_dsn: str) -> None:
     await harness.configure()
     users = await harness.seed([10, 5])
@@ -59,6 +67,7 @@ async def test_a_slow_backend_is_deferred_then_answered(harness: BotHarness, pos
     assert harness.emulator.violations == []
 
 
+@POSTGRES_ONLY
 async def test_an_error_after_a_public_defer_is_answered_privately(harness: BotHarness, postgres_dsn: str) -> None:
     await harness.configure()
     users = await harness.seed([10, 5])
