@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.embedded import start_embedded
 from backends.postgres.migrations import migrate
+from backends.protocol import BackendUnavailable
 from backends.scylla.migrations import migrate as migrate_cql
 from backends.scylla.session import CqlSession, CqlSettings, connect
 
@@ -58,7 +59,7 @@ def cql_node() -> CqlSettings:
     """
     hosts = os.environ.get("SIETCH_TEST_SCYLLA_HOSTS", "")
     port = int(os.environ.get("SIETCH_TEST_SCYLLA_PORT", "9042"))
-    if not hosts:
+    if not hosts and not _answers_cql(port):
         started = subprocess.run(
             ["bash", str(ROOT / "tools" / "cql-node" / "node.sh"), "start"],
             env={**os.environ, "PYTHON": sys.executable, "SIETCH_CQL_PORT": str(port)},
@@ -68,8 +69,18 @@ def cql_node() -> CqlSettings:
         )
         if started.returncode != 0:
             pytest.fail(f"the local CQL node did not start:\n{started.stderr[-4000:]}")
-        hosts = "127.0.0.1"
+    hosts = hosts or "127.0.0.1"
     return CqlSettings(hosts=hosts.split(","), port=port, keyspace=f"sietch_test_{uuid.uuid4().hex[:8]}")
+
+
+def _answers_cql(port: int) -> bool:
+    """A CQL server already listens locally (this checkout's node, or another's): use it as it is."""
+    try:
+        cluster, _ = connect(CqlSettings(hosts=["127.0.0.1"], port=port, connect_timeout_seconds=3))
+    except BackendUnavailable:
+        return False
+    cluster.shutdown()
+    return True
 
 
 @pytest.fixture(scope="session")
