@@ -248,8 +248,13 @@ class Backend(Protocol):
 class ScoreSource(Protocol):
     """The store score updates are applied to first: the source of truth."""
 
-    async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
-        """Apply the updates in order, append them to score history; return the new score version."""
+    async def apply_score_updates(
+        self, ctx: TenantContext, updates: Sequence[ScoreUpdate], *, enqueue: bool | None = None
+    ) -> int:
+        """Apply the updates in order, append them to score history; return the new score version.
+
+        `enqueue` says whether copies are waiting for these updates (an outbox); None: the store decides.
+        """
 
 
 def utcnow() -> datetime:

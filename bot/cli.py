@@ -16,6 +16,7 @@ import nextcord
 
 from backends.protocol import BackendError
 from bot import admin_commands as admin
+from bot import flag_commands
 from bot.admin_commands import CliError, opened
 from bot.member_csv import MemberCsvError
 from bot.settings import SettingsError, load_settings
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="members and pages checked per community, spread evenly (0: all; default 5000)",
     )
     verify.set_defaults(handler=admin.cmd_verify)
+    flag_commands.add_parser(sub)
     return parser
 
 
@@ -115,10 +117,16 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     async with opened(settings) as (container, _):
         bot = await container.bot()  # type: ignore[misc]
         background = await container.background()  # type: ignore[misc]
+        store = await container.flag_store()  # type: ignore[misc]
+        watcher = await container.flag_watcher()  # type: ignore[misc]
+        metrics_server = await container.metrics_server()  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(store.reload()))
         background.start()
+        watcher.start()
+        await metrics_server.start()
         try:
             await bot.start(token)
         except nextcord.LoginFailure as exc:
@@ -126,5 +134,7 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         finally:
             if not bot.is_closed():
                 await bot.close()
+            await watcher.stop()
+            await metrics_server.stop()
             await background.stop()
             log.info("stopped")

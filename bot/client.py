@@ -7,7 +7,7 @@ from nextcord.ext import commands
 
 from bot.dispatch import CommandDispatcher
 
-EXTENSIONS = ("cogs.position", "cogs.threshold", "cogs.leaderboard")
+EXTENSIONS = ("cogs.position", "cogs.threshold", "cogs.leaderboard", "cogs.admin")
 
 
 def build_bot(dispatcher: CommandDispatcher, guild_ready_timeout: float = 2.0) -> commands.Bot:

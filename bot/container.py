@@ -14,17 +14,25 @@ from psycopg_pool import AsyncConnectionPool
 from backends.postgres.admin import CommunityAdmin
 from backends.postgres.backend import PostgresBackend
 from backends.postgres.embedded import start_embedded
+from backends.postgres.latches import LatchTable
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession, CqlSettings, connect
 from bot.background import BackgroundWork
+from bot.breaker import CircuitBreaker
 from bot.client import build_bot
 from bot.dispatch import CommandDispatcher
+from bot.flag_store import FlagStore
+from bot.flags import FlagWatcher
 from bot.metrics import Metrics
+from bot.metrics_server import MetricsServer
 from bot.ratelimit import RateLimiter
+from bot.readiness import Readiness
 from bot.recalculation import Recalculator
 from bot.replication import ScoreMirror
-from bot.router import Router
+from bot.rollback import RollbackMonitor
+from bot.router import COMMANDS, Router
 from bot.service import HotPathService
+from bot.shadow import ShadowComparator
 from bot.writes import ScoreWriter
 
 log = logging.getLogger(__name__)
@@ -113,6 +121,24 @@ class Container(containers.DeclarativeContainer):
     )
     postgres_backend = providers.Singleton(PostgresBackend, pool=postgres_pool, outbox=dual_writes)
     community_admin = providers.Singleton(CommunityAdmin, pool=postgres_pool)
+    metrics = providers.Singleton(Metrics)
+
+    # Backends that exist in this process: PostgreSQL always, Scylla when configured.
+    backend_names = providers.Callable(lambda scylla: ["postgres", *(["scylla"] if scylla else [])], scylla_backend)
+    flag_store = providers.Singleton(
+        lambda path, names, default, metrics: FlagStore(
+            Path(path), backends=names, commands=COMMANDS, fallback_backend=default, on_reload=metrics.reload
+        ),
+        config.flags.path,
+        backend_names,
+        config.routing.default_backend,
+        metrics,
+    )
+    flag_watcher = providers.Singleton(
+        lambda store, interval: FlagWatcher(store.path, store.reload, interval=interval),
+        flag_store,
+        config.flags.poll_seconds,
+    )
     mirror = providers.Singleton(
         lambda dual, source, target, interval: ScoreMirror(source, target, interval_seconds=interval) if dual else None,
         dual_writes,
@@ -120,7 +146,13 @@ class Container(containers.DeclarativeContainer):
         scylla_backend,
         config.writes.retry_interval_seconds,
     )
-    writer = providers.Singleton(ScoreWriter, source=postgres_backend, mirror=mirror)
+    writer = providers.Singleton(
+        lambda source, mirror, store, default: ScoreWriter(source, mirror, lambda: store.current.writes or default),
+        postgres_backend,
+        mirror,
+        flag_store,
+        config.writes.mode,
+    )
     recalculator = providers.Singleton(
         lambda scylla, interval: _if(scylla, Recalculator, scylla, interval),
         scylla_backend,
@@ -144,15 +176,55 @@ class Container(containers.DeclarativeContainer):
     )
     services = providers.Callable(available, postgres=postgres_service, scylla=scylla_service)
 
-    router = providers.Singleton(Router, services=services, default_backend=config.routing.default_backend)
+    breakers = providers.Singleton(
+        lambda names, breaker, metrics: {
+            name: CircuitBreaker(
+                name,
+                failures=breaker["failures"],
+                window_seconds=breaker["window_seconds"],
+                cool_down_seconds=breaker["cool_down_seconds"],
+                on_change=metrics.breaker,
+            )
+            for name in names
+        },
+        backend_names,
+        config.breaker,
+        metrics,
+    )
+    rollback = providers.Singleton(
+        lambda source, store: RollbackMonitor(LatchTable(source), lambda: store.current.auto_rollback),
+        postgres_backend,
+        flag_store,
+    )
+    readiness = providers.Singleton(
+        lambda source, scylla, lag: _if(scylla, Readiness, source, scylla, max_lag_seconds=lag),
+        postgres_backend,
+        scylla_backend,
+        config.readiness.max_lag_seconds,
+    )
+    router = providers.Singleton(
+        Router, services=services, flags=flag_store, breakers=breakers, rollback=rollback, readiness=readiness
+    )
     limiter = providers.Singleton(RateLimiter)
-    metrics = providers.Singleton(Metrics)
+    shadow = providers.Singleton(
+        ShadowComparator, router=router, metrics=metrics, concurrency=config.shadow.concurrency
+    )
     dispatcher = providers.Singleton(
         CommandDispatcher,
         router=router,
         limiter=limiter,
         metrics=metrics,
+        shadow=shadow,
         defer_after_seconds=config.discord.defer_after_seconds,
+    )
+    metrics_server = providers.Singleton(
+        lambda metrics, host, port, breakers: MetricsServer(
+            metrics, host, port, lambda: {"breakers": {n: b.state for n, b in breakers.items()}}
+        ),
+        metrics,
+        config.metrics.host,
+        config.metrics.port,
+        breakers,
     )
     bot = providers.Factory(build_bot, dispatcher=dispatcher, guild_ready_timeout=config.discord.guild_ready_timeout)
 

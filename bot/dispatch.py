@@ -1,7 +1,8 @@
-"""Runs one command end to end: route, tenant context, rate limit, handler, reply in Discord's window.
+"""Runs one command end to end: route, tenant context, rate limit, handler with its time budget, fallback
+to the other backend, reply inside Discord's window, then the shadow comparison off the user's path.
 
-Every command and button goes through `CommandDispatcher`, so errors, the 3 s deadline, ephemeral
-rules and metrics are handled once.
+Every command and button goes through `CommandDispatcher`, so errors, deadlines, ephemeral rules,
+fallback and metrics are handled once.
 """
 
 from __future__ import annotations
@@ -9,29 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nextcord
 
-from backends.protocol import NotConfigured, TenantContext
+from backends.protocol import InvalidInput, NotConfigured, TenantContext
 from bot import messages
-from bot.embeds import error_embed
+from bot.delivery import Reply, deliver, error_reply
 from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
-from bot.router import Router
+from bot.router import Router, RoutingDecision
 from bot.service import HotPathService
+from bot.shadow import ShadowComparator
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Reply:
-    embed: nextcord.Embed
-    ephemeral: bool
-    view: nextcord.ui.View | None = None
-    outcome: str = "ok"
+Handler = Callable[[HotPathService, TenantContext], Awaitable[Reply]]
 
 
 class MemberError(Exception):
@@ -43,20 +38,38 @@ class MemberError(Exception):
         self.outcome = outcome
 
 
-def error_reply(message: str, outcome: str) -> Reply:
-    return Reply(error_embed(message), ephemeral=True, outcome=outcome)
-
-
-Handler = Callable[[HotPathService, TenantContext], Awaitable[Reply]]
+async def answer(
+    service: HotPathService, guild_id: int, user_id: int, handler: Handler, limiter: RateLimiter | None = None
+) -> Reply:
+    """The reply one backend gives; member-facing refusals become replies, backend failures raise."""
+    try:
+        ctx = await service.open_context(guild_id, user_id)
+        assert ctx.community is not None
+        if limiter is not None:
+            wait = limiter.acquire(guild_id, user_id, ctx.community.rate_limit_per_minute)
+            if wait:
+                return error_reply(messages.slow_down(wait), "rate_limited")
+        return await handler(service, ctx)
+    except MemberError as exc:
+        return error_reply(exc.message, exc.outcome)
+    except NotConfigured:
+        return error_reply(messages.NOT_CONFIGURED, "not_configured")
 
 
 class CommandDispatcher:
     def __init__(
-        self, router: Router, limiter: RateLimiter, metrics: Metrics, *, defer_after_seconds: float = 1.5
+        self,
+        router: Router,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        shadow: ShadowComparator,
+        *,
+        defer_after_seconds: float = 1.5,
     ) -> None:
         self.router = router
         self.limiter = limiter
         self.metrics = metrics
+        self.shadow = shadow
         self.defer_after = defer_after_seconds
 
     async def run(
@@ -70,29 +83,22 @@ class CommandDispatcher:
     ) -> None:
         """Answer `interaction` with `handler`'s reply; `update=True` edits the clicked message instead."""
         started = time.monotonic()
-        backend = "none"
+        served_by = "none"
+        decision: RoutingDecision | None = None
 
         async def produce() -> Reply:
-            nonlocal backend
+            nonlocal served_by, decision
             guild_id, user = interaction.guild_id, interaction.user
             if guild_id is None or user is None:
                 return error_reply(messages.GUILD_ONLY, "refused")
-            decision = self.router.route(command, guild_id, user.id)
-            backend = decision.backend
-            service = self.router.service(decision)
             try:
-                ctx = await service.open_context(guild_id, user.id)
-                assert ctx.community is not None
-                wait = self.limiter.acquire(guild_id, user.id, ctx.community.rate_limit_per_minute)
-                if wait:
-                    return error_reply(messages.slow_down(wait), "rate_limited")
-                return await handler(service, ctx)
-            except MemberError as exc:
-                return error_reply(exc.message, exc.outcome)
-            except NotConfigured:
-                return error_reply(messages.NOT_CONFIGURED, "not_configured")
+                decision = await self.router.route(command, guild_id, user.id)
+                served_by, reply = await self._serve(decision, guild_id, user.id, handler)
+                return reply
+            except InvalidInput as exc:
+                return error_reply(str(exc), "invalid")
             except Exception:
-                log.exception("command failed command=%s backend=%s guild=%s", command, backend, guild_id)
+                log.exception("command failed command=%s backend=%s guild=%s", command, served_by, guild_id)
                 return error_reply(messages.FAILED[command], "error")
 
         outcome = "undelivered"
@@ -102,44 +108,43 @@ class CommandDispatcher:
             )
             outcome = reply.outcome
         finally:
-            self.metrics.observe(command, backend, interaction.guild_id, outcome, time.monotonic() - started)
+            self.metrics.observe(command, served_by, interaction.guild_id, outcome, time.monotonic() - started)
+        if decision is not None and decision.shadow and interaction.user is not None and reply.outcome != "error":
+            self.shadow.submit(decision, served_by, reply, interaction.guild_id or 0, interaction.user.id, handler)
 
+    async def _serve(
+        self, decision: RoutingDecision, guild_id: int, user_id: int, handler: Handler
+    ) -> tuple[str, Reply]:
+        """The chosen backend within its budget; on failure or timeout the fallback backend, if allowed."""
+        backend = decision.backend
+        try:
+            reply = await asyncio.wait_for(
+                answer(self.router.service(backend), guild_id, user_id, handler, self.limiter),
+                decision.budget_seconds,
+            )
+        except (InvalidInput, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            self._failed(decision.command, backend)
+            target = decision.fallback
+            if target is None or self.router.breakers[target].state == "open":
+                raise
+            why = "timeout" if isinstance(exc, TimeoutError) else "error"
+            log.warning(
+                "fallback command=%s from=%s to=%s after=%s error=%r", decision.command, backend, target, why, exc
+            )
+            self.metrics.fallback(decision.command, backend, target, f"fallback after {why}")
+            # The member was already counted against the rate limit by the first attempt.
+            reply = await answer(self.router.service(target), guild_id, user_id, handler)
+            self._succeeded(decision.command, target)
+            return target, reply
+        self._succeeded(decision.command, backend)
+        return backend, reply
 
-async def deliver(
-    interaction: nextcord.Interaction[Any],
-    work: Coroutine[Any, Any, Reply],
-    *,
-    ephemeral: bool,
-    update: bool,
-    defer_after: float,
-) -> Reply:
-    """Send the reply directly when it is ready in time, else defer first and edit afterwards.
+    def _failed(self, command: str, backend: str) -> None:
+        self.router.breakers[backend].record_failure()
+        self.router.rollback.record_call(command, backend, ok=False)
 
-    An error after a public defer is sent as a private follow-up and the public placeholder removed,
-    because Discord fixes a message's ephemeral state at its first response.
-    """
-    task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=defer_after)
-    if not done:
-        if update:
-            await interaction.response.defer()
-        else:
-            await interaction.response.defer(ephemeral=ephemeral)
-    reply = await task
-    view = reply.view or nextcord.utils.MISSING
-    if not interaction.response.is_done():
-        if update and not reply.ephemeral:
-            await interaction.response.edit_message(embed=reply.embed, view=view)
-        else:
-            await interaction.response.send_message(embed=reply.embed, view=view, ephemeral=reply.ephemeral)
-    elif update and reply.ephemeral:
-        await interaction.followup.send(embed=reply.embed, ephemeral=True)
-    elif reply.ephemeral != ephemeral:
-        # A follow-up straight after a defer would replace the public placeholder and stay public;
-        # after an edit it is a message of its own, so edit, answer privately, then remove the placeholder.
-        await interaction.edit_original_message(embed=reply.embed)
-        await interaction.followup.send(embed=reply.embed, ephemeral=True)
-        await interaction.delete_original_message()
-    else:
-        await interaction.edit_original_message(embed=reply.embed, view=view)
-    return reply
+    def _succeeded(self, command: str, backend: str) -> None:
+        self.router.breakers[backend].record_success()
+        self.router.rollback.record_call(command, backend, ok=True)

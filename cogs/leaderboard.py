@@ -13,7 +13,8 @@ from nextcord.ext import commands
 
 from backends.protocol import BOARDS, Board, TenantContext
 from bot import messages
-from bot.dispatch import CommandDispatcher, Handler, Reply
+from bot.delivery import Reply
+from bot.dispatch import CommandDispatcher, Handler
 from bot.embeds import error_embed, leaderboard_embed
 from bot.records import LeaderboardPage
 from bot.service import HotPathService
@@ -104,7 +105,13 @@ def _answer(board: Board, page_number: int) -> Handler:
         page = await service.get_leaderboard(ctx, board, max(1, page_number), PAGE_SIZE)
         profile = await service.get_profile_for_user(ctx, ctx.user_id)
         caller = await service.get_rank(ctx, profile.profile_id, board) if profile else None
-        return Reply(leaderboard_embed(page, caller), ephemeral=False, view=page_buttons(page, ctx.user_id))
+        return Reply(
+            leaderboard_embed(page, caller),
+            ephemeral=False,
+            view=page_buttons(page, ctx.user_id),
+            data=(page, caller),
+            board=board,
+        )
 
     return answer
 

@@ -9,7 +9,8 @@ from nextcord.ext import commands
 
 from backends.protocol import TenantContext
 from bot import messages
-from bot.dispatch import CommandDispatcher, MemberError, Reply
+from bot.delivery import Reply
+from bot.dispatch import CommandDispatcher, MemberError
 from bot.embeds import position_embed
 from bot.service import HotPathService
 
@@ -31,7 +32,7 @@ class PositionCog(commands.Cog):
         data = await service.get_position(ctx, profile.profile_id)
         if data is None:
             raise MemberError(messages.NOT_RANKED, "not_ranked")
-        return Reply(position_embed(data), ephemeral=True)
+        return Reply(position_embed(data), ephemeral=True, data=data)
 
 
 def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:

@@ -8,7 +8,8 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import TenantContext
-from bot.dispatch import CommandDispatcher, Reply
+from bot.delivery import Reply
+from bot.dispatch import CommandDispatcher
 from bot.embeds import threshold_embed
 from bot.service import HotPathService
 
@@ -27,7 +28,7 @@ class ThresholdCog(commands.Cog):
     async def answer(service: HotPathService, ctx: TenantContext) -> Reply:
         data = await service.get_threshold(ctx)
         waitlist = await service.get_waitlist(ctx, limit=WAITLIST_SHOWN)
-        return Reply(threshold_embed(data, waitlist), ephemeral=False)
+        return Reply(threshold_embed(data, waitlist), ephemeral=False, data=(data, waitlist))
 
 
 def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:

@@ -207,9 +207,12 @@ class PostgresBackend:
                 (ctx.community_id, profile_id, rule_id, rule_id),
             )
 
-    async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
+    async def apply_score_updates(
+        self, ctx: TenantContext, updates: Sequence[ScoreUpdate], *, enqueue: bool | None = None
+    ) -> int:
+        queue = self.outbox if enqueue is None else enqueue
         async with self.connection() as conn, conn.transaction():
-            return await apply_updates(conn, ctx.community_id, updates, mirrored=not self.outbox)
+            return await apply_updates(conn, ctx.community_id, updates, mirrored=not queue)
 
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Live positions need no rebuild; this trims score history past its retention."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -102,3 +103,11 @@ async def count_unmirrored(conn: Conn, community_id: int | None = None) -> int:
     )
     row = await cur.fetchone()
     return int(row["n"]) if row else 0
+
+
+async def oldest_unmirrored(conn: Conn, community_id: int) -> datetime | None:
+    cur = await conn.execute(
+        "SELECT min(created_at) AS oldest FROM score_events WHERE NOT mirrored AND community_id = %s", (community_id,)
+    )
+    row = await cur.fetchone()
+    return row["oldest"] if row else None

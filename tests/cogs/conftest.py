@@ -24,8 +24,18 @@ from tests.emulator import DiscordEmulator
 from tests.emulator.models import Member
 
 SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"
-COMMAND_NAMES = {"position", "threshold", "leaderboard"}
+COMMAND_NAMES = {"position", "threshold", "leaderboard", "backends"}
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def flags_yaml(default: str, **commands: dict[str, Any]) -> str:
+    """A flag file routing everything to `default`, with per-command settings (e.g. fallback=False)."""
+    lines = [f"default_backend: {default}", "commands:"]
+    for name in sorted(COMMAND_NAMES - {"backends"}):
+        settings = commands.get(name, {})
+        body = ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items())
+        lines.append(f"  {name}: {{{body}}}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -35,7 +45,14 @@ class BotHarness:
     container: Container
     guild_id: int
     backend: str
+    flags_path: Path
     errors: list[BaseException] = field(default_factory=list)
+
+    async def set_flags(self, text: str) -> None:
+        """Write the flag file and reload it at once (the watcher is not running in these tests)."""
+        self.flags_path.write_text(text)
+        accepted, changes = await (await self.container.flag_store()).reload()  # type: ignore[misc]
+        assert accepted, changes
 
     async def admin(self) -> CommunityAdmin:
         admin: CommunityAdmin = await self.container.community_admin()  # type: ignore[misc]
@@ -45,9 +62,14 @@ class BotHarness:
         gid = guild_id or self.guild_id
         community = Community(gid, name=f"guild {gid}", **settings)
         await (await self.admin()).upsert_community(community)
+        await self._copy(gid)
+
+    async def _copy(self, guild_id: int) -> None:
+        """What an admin does before routing a guild to Scylla: backfill it."""
         scylla = await self.container.scylla_backend()  # type: ignore[misc]
         if scylla is not None:
-            await scylla.replica.put_community(community)
+            postgres = await self.container.postgres_backend()  # type: ignore[misc]
+            await backfill(postgres, scylla, guild_id)
 
     async def seed(
         self,
@@ -69,10 +91,7 @@ class BotHarness:
             for i, c in enumerate(convictions)
         ]
         await (await self.admin()).import_members(guild_id or self.guild_id, rows)
-        scylla = await self.container.scylla_backend()  # type: ignore[misc]
-        if scylla is not None:
-            postgres = await self.container.postgres_backend()  # type: ignore[misc]
-            await backfill(postgres, scylla, guild_id or self.guild_id)
+        await self._copy(guild_id or self.guild_id)
         return [first_user_id + i for i in range(len(rows))]
 
     def user(self, user_id: int, name: str = "someone", permissions: int = 0) -> Member:
@@ -100,12 +119,20 @@ async def harness(
     postgres_dsn: str,
     new_guild_id: int,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> AsyncIterator[BotHarness]:
     """The bot with every command routed to one backend (the parameter); data always enters PostgreSQL."""
     monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
     emulator.add_guild(new_guild_id, name="Arrakis")
     emulator.add_guild(new_guild_id + 1, name="Caladan")
-    overrides = {"SIETCH_POSTGRES_DSN": postgres_dsn, "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05"}
+    flags_path = tmp_path / "flags.yaml"
+    flags_path.write_text(flags_yaml(request.param))
+    overrides = {
+        "SIETCH_POSTGRES_DSN": postgres_dsn,
+        "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05",
+        "SIETCH_FLAGS_PATH": str(flags_path),
+        "SIETCH_METRICS_PORT": "0",
+    }
     if request.param == "scylla":
         node: CqlSettings = request.getfixturevalue("cql_node")
         request.getfixturevalue("cql_session")  # the keyspace exists and is migrated
@@ -113,12 +140,11 @@ async def harness(
             "SIETCH_SCYLLA_HOSTS": ",".join(node.hosts),
             "SIETCH_SCYLLA_PORT": str(node.port),
             "SIETCH_SCYLLA_KEYSPACE": node.keyspace,
-            "SIETCH_ROUTING_DEFAULT_BACKEND": "scylla",
         }
     container = make_container(load_settings(SETTINGS, overrides))
     await container.init_resources()  # type: ignore[misc]
     bot: commands.Bot = await container.bot()  # type: ignore[misc]
-    h = BotHarness(emulator, bot, container, new_guild_id, request.param)
+    h = BotHarness(emulator, bot, container, new_guild_id, request.param, flags_path)
 
     async def record(interaction: nextcord.Interaction[Any], error: BaseException) -> None:
         h.errors.append(error)
@@ -135,7 +161,7 @@ async def harness(
     try:
         yield h
         metrics = container.metrics()
-        served_by = {backend for _, backend, _ in metrics.outcomes} - {"none"}
+        served_by = {backend for _, backend, outcome in metrics.outcomes if outcome == "ok"}
         assert served_by <= {request.param}, f"commands were served by {served_by}, not {request.param}"
     finally:
         await bot.close()

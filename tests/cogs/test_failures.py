@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from bot import messages
-from tests.cogs.conftest import BotHarness
+from tests.cogs.conftest import BotHarness, flags_yaml
 
 RED = 0xDC143C
 
@@ -30,6 +30,7 @@ async def test_a_failing_backend_gets_the_error_embed_not_silence(
 ) -> None:
     await harness.configure()
     users = await harness.seed([10, 5])
+    await harness.set_flags(flags_yaml(harness.backend, **{command: {"fallback": False}}))
     if harness.backend == "scylla":
         cql = await harness.container.cql_session()  # type: ignore[misc]
         await asyncio.to_thread(cql.session.cluster.shutdown)
