@@ -51,7 +51,7 @@ services: venv
 
 services-stop:
 	tools/cql-node/node.sh stop
-	SIETCH_CQL_DIR=.run/cql-node-outage tools/cql-node/node.sh stop
+	SIETCH_CQL_DIR=.run/cql-node-spare tools/cql-node/node.sh stop
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -126,6 +126,7 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(store.reload()))
         background.start()
         watcher.start()
+        await watcher.check_now()  # an edit saved between loading the file and starting the watcher
         await metrics_server.start()
         try:
             await bot.start(token)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from backends.postgres import export
 from backends.postgres.backend import PostgresBackend
+from backends.protocol import BackendError
 from backends.scylla.backend import ScyllaBackend
+
+log = logging.getLogger(__name__)
 
 
 class Readiness:
@@ -34,7 +38,12 @@ class Readiness:
         hit = self._cache.get(guild_id)
         if hit and now - hit[0] < self.cache_seconds:
             return hit[1]
-        verdict = await self._check(guild_id)
+        try:
+            verdict = await self._check(guild_id)
+        except BackendError as exc:
+            # Unknown is not "not ready": the call itself will find out, and the breaker will count it.
+            log.info("readiness unknown guild=%s error=%s", guild_id, exc)
+            return None
         self._cache[guild_id] = (now, verdict)
         return verdict
 

@@ -79,7 +79,7 @@ class Router:
         latch = self.rollback.latched(command, backend)
         if latch is not None and self._other(backend, live):
             backend, reason = self._other(backend, live) or backend, f"auto-rollback ({latch})"
-        if backend == SCYLLA and self.readiness is not None:
+        if backend == SCYLLA and self.readiness is not None and self.breakers[backend].state != "open":
             not_ready = await self.readiness.check(guild_id)
             if not_ready and self._other(backend, live):
                 backend, reason = self._other(backend, live) or backend, not_ready

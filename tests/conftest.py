@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,46 @@ def cql_session(cql_node: CqlSettings) -> Iterator[CqlSession]:
 @pytest.fixture(scope="session")
 def cql_keyspace(cql_node: CqlSettings) -> str:
     return cql_node.keyspace
+
+
+@dataclass(frozen=True)
+class SpareNode:
+    """A second CQL node (own port and data directory) that a test may stop and start again."""
+
+    settings: CqlSettings
+    env: dict[str, str]
+
+    def run(self, command: str) -> None:
+        result = subprocess.run(
+            ["bash", str(ROOT / "tools" / "cql-node" / "node.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"node.sh {command} failed:\n{result.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def spare_cql_node() -> Iterator[SpareNode]:
+    port = int(os.environ.get("SIETCH_TEST_SPARE_CQL_PORT", "9142"))
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "SIETCH_CQL_PORT": str(port),
+        "SIETCH_CQL_STORAGE_PORT": str(port - 2000),
+        "SIETCH_CQL_DIR": str(ROOT / ".run" / "cql-node-spare"),
+    }
+    node = SpareNode(CqlSettings(hosts=["127.0.0.1"], port=port, keyspace=f"sietch_spare_{uuid.uuid4().hex[:8]}"), env)
+    node.run("start")
+    cluster, session = connect(node.settings)
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(
+            asyncio.run, migrate_cql(CqlSession(session), node.settings.keyspace, node.settings.replication)
+        ).result()
+    cluster.shutdown()
+    try:
+        yield node
+    finally:
+        node.run("stop")

@@ -61,6 +61,11 @@ class CommandFlags:
     # Percent (0..100) of requests also run on the other backend and compared, off the user's path.
     shadow: int = 0
 
+    def __post_init__(self) -> None:
+        # Callers (tests, the router's own defaults) may pass a dict; keep the value immutable anyway.
+        if not isinstance(self.guilds, FrozenMapping):
+            object.__setattr__(self, "guilds", FrozenMapping(self.guilds))
+
 
 @dataclass(frozen=True)
 class AutoRollbackPolicy:
@@ -85,6 +90,13 @@ class FlagFile:
     time_budget_ms: int = DEFAULT_TIME_BUDGET_MS
     auto_rollback: AutoRollbackPolicy = field(default_factory=AutoRollbackPolicy)
     commands: Mapping[str, CommandFlags] = field(default_factory=FrozenMapping[str, CommandFlags])
+
+    def __post_init__(self) -> None:
+        # As in CommandFlags: a dict or list passed in is frozen, so a swapped-in FlagFile never changes.
+        if not isinstance(self.commands, FrozenMapping):
+            object.__setattr__(self, "commands", FrozenMapping(self.commands))
+        if not isinstance(self.kill, tuple):
+            object.__setattr__(self, "kill", tuple(self.kill))
 
     def for_command(self, name: str) -> CommandFlags:
         """The command's flags; a command the file does not list gets the defaults (served by default_backend)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -112,39 +113,15 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
         await emu.stop()
 
 
-@pytest.fixture(params=["postgres", "scylla"])
-async def harness(
-    request: pytest.FixtureRequest,
-    emulator: DiscordEmulator,
-    postgres_dsn: str,
-    new_guild_id: int,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+@asynccontextmanager
+async def running_bot(
+    emulator: DiscordEmulator, guild_id: int, flags_path: Path, overrides: dict[str, str], backend: str
 ) -> AsyncIterator[BotHarness]:
-    """The bot with every command routed to one backend (the parameter); data always enters PostgreSQL."""
-    monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
-    emulator.add_guild(new_guild_id, name="Arrakis")
-    emulator.add_guild(new_guild_id + 1, name="Caladan")
-    flags_path = tmp_path / "flags.yaml"
-    flags_path.write_text(flags_yaml(request.param))
-    overrides = {
-        "SIETCH_POSTGRES_DSN": postgres_dsn,
-        "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05",
-        "SIETCH_FLAGS_PATH": str(flags_path),
-        "SIETCH_METRICS_PORT": "0",
-    }
-    if request.param == "scylla":
-        node: CqlSettings = request.getfixturevalue("cql_node")
-        request.getfixturevalue("cql_session")  # the keyspace exists and is migrated
-        overrides |= {
-            "SIETCH_SCYLLA_HOSTS": ",".join(node.hosts),
-            "SIETCH_SCYLLA_PORT": str(node.port),
-            "SIETCH_SCYLLA_KEYSPACE": node.keyspace,
-        }
+    """The production container and bot, started against the emulator, closed and checked afterwards."""
     container = make_container(load_settings(SETTINGS, overrides))
     await container.init_resources()  # type: ignore[misc]
     bot: commands.Bot = await container.bot()  # type: ignore[misc]
-    h = BotHarness(emulator, bot, container, new_guild_id, request.param, flags_path)
+    h = BotHarness(emulator, bot, container, guild_id, backend, flags_path)
 
     async def record(interaction: nextcord.Interaction[Any], error: BaseException) -> None:
         h.errors.append(error)
@@ -160,9 +137,7 @@ async def harness(
         raise AssertionError("the bot did not become ready against the emulator")
     try:
         yield h
-        metrics = container.metrics()
-        served_by = {backend for _, backend, outcome in metrics.outcomes if outcome == "ok"}
-        assert served_by <= {request.param}, f"commands were served by {served_by}, not {request.param}"
+        await (await container.shadow()).idle()  # type: ignore[misc]
     finally:
         await bot.close()
         await asyncio.wait({start}, timeout=5)
@@ -170,6 +145,67 @@ async def harness(
     assert h.errors == [], f"command errors: {h.errors!r}"
     assert emulator.unknown_routes == [], f"routes the emulator does not know: {emulator.unknown_routes}"
     assert emulator.violations == [], f"Discord rules broken: {emulator.violations}"
+
+
+def bot_settings(postgres_dsn: str, flags_path: Path, node: CqlSettings | None) -> dict[str, str]:
+    overrides = {
+        "SIETCH_POSTGRES_DSN": postgres_dsn,
+        "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05",
+        "SIETCH_FLAGS_PATH": str(flags_path),
+        "SIETCH_METRICS_PORT": "0",
+    }
+    if node is not None:
+        overrides |= {
+            "SIETCH_SCYLLA_HOSTS": ",".join(node.hosts),
+            "SIETCH_SCYLLA_PORT": str(node.port),
+            "SIETCH_SCYLLA_KEYSPACE": node.keyspace,
+        }
+    return overrides
+
+
+@pytest.fixture
+def guilds(emulator: DiscordEmulator, new_guild_id: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
+    emulator.add_guild(new_guild_id, name="Arrakis")
+    emulator.add_guild(new_guild_id + 1, name="Caladan")
+    return new_guild_id
+
+
+@pytest.fixture(params=["postgres", "scylla"])
+async def harness(
+    request: pytest.FixtureRequest, emulator: DiscordEmulator, postgres_dsn: str, guilds: int, tmp_path: Path
+) -> AsyncIterator[BotHarness]:
+    """The bot with every command routed to one backend (the parameter); data always enters PostgreSQL."""
+    flags_path = tmp_path / "flags.yaml"
+    flags_path.write_text(flags_yaml(request.param))
+    node: CqlSettings | None = None
+    if request.param == "scylla":
+        node = request.getfixturevalue("cql_node")
+        request.getfixturevalue("cql_session")  # the keyspace exists and is migrated
+    async with running_bot(
+        emulator, guilds, flags_path, bot_settings(postgres_dsn, flags_path, node), request.param
+    ) as h:
+        yield h
+        served_by = {backend for _, backend, outcome in h.container.metrics().outcomes if outcome == "ok"}
+        assert served_by <= {request.param}, f"commands were served by {served_by}, not {request.param}"
+
+
+@pytest.fixture
+async def both(
+    emulator: DiscordEmulator,
+    postgres_dsn: str,
+    guilds: int,
+    tmp_path: Path,
+    cql_node: CqlSettings,
+    cql_session: object,
+) -> AsyncIterator[BotHarness]:
+    """The bot with both backends configured; the flag file (PostgreSQL by default) decides."""
+    flags_path = tmp_path / "flags.yaml"
+    flags_path.write_text(flags_yaml("postgres"))
+    async with running_bot(
+        emulator, guilds, flags_path, bot_settings(postgres_dsn, flags_path, cql_node), "postgres"
+    ) as h:
+        yield h
 
 
 async def _ready(bot: commands.Bot, emulator: DiscordEmulator) -> None:

@@ -9,13 +9,10 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.admin import CommunityAdmin, MemberRow
@@ -23,40 +20,18 @@ from backends.postgres.backend import PostgresBackend
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.migrations import migrate
-from backends.scylla.session import CqlSession, CqlSettings, connect
+from backends.scylla.session import CqlSession, connect
 from bot.replication import ScoreMirror, backfill
 from bot.writes import ScoreWriter
+from tests.conftest import SpareNode
 
 ROOT = Path(__file__).parents[2]
-NODE = ROOT / "tools" / "cql-node" / "node.sh"
-PORT = int(os.environ.get("SIETCH_TEST_OUTAGE_CQL_PORT", "9142"))
-NODE_ENV = {
-    **os.environ,
-    "PYTHON": sys.executable,
-    "SIETCH_CQL_PORT": str(PORT),
-    "SIETCH_CQL_STORAGE_PORT": str(PORT - 2000),
-    "SIETCH_CQL_DIR": str(ROOT / ".run" / "cql-node-outage"),
-}
-
-
-def node(command: str) -> None:
-    result = subprocess.run(["bash", str(NODE), command], env=NODE_ENV, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"node.sh {command} failed:\n{result.stderr[-4000:]}")
-
-
-@pytest.fixture(scope="module")
-def spare_node() -> Iterator[CqlSettings]:
-    node("start")
-    try:
-        yield CqlSettings(hosts=["127.0.0.1"], port=PORT, keyspace=f"sietch_outage_{uuid.uuid4().hex[:8]}")
-    finally:
-        node("stop")
 
 
 async def test_updates_during_an_outage_are_replayed_and_nothing_is_lost(
-    spare_node: CqlSettings, pool: AsyncConnectionPool[Any], new_guild_id: int, postgres_dsn: str
+    spare_cql_node: SpareNode, pool: AsyncConnectionPool[Any], new_guild_id: int, postgres_dsn: str
 ) -> None:
+    spare_node, node = spare_cql_node.settings, spare_cql_node.run
     cluster, session = await asyncio.to_thread(connect, spare_node)
     try:
         cql = CqlSession(session)
@@ -105,7 +80,7 @@ async def test_updates_during_an_outage_are_replayed_and_nothing_is_lost(
         env.update(
             SIETCH_POSTGRES_DSN=postgres_dsn,
             SIETCH_SCYLLA_HOSTS="127.0.0.1",
-            SIETCH_SCYLLA_PORT=str(PORT),
+            SIETCH_SCYLLA_PORT=str(spare_node.port),
             SIETCH_SCYLLA_KEYSPACE=spare_node.keyspace,
         )
         for command in (

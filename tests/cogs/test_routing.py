@@ -1,0 +1,199 @@
+"""The flag file at work in the running bot: moves within seconds, shadow reads, auto-rollback, /backends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from backends.protocol import ScoreUpdate, TenantContext
+from bot.flags import FlagWatcher
+from tests.cogs.conftest import BotHarness, flags_yaml
+
+ADMIN = 32  # Manage Server
+
+
+async def eventually(condition: Any, timeout: float = 5.0) -> None:
+    """The bot finishes its bookkeeping (metrics, shadow reads) just after Discord has the answer."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def served_counts(h: BotHarness, command: str) -> Counter[str]:
+    return Counter({b: n for (c, b, o), n in h.container.metrics().outcomes.items() if c == command and o == "ok"})
+
+
+async def served_by(h: BotHarness, command: str, *path: str, user: Any, **options: Any) -> tuple[str, Any]:
+    """Which backend answered one interaction (from the bot's own metrics), and the message."""
+    before = served_counts(h, command)
+    message = await h.call(command, *path, user=user, **options)
+    for _ in range(100):  # the bot counts the answer just after Discord has it
+        after = served_counts(h, command)
+        changed = [b for b in after if after[b] != before.get(b, 0)]
+        if changed:
+            break
+        await asyncio.sleep(0.01)
+    assert len(changed) == 1, f"expected one backend to serve /{command}, saw {changed}: {message.embeds}"
+    return changed[0], message
+
+
+async def test_editing_the_flag_file_moves_a_command_within_seconds(both: BotHarness) -> None:
+    await both.configure(rate_limit_per_minute=1000)
+    users = await both.seed([1000 - i for i in range(80)])
+    user = both.user(users[3])
+    watcher = FlagWatcher(both.flags_path, (await both.container.flag_store()).reload, interval=0.2)  # type: ignore[misc]
+    watcher.start()
+    failures: list[Any] = []
+    try:
+        assert (await served_by(both, "threshold", user=user))[0] == "postgres"
+        for how, target in (("in place", "scylla"), ("by rename", "postgres"), ("in place", "scylla")):
+            text = flags_yaml("postgres", threshold={"backend": target} if target == "scylla" else {})
+            if how == "by rename":
+                staged = both.flags_path.with_suffix(".new")
+                staged.write_text(text)
+                os.replace(staged, both.flags_path)
+            else:
+                both.flags_path.write_text(text)
+            changed_at = time.monotonic()
+            while True:
+                backend, message = await served_by(both, "threshold", user=user)
+                if message.ephemeral or message.embeds[0]["title"] != "⛩️ The Threshold":
+                    failures.append(message.embeds)
+                if backend == target:
+                    break
+                assert time.monotonic() - changed_at < 5, f"still served by {backend} 5 s after the save ({how})"
+                await asyncio.sleep(0.1)
+    finally:
+        await watcher.stop()
+    assert failures == []
+
+
+async def test_a_malformed_file_is_rejected_and_the_last_good_one_serves(both: BotHarness) -> None:
+    await both.configure(rate_limit_per_minute=1000)
+    users = await both.seed([10, 9, 8])
+    await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
+    store = await both.container.flag_store()  # type: ignore[misc]
+    bad = [
+        "default_backend: postgres\ncommands:\n  position: {backend: cassandra}\n",
+        "default_backend: postgres\ncommands:\n  position: {rollout: 150}\n",
+        "default_backend: postgres\ncommands:\n  positon: {backend: scylla}\n",
+        "default_backend: postgres\n  commands: [\n",
+        "kill: [postgres]\ndefault_backend: postgres\n",
+        "",
+    ]
+    for text in bad:
+        both.flags_path.write_text(text)
+        accepted, problems = await store.reload()
+        assert not accepted and store.last_error is not None
+        assert ":" in problems[0] and "flags.yaml:" in problems[0], problems
+        backend, message = await served_by(both, "position", user=both.user(users[0]))
+        assert backend == "scylla" and message.embeds[0]["fields"][0]["value"] == "**#1**"
+
+
+async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarness, caplog: Any) -> None:
+    await both.configure(rate_limit_per_minute=1000)
+    users = await both.seed([500 - i for i in range(100)])
+    await both.set_flags(flags_yaml("postgres", threshold={"backend": "postgres", "shadow": 100}))
+    metrics = both.container.metrics()
+    user = both.user(users[0])
+
+    await both.call("threshold", user=user)
+    await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "match")] == 1)
+
+    # A wrong score planted in Scylla's live snapshot: the member still gets PostgreSQL's right answer.
+    scylla = await both.container.scylla_backend()  # type: ignore[misc]
+    pointer = await scylla.cql.execute(
+        f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
+    )
+    await scylla.cql.execute(
+        f"UPDATE {scylla.t.by_rank} SET score = 1 WHERE community_id = ? AND board = ? AND version = ? AND bucket = 0"
+        f" AND rank = 69",
+        (both.guild_id, "conviction", pointer[0].version),
+    )
+    caplog.set_level(logging.WARNING, logger="bot.shadow")
+    interaction = both.emulator.invoke("threshold", guild_id=both.guild_id, user=user)
+    message = await interaction.done()
+    assert interaction.responded_at is not None and interaction.responded_at < 3
+    assert "**432 BGT**" in message.embeds[0]["fields"][0]["value"]  # score(69) from PostgreSQL
+    await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "mismatch")] == 1)
+    assert any("shadow mismatch command=threshold" in r.getMessage() for r in caplog.records)
+
+    # New scores reach Scylla's copy, but its snapshot is not rebuilt yet: stale, not a mismatch.
+    await scylla.recalculate(TenantContext(both.guild_id), "conviction")
+    service = (await both.container.router()).service("postgres")  # type: ignore[misc]
+    profile = await service.get_profile_for_user(TenantContext(both.guild_id), users[99])
+    await service.apply_score_updates(
+        TenantContext(both.guild_id), [ScoreUpdate(profile.profile_id, "conviction", Decimal(10_000), "token_hold")]
+    )
+    await both.call("threshold", user=user)
+    await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "stale")] == 1)
+
+
+async def test_auto_rollback_trips_survives_a_reload_and_clears_on_the_admin_command(both: BotHarness) -> None:
+    await both.configure(rate_limit_per_minute=1000)
+    users = await both.seed([500 - i for i in range(20)])
+    text = flags_yaml("postgres", position={"backend": "scylla", "shadow": 100}).replace(
+        "commands:", "auto_rollback: {mismatch_rate: 0.1, min_volume: 3, window_seconds: 60}\ncommands:"
+    )
+    await both.set_flags(text)
+    router = await both.container.router()  # type: ignore[misc]
+    scylla = await both.container.scylla_backend()  # type: ignore[misc]
+    pointer = await scylla.cql.execute(
+        f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
+    )
+    # Scylla answers every position one rank off: plant it in the by-rank rows the neighbours come from.
+    for rank in range(1, 21):
+        await scylla.cql.execute(
+            f"UPDATE {scylla.t.by_rank} SET score = ? WHERE community_id = ? AND board = ? AND version = ?"
+            f" AND bucket = 0 AND rank = ?",
+            (1000 + rank, both.guild_id, "conviction", pointer[0].version, rank),
+        )
+    metrics = both.container.metrics()
+    for i in range(4):
+        await both.call("position", user=both.user(users[i + 5]))
+        await eventually(lambda i=i: sum(n for (c, _, _), n in metrics.shadow_results.items() if c == "position") > i)
+    decision = await router.route("position", both.guild_id, users[0])
+    assert decision.backend == "postgres" and decision.reason.startswith("auto-rollback")
+
+    await both.set_flags(text)  # the same file again: the latch holds
+    assert (await router.route("position", both.guild_id, users[0])).reason.startswith("auto-rollback")
+
+    admin = both.user(424242, "admin", permissions=ADMIN)
+    status = await both.call("backends", "status", user=admin)
+    assert status.ephemeral
+    fields = {f["name"]: f["value"] for f in status.embeds[0]["fields"]}
+    assert "auto-rollback" in fields["Commands"] and "`/position` off scylla" in fields["Auto-rollback"]
+
+    cleared = await both.call("backends", "clear", user=admin)
+    assert cleared.ephemeral and "1 latch(es) cleared" in cleared.embeds[0]["description"]
+    assert (await router.route("position", both.guild_id, users[0])).backend == "scylla"
+
+
+async def test_backends_is_refused_to_members_without_manage_server(both: BotHarness) -> None:
+    registered = both.emulator.commands["backends"]
+    assert registered["default_member_permissions"] == "32"
+    with pytest.raises(PermissionError):
+        both.emulator.invoke("backends", "status", guild_id=both.guild_id, user=both.user(5, "member"))
+
+
+async def test_backends_reload_reports_the_change_or_the_error(both: BotHarness) -> None:
+    await both.configure(rate_limit_per_minute=1000)
+    admin = both.user(424242, "admin", permissions=ADMIN)
+    both.flags_path.write_text(flags_yaml("postgres", leaderboard={"backend": "scylla", "rollout": 30}))
+    reply = await both.call("backends", "reload", user=admin)
+    assert reply.ephemeral and "commands.leaderboard" in reply.embeds[0]["description"]
+    both.flags_path.write_text("default_backend: postgres\ncommands:\n  leaderboard: {rollout: 300}\n")
+    reply = await both.call("backends", "reload", user=admin)
+    assert reply.embeds[0]["title"] == "Error" and "flags.yaml:3" in reply.embeds[0]["description"]
+    status = await both.call("backends", "status", user=admin)
+    fields = {f["name"]: f["value"] for f in status.embeds[0]["fields"]}
+    assert "flags.yaml:3" in fields["Last reload error"]
+    assert "`/leaderboard` → **" in fields["Commands"]
