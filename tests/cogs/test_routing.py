@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections import Counter
 from decimal import Decimal
@@ -15,6 +16,7 @@ import pytest
 from backends.protocol import ScoreUpdate, TenantContext
 from bot.flags import FlagWatcher
 from tests.cogs.conftest import BotHarness, flags_yaml
+from tests.unit.test_flag_file import GENERATED, HAND_WRITTEN
 
 ADMIN = 32  # Manage Server
 
@@ -81,21 +83,18 @@ async def test_a_malformed_file_is_rejected_and_the_last_good_one_serves(both: B
     users = await both.seed([10, 9, 8])
     await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
     store = await both.container.flag_store()  # type: ignore[misc]
-    bad = [
-        "default_backend: postgres\ncommands:\n  position: {backend: cassandra}\n",
-        "default_backend: postgres\ncommands:\n  position: {rollout: 150}\n",
-        "default_backend: postgres\ncommands:\n  positon: {backend: scylla}\n",
-        "default_backend: postgres\n  commands: [\n",
-        "kill: [postgres]\ndefault_backend: postgres\n",
-        "",
-    ]
-    for text in bad:
+    # Every broken file of the flag-file unit tests (hand-written and generated), fed to the running bot.
+    bad = [case.values[0] for case in (*HAND_WRITTEN, *GENERATED)]
+    assert len(bad) >= 100
+    for n, text in enumerate(bad):
         both.flags_path.write_text(text)
         accepted, problems = await store.reload()
-        assert not accepted and store.last_error is not None
-        assert ":" in problems[0] and "flags.yaml:" in problems[0], problems
-        backend, message = await served_by(both, "position", user=both.user(users[0]))
-        assert backend == "scylla" and message.embeds[0]["fields"][0]["value"] == "**#1**"
+        assert not accepted and store.last_error is not None, text
+        assert re.search(r"flags\.yaml:\d+: ", problems[0]), problems
+        assert store.current.for_command("position").backend == "scylla"
+        if n % 20 == 0:
+            backend, message = await served_by(both, "position", user=both.user(users[0]))
+            assert backend == "scylla" and message.embeds[0]["fields"][0]["value"] == "**#1**"
 
 
 async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarness, caplog: Any) -> None:
