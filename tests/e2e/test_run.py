@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from backends.postgres.admin import CommunityAdmin, MemberRow
@@ -28,9 +30,18 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
         await emu.stop()
 
 
-async def start_bot(emulator: DiscordEmulator, dsn: str, token: str) -> asyncio.subprocess.Process:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_bot(emulator: DiscordEmulator, dsn: str, token: str, **extra: str) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(DISCORD_TOKEN=token, SIETCH_DISCORD_API_BASE=emulator.base_url, SIETCH_POSTGRES_DSN=dsn)
+    env.update(
+        DISCORD_TOKEN=token, SIETCH_DISCORD_API_BASE=emulator.base_url, SIETCH_POSTGRES_DSN=dsn, SIETCH_METRICS_PORT="0"
+    )
+    env.update(extra)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -44,22 +55,39 @@ async def start_bot(emulator: DiscordEmulator, dsn: str, token: str) -> asyncio.
 
 
 async def test_run_logs_in_registers_commands_and_answers(
-    emulator: DiscordEmulator, postgres_dsn: str, pool: object, new_guild_id: int
+    emulator: DiscordEmulator, postgres_dsn: str, pool: object, new_guild_id: int, tmp_path: Path
 ) -> None:
     admin = CommunityAdmin(pool)  # type: ignore[arg-type]
     await admin.upsert_community(Community(new_guild_id, name="Arrakis"))
     await admin.import_members(new_guild_id, [MemberRow(discord_user_id=77, nym="Stilgar", conviction=5)])  # type: ignore[arg-type]
     emulator.add_guild(new_guild_id)
-    process = await start_bot(emulator, postgres_dsn, emulator.token)
+    flags = tmp_path / "flags.yaml"
+    flags.write_text("default_backend: postgres\n")
+    port = free_port()
+    # The watcher polls once an hour here, so only SIGHUP can make the bot re-read the file.
+    process = await start_bot(
+        emulator,
+        postgres_dsn,
+        emulator.token,
+        SIETCH_FLAGS_PATH=str(flags),
+        SIETCH_FLAGS_POLL_SECONDS="3600",
+        SIETCH_METRICS_PORT=str(port),
+    )
     try:
-        await emulator.wait_for_commands({"position", "threshold", "leaderboard"}, timeout=30)
+        await emulator.wait_for_commands({"position", "threshold", "leaderboard", "backends"}, timeout=30)
         assert emulator.identifies[0]["intents"] == 1  # GUILDS only: no privileged intent
         answer = await emulator.invoke("position", guild_id=new_guild_id, user=emulator.member(77, "Stilgar")).done()
         assert answer.embeds[0]["fields"][0]["value"] == "**#1**"
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as health:
+            assert (await health.json())["status"] == "ok"
+        flags.write_text("default_backend: postgres\ncommands:\n  threshold: {shadow: 0}\n")
+        process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(1.0)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
     assert process.returncode == 0, stderr.decode()
+    assert "flag file changed" in stderr.decode() and "commands.threshold" in stderr.decode()
     assert emulator.token not in stderr.decode()
     assert emulator.violations == [] and emulator.unknown_routes == []
 
