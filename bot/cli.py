@@ -24,6 +24,7 @@ from bot.settings import SettingsError, load_settings
 log = logging.getLogger("sietch")
 
 EXIT_USAGE = 2
+SHUTDOWN_GRACE_SECONDS = 10.0  # Discord lets a deferred answer take 15 minutes; a restart should not
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,9 +121,16 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         store = await container.flag_store()  # type: ignore[misc]
         watcher = await container.flag_watcher()  # type: ignore[misc]
         metrics_server = await container.metrics_server()  # type: ignore[misc]
+        dispatcher = await container.dispatcher()  # type: ignore[misc]
         loop = asyncio.get_running_loop()
+
+        async def shut_down() -> None:
+            log.info("stopping: answering the interactions under way first")
+            await dispatcher.drain(SHUTDOWN_GRACE_SECONDS)
+            await bot.close()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(shut_down()))
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(store.reload()))
         background.start()
         watcher.start()

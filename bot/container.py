@@ -53,8 +53,15 @@ async def postgres_dsn(dsn: str, data_dir: str) -> AsyncIterator[str]:
 async def postgres_pool(
     dsn: str, min_size: int, max_size: int, timeout: float
 ) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    # Each connection is checked when taken, so after a database restart the pool replaces dead ones
+    # instead of handing them out.
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
     )
     await pool.open(wait=True, timeout=30)
     try:

@@ -71,6 +71,18 @@ class CommandDispatcher:
         self.metrics = metrics
         self.shadow = shadow
         self.defer_after = defer_after_seconds
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self, timeout_seconds: float) -> int:
+        """Wait for the interactions being answered (shutdown); return how many were still running."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_seconds)
+        except TimeoutError:
+            log.warning("shutdown with interactions still running count=%s", self._in_flight)
+        await self.shadow.idle()
+        return self._in_flight
 
     async def run(
         self,
@@ -102,12 +114,17 @@ class CommandDispatcher:
                 return error_reply(messages.FAILED[command], "error")
 
         outcome = "undelivered"
+        self._in_flight += 1
+        self._idle.clear()
         try:
             reply = await deliver(
                 interaction, produce(), ephemeral=ephemeral, update=update, defer_after=self.defer_after
             )
             outcome = reply.outcome
         finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
             self.metrics.observe(command, served_by, interaction.guild_id, outcome, time.monotonic() - started)
         if decision is not None and decision.shadow and interaction.user is not None and reply.outcome != "error":
             self.shadow.submit(decision, served_by, reply, interaction.guild_id or 0, interaction.user.id, handler)

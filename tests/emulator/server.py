@@ -205,12 +205,16 @@ class DiscordEmulator(InteractionRoutes):
             names |= set(store)
         return names
 
-    def invoke(self, name: str, *path: str, guild_id: int, user: Member, **options: Any) -> Interaction:
+    def invoke(
+        self, name: str, *path: str, guild_id: int, user: Member, opened_to_everyone: bool = False, **options: Any
+    ) -> Interaction:
+        """`opened_to_everyone`: the server's admins granted the command to all members in their server
+        settings, which Discord allows whatever `default_member_permissions` says."""
         guild = self._guild(guild_id)
         command = self.guild_commands.get(guild_id, {}).get(name) or self.commands.get(name)
         if command is None or command.get("type", 1) != 1:
             raise LookupError(f"/{name} is not a registered slash command; registered: {sorted(self.commands)}")
-        if not self._may_use(command, user, guild):
+        if not opened_to_everyone and not self._may_use(command, user, guild):
             raise PermissionError(
                 f"{user.name} (permissions {user.permissions}) may not use /{name} "
                 f"(default_member_permissions {command.get('default_member_permissions')})"
