@@ -27,7 +27,9 @@ def _now() -> datetime:
 
 
 def _name(name: str) -> str:
-    """Member-chosen names are escaped and shortened so they can neither style nor overflow an embed."""
+    """Member-chosen names are escaped, kept on one line and shortened: they can neither style, break
+    nor overflow an embed."""
+    name = " ".join(name.split()) or "Unknown"
     short = name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
     return escape_markdown(short)
 

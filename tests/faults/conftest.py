@@ -1,3 +1,3 @@
 """The fault suite runs the real bot the way the command tests do."""
 
-from tests.cogs.conftest import emulator, guilds  # noqa: F401  (fixtures)
+from tests.cogs.conftest import both, emulator, guilds, harness  # noqa: F401  (fixtures)
