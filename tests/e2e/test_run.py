@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import psycopg
 import pytest
 
 from backends.postgres.admin import CommunityAdmin, MemberRow
@@ -99,3 +100,34 @@ async def test_run_with_a_refused_token_says_so_in_one_line(emulator: DiscordEmu
     errors = [line for line in stderr.decode().splitlines() if line.startswith("sietch:")]
     assert errors == ["sietch: Discord refused DISCORD_TOKEN: check the token in the developer portal"]
     assert "Traceback" not in stderr.decode()
+
+
+async def test_sigterm_answers_the_interactions_under_way_before_stopping(
+    emulator: DiscordEmulator, postgres_dsn: str, pool: object, new_guild_id: int
+) -> None:
+    admin = CommunityAdmin(pool)  # type: ignore[arg-type]
+    await admin.upsert_community(Community(new_guild_id, name="Arrakis"))
+    emulator.add_guild(new_guild_id)
+    process = await start_bot(emulator, postgres_dsn, emulator.token)
+    lock = None
+    try:
+        await emulator.wait_for_commands({"position", "threshold", "leaderboard", "backends"}, timeout=30)
+        # A real lock makes the database slow: the answer is under way when the signal comes.
+        lock = await psycopg.AsyncConnection.connect(postgres_dsn)
+        await lock.execute("LOCK TABLE communities IN ACCESS EXCLUSIVE MODE")
+        interaction = emulator.invoke("threshold", guild_id=new_guild_id, user=emulator.member(5, "Chani"))
+        await asyncio.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1.0)
+        assert process.returncode is None, "the bot stopped before answering"
+        await lock.rollback()
+        message = await interaction.done(timeout=10)
+        assert message.embeds[0]["title"] == "⛩️ The Threshold"
+    finally:
+        if lock is not None:
+            await lock.close()
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    assert "answering the interactions under way first" in stderr.decode()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from backends.postgres.admin import MemberRow
 from bot import messages
 from tests.cogs.conftest import BotHarness
 
@@ -60,9 +62,6 @@ async def test_a_member_without_a_profile_gets_clear_answers(harness: BotHarness
 
 async def test_names_that_look_like_markdown_or_sql_are_shown_literally(harness: BotHarness) -> None:
     await harness.configure()
-    from backends.postgres.admin import MemberRow
-    from decimal import Decimal
-
     nasty = ["Robert'); DROP TABLE scores;--", "**bold** _it_ `code`", "x" * 80, "' OR 1=1 --", "🐛\u200b\n"]
     admin = await harness.admin()
     await admin.import_members(

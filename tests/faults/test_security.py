@@ -79,7 +79,7 @@ def test_random_operations_over_several_guilds_never_leak(
 
     async def setup() -> None:
         admin = CommunityAdmin(pool)
-        for n, gid in enumerate(guilds):
+        for gid in guilds:
             await admin.upsert_community(Community(gid, fedaykin=10, naib=2, at_risk=8, waitlist_end=20))
             rows = [MemberRow(discord_user_id=1 + i, conviction=Decimal(rng.randrange(0, 100))) for i in range(40)]
             members[gid] = await admin.import_members(gid, rows)
