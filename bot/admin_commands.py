@@ -9,7 +9,7 @@ from typing import Any
 
 from backends.postgres import export
 from backends.postgres.migrations import migrate
-from backends.protocol import Community
+from backends.protocol import BackendError, Community
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.migrations import migrate as migrate_cql
 from bot.container import Container, make_container
@@ -117,6 +117,34 @@ async def _backfill(container: Container, guild: int) -> None:
     copied = await backfill(postgres, scylla, guild, progress=lambda done, total: bar.update(done - bar.done))
     bar.close()
     print(f"guild {guild}: {copied} member(s) copied to Scylla, snapshots rebuilt")
+
+
+async def remove_member(container: Container, guild: int, discord_user_id: int) -> bool:
+    """Delete a member from PostgreSQL and from the Scylla copy, then rebuild the boards without them."""
+    admin = await container.community_admin()  # type: ignore[misc]
+    removed = await admin.remove_member(guild, discord_user_id)
+    scylla = await _scylla(container, required=False)
+    if scylla is None:
+        return removed is not None
+    postgres = await container.postgres_backend()  # type: ignore[misc]
+    async with postgres.connection() as conn:
+        version = await export.score_version(conn, guild)
+    try:
+        copied = await scylla.replica.remove_member(guild, discord_user_id, version or 0)
+        await Recalculator(scylla, 0).run_once([guild], force=True)
+    except BackendError as exc:
+        raise CliError(
+            f"removed from PostgreSQL, but Scylla still has the member ({exc}); "
+            "run the same command again once Scylla answers"
+        ) from exc
+    return removed is not None or copied is not None
+
+
+async def cmd_member_remove(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    async with opened(settings) as (container, _):
+        if not await remove_member(container, args.guild, args.user):
+            raise CliError(f"Discord user {args.user} is not a member of guild {args.guild}")
+        print(f"Discord user {args.user} removed from guild {args.guild}")
 
 
 async def cmd_backfill(args: argparse.Namespace, settings: dict[str, Any]) -> None:

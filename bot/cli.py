@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=admin.cmd_demo)
 
+    member = sub.add_parser("member", help="manage one member")
+    member_verbs = member.add_subparsers(required=True, metavar="ACTION")
+    remove = member_verbs.add_parser("remove", help="delete a member and their scores, from every backend")
+    remove.add_argument("guild", type=int)
+    remove.add_argument("user", type=int, help="the member's Discord user id")
+    remove.set_defaults(handler=admin.cmd_member_remove)
+
     backfill = sub.add_parser("backfill", help="copy communities from PostgreSQL to Scylla (resumable)")
     backfill.add_argument("--guild", type=int, help="only this guild (default: every community)")
     backfill.set_defaults(handler=admin.cmd_backfill)

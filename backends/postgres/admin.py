@@ -56,6 +56,25 @@ class CommunityAdmin:
                 ),
             )
 
+    async def remove_member(self, community_id: int, discord_user_id: int) -> tuple[UUID, int] | None:
+        """Delete a member (and their scores); return their profile id and the new score version."""
+        async with self._backend.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM profiles WHERE community_id = %s AND discord_user_id = %s RETURNING profile_id",
+                (community_id, discord_user_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            cur = await conn.execute(
+                "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s"
+                " RETURNING score_version",
+                (community_id,),
+            )
+            version = await cur.fetchone()
+            assert version is not None
+            return row["profile_id"], int(version["score_version"])
+
     async def get_community(self, community_id: int) -> Community | None:
         return await self._backend.get_community(TenantContext(community_id))
 

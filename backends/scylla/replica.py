@@ -97,6 +97,26 @@ class ScyllaReplica:
             for i in range(0, len(rows), BATCH_ROWS)
         ]
 
+    async def remove_member(self, community_id: int, discord_user_id: int, version: int) -> UUID | None:
+        """Remove a member deleted from PostgreSQL at `version`; a later re-import (newer version) wins."""
+        rows = await self.cql.execute(
+            f"SELECT profile_id FROM {self.t.profiles_by_user} WHERE community_id = ? AND discord_user_id = ?",
+            (community_id, discord_user_id),
+        )
+        if not rows:
+            return None
+        profile_id: UUID = rows[0].profile_id
+        await self.cql.execute(
+            f"DELETE FROM {self.t.scores} USING TIMESTAMP ? WHERE community_id = ? AND shard = ? AND profile_id = ?",
+            (version, community_id, score_shard(profile_id), profile_id),
+        )
+        await self.cql.execute(
+            f"DELETE FROM {self.t.profiles_by_user} USING TIMESTAMP ? WHERE community_id = ? AND discord_user_id = ?",
+            (version, community_id, discord_user_id),
+        )
+        await self.put_score_version(community_id, version)
+        return profile_id
+
     async def put_history(self, community_id: int, events: Sequence[ScoreEvent]) -> None:
         query = (
             f"INSERT INTO {self.t.history} (community_id, profile_id, event_id, board, event_type, delta, value_after,"

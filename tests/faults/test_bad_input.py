@@ -76,3 +76,19 @@ async def test_names_that_look_like_markdown_or_sql_are_shown_literally(harness:
     assert "x" * 31 + "…" in lines[2] and "x" * 33 not in lines[2]
     again = await harness.call("threshold", user=harness.user(50))  # the tables are all still there
     assert again.embeds[0]["title"] == "⛩️ The Threshold"
+
+
+async def test_a_removed_member_is_a_stranger_on_every_backend(harness: BotHarness, caplog: Any) -> None:
+    from bot.admin_commands import remove_member
+
+    await harness.configure()
+    users = await harness.seed([30, 20, 10])
+    assert await remove_member(harness.container, harness.guild_id, users[1])
+    caplog.set_level(logging.ERROR)
+    position = await harness.call("position", user=harness.user(users[1]))
+    assert position.ephemeral and position.embeds[0]["description"] == messages.NOT_A_MEMBER
+    board = await harness.call("leaderboard", "conviction", user=harness.user(users[0]))
+    assert "member1" not in board.embeds[0]["description"]
+    assert (await harness.call("position", user=harness.user(users[2]))).embeds[0]["fields"][0]["value"] == "**#2**"
+    assert not await remove_member(harness.container, harness.guild_id, users[1])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
