@@ -196,3 +196,34 @@ async def test_backends_reload_reports_the_change_or_the_error(both: BotHarness)
     fields = {f["name"]: f["value"] for f in status.embeds[0]["fields"]}
     assert "flags.yaml:3" in fields["Last reload error"]
     assert "`/leaderboard` → **" in fields["Commands"]
+
+
+async def test_a_guild_whose_copy_is_missing_or_behind_is_served_by_postgres(both: BotHarness) -> None:
+    from backends.protocol import Community
+
+    await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
+    router = await both.container.router()  # type: ignore[misc]
+    admin = await both.admin()
+    await admin.upsert_community(Community(both.guild_id))  # in PostgreSQL only: never backfilled
+    decision = await router.route("position", both.guild_id, 1)
+    assert (decision.backend, decision.reason) == ("postgres", "not ready: never backfilled")
+
+    await both.configure()  # backfilled now
+    router.readiness.forget()
+    assert (await router.route("position", both.guild_id, 1)).backend == "scylla"
+
+    # Written to PostgreSQL with the copy switched off: Scylla falls behind and nothing will catch it up.
+    users = await both.seed([5])
+    await both.set_flags(
+        flags_yaml("postgres", position={"backend": "scylla"}).replace(
+            "default_backend: postgres", "default_backend: postgres\nwrites: postgres"
+        )
+    )
+    service = router.service("postgres")
+    profile = await service.get_profile_for_user(TenantContext(both.guild_id), users[0])
+    await service.apply_score_updates(
+        TenantContext(both.guild_id), [ScoreUpdate(profile.profile_id, "conviction", Decimal(9), "token_hold")]
+    )
+    router.readiness.forget()
+    decision = await router.route("position", both.guild_id, 1)
+    assert decision.backend == "postgres" and decision.reason.startswith("not ready: behind")
