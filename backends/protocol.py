@@ -225,6 +225,11 @@ class Backend(Protocol):
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
         """The profile's entry on the board, or None when it is not ranked (score <= 0 or absent)."""
 
+    async def get_neighbours(
+        self, ctx: TenantContext, board: Board, profile_id: UUID
+    ) -> tuple[RankedEntry | None, RankedEntry | None, RankedEntry | None]:
+        """(the entry above, the profile's own entry, the entry below); all None when it is not ranked."""
+
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         """Entries with first_rank <= rank <= last_rank, in rank order; fewer (or none) past the end."""
 

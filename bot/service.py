@@ -80,12 +80,10 @@ class HotPathService:
 
     async def get_position(self, ctx: TenantContext, profile_id: UUID) -> PositionData | None:
         settings = _settings(ctx)
-        me = await self.backend.get_rank(ctx, "conviction", profile_id)
+        above, me, below = await self.backend.get_neighbours(ctx, "conviction", profile_id)
         if me is None:
             return None
         pos, score = me.rank, me.score
-        around = _by_rank(await self.backend.get_range(ctx, "conviction", max(1, pos - 1), pos + 1))
-        above, below = around.get(pos - 1), around.get(pos + 1)
         entry_score: Decimal | None = None
         if pos > settings.fedaykin:
             entry = _by_rank(await self.backend.get_range(ctx, "conviction", settings.fedaykin, settings.fedaykin))

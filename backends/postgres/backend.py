@@ -129,6 +129,34 @@ class PostgresBackend:
         assert ahead is not None
         return RankedEntry(ahead["ahead"] + 1, me["profile_id"], me["score"], me["nym"], me["wallet_address"])
 
+    async def get_neighbours(
+        self, ctx: TenantContext, board: Board, profile_id: UUID
+    ) -> tuple[RankedEntry | None, RankedEntry | None, RankedEntry | None]:
+        """The rows beside a member are read by key from the member's own row: no scan to their rank."""
+        me = await self.get_rank(ctx, board, profile_id)
+        if me is None:
+            return None, None, None
+        async with self.connection() as conn:
+            cur = await conn.execute(
+                "SELECT joined_at FROM scores WHERE community_id = %s AND profile_id = %s",
+                (ctx.community_id, profile_id),
+            )
+            key = await cur.fetchone()
+            assert key is not None
+            params = {
+                "community": ctx.community_id,
+                "score": me.score,
+                "joined_at": key["joined_at"],
+                "profile_id": profile_id,
+            }
+            above = await _beside(conn, board, params, "<", "DESC")
+            below = await _beside(conn, board, params, ">", "ASC")
+        return (
+            RankedEntry(me.rank - 1, *above) if above else None,
+            me,
+            RankedEntry(me.rank + 1, *below) if below else None,
+        )
+
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         first_rank = max(first_rank, 1)
         if last_rank < first_rank:
@@ -222,3 +250,18 @@ class PostgresBackend:
                 (ctx.community_id, HISTORY_RETENTION),
             )
         return await self.count_ranked(ctx, board)
+
+
+async def _beside(
+    conn: AsyncConnection[dict[str, Any]], board: Board, params: dict[str, Any], op: str, order: str
+) -> tuple[Any, ...] | None:
+    """The next row of the board before (`<`, DESC) or after (`>`, ASC) a key, by the board index."""
+    query = sql.SQL(
+        "SELECT s.profile_id, s.{s} AS score, p.nym, p.wallet_address FROM scores s JOIN profiles p USING (profile_id)"
+        " WHERE s.community_id = %(community)s AND s.{s} > 0"
+        " AND (-s.{s}, s.joined_at, s.profile_id) " + op + " (-%(score)s::numeric, %(joined_at)s, %(profile_id)s)"
+        " ORDER BY -s.{s} " + order + ", s.joined_at " + order + ", s.profile_id " + order + " LIMIT 1"
+    ).format(s=_col(board))
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return (row["profile_id"], row["score"], row["nym"], row["wallet_address"]) if row else None

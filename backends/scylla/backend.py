@@ -141,6 +141,15 @@ class ScyllaBackend:
         r = rows[0]
         return RankedEntry(r.rank, profile_id, r.score, r.nym, r.wallet_address)
 
+    async def get_neighbours(
+        self, ctx: TenantContext, board: Board, profile_id: UUID
+    ) -> tuple[RankedEntry | None, RankedEntry | None, RankedEntry | None]:
+        me = await self.get_rank(ctx, board, profile_id)
+        if me is None:
+            return None, None, None
+        around = {e.rank: e for e in await self.get_range(ctx, board, me.rank - 1, me.rank + 1)}
+        return around.get(me.rank - 1), me, around.get(me.rank + 1)
+
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         snap = await self._pinned(ctx, board)
         if snap is None:
