@@ -40,6 +40,14 @@ run: venv
 test: venv
 	$(PY) -m pytest
 
+# Benchmarks (not part of `make test`): PostgreSQL vs Scylla reads at 10k/100k/1M members, the legacy query
+# shapes, snapshot rebuilds and the bot's interactions per second; writes BENCHMARKS.md (see bench/).
+# Takes about an hour; BENCH_ARGS=--quick for a smoke run (results under .run/bench-quick/).
+.PHONY: bench
+bench: venv
+	$(PY) -m pip install -q 'matplotlib>=3.8' 'pyinstrument>=4.6' 'py-spy>=0.3.14'
+	PYTHON=$(PY) $(PY) -m bench $(BENCH_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check bot backends cogs tests
 	$(VENV)/bin/ruff format --check bot backends cogs tests

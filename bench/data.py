@@ -1,0 +1,226 @@
+"""Synthetic communities (fixed seed) and the bulk loads: COPY into PostgreSQL, prepared writes into Scylla."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from backends.postgres.admin import CommunityAdmin
+from backends.protocol import Community, MemberState, Profile, TenantContext
+from backends.scylla.backend import ScyllaBackend
+from backends.scylla.replica import BackfillState
+
+START = datetime(2023, 1, 1, tzinfo=UTC)
+NAMES = ("Stilgar", "Chani", "Jamis", "Harah", "Liet", "Otheym", "Korba", "Farok", "Turok", "Alia", "Idaho")
+ROUND_SCORES = (100_00, 250_00, 500_00, 1000_00, 5000_00)  # cents: whole-number holdings many members share
+VERSION = 1  # the score version of a freshly loaded community
+LOAD_CHUNK = 2000  # members per `put_states` call, as `bot.replication.backfill` uses
+LOAD_PARALLEL = 4  # `put_states` calls in flight at once (each runs 64 statements concurrently)
+
+
+def guild_id(size: int) -> int:
+    """One fixed snowflake-sized guild per community size."""
+    return 900_000_000_000_000_000 + size
+
+
+@dataclass
+class Members:
+    """A community as columns; scores in cents (2 decimals) so ties are exact."""
+
+    size: int
+    seed: int
+    profile_ids: list[uuid.UUID] = field(default_factory=list)
+    user_ids: list[int] = field(default_factory=list)
+    wallets: list[str] = field(default_factory=list)
+    nyms: list[str | None] = field(default_factory=list)
+    joined_s: list[int] = field(default_factory=list)  # seconds after START, distinct
+    conviction: list[int] = field(default_factory=list)  # cents
+    activity: list[int] = field(default_factory=list)  # whole points
+    ranked: list[int] = field(default_factory=list)  # member indexes in conviction board order
+
+    def joined_at(self, i: int) -> datetime:
+        return START + timedelta(seconds=self.joined_s[i])
+
+    def conviction_decimal(self, i: int) -> Decimal:
+        return Decimal(self.conviction[i]).scaleb(-2)
+
+    def state(self, i: int, community_id: int) -> MemberState:
+        profile = Profile(
+            self.profile_ids[i], community_id, self.joined_at(i), self.user_ids[i], self.wallets[i], self.nyms[i]
+        )
+        return MemberState(profile, self.conviction_decimal(i), Decimal(self.activity[i]), START)
+
+    def stats(self) -> dict[str, Any]:
+        ranked = len(self.ranked)
+        distinct = len({self.conviction[i] for i in self.ranked})
+        return {
+            "members": self.size,
+            "ranked_conviction": ranked,
+            "zero_conviction": self.size - ranked,
+            "distinct_conviction_scores": distinct,
+            "ranked_activity": sum(1 for a in self.activity if a > 0),
+            "top_conviction": str(self.conviction_decimal(self.ranked[0])) if ranked else "0",
+            "median_conviction": str(self.conviction_decimal(self.ranked[ranked // 2])) if ranked else "0",
+        }
+
+
+def generate(size: int, seed: int = 20240601) -> Members:
+    """Long-tailed scores (Pareto, a few whales), ~6 % zeros, round-number and rounding ties, distinct joins."""
+    rng = random.Random(seed * 1_000_003 + size)
+    m = Members(size, seed)
+    m.joined_s = rng.sample(range(size * 30), size)
+    for i in range(size):
+        m.profile_ids.append(uuid.UUID(int=rng.getrandbits(128), version=4))
+        m.user_ids.append(710_000_000_000_000_000 + i)
+        m.wallets.append(f"0x{rng.getrandbits(160):040x}")
+        m.nyms.append(f"{NAMES[i % len(NAMES)]}{i}" if rng.random() > 0.1 else None)
+        r = rng.random()
+        if r < 0.06:
+            cents = 0
+        elif r < 0.10:
+            cents = rng.choice(ROUND_SCORES)
+        else:
+            cents = max(1, int((rng.paretovariate(1.16) - 1.0) * 100_000))  # median ~ 8 tokens, whales ~ 10^7
+        m.conviction.append(cents)
+        m.activity.append(0 if rng.random() < 0.12 else int(rng.expovariate(1 / 40)) + 1)
+    pid_int = [p.int for p in m.profile_ids]
+    m.ranked = sorted(
+        (i for i in range(size) if m.conviction[i] > 0), key=lambda i: (-m.conviction[i], m.joined_s[i], pid_int[i])
+    )
+    return m
+
+
+def community(size: int, members: Members) -> Community:
+    # The rate limit is raised so the throughput run is never throttled.
+    return Community(guild_id(size), name=f"bench-{size}-seed{members.seed}", rate_limit_per_minute=1_000_000)
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+
+def _text(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+async def load_postgres(pool: AsyncConnectionPool[Any], m: Members, c: Community) -> dict[str, Any]:
+    """COPY straight into profiles and scores, one transaction; the statement-level triggers count ranks.
+
+    `CommunityAdmin.import_members` (staging table, matching, score history) is the onboarding path; a
+    benchmark load has no existing members to match, so it writes the two tables directly.
+    """
+    await CommunityAdmin(pool).upsert_community(c)
+    gid = c.community_id
+    started = time.perf_counter()
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("DELETE FROM profiles WHERE community_id = %s", (gid,))
+        await conn.execute(
+            "UPDATE communities SET score_version = %s, ranked_conviction = 0, ranked_activity = 0"
+            " WHERE community_id = %s",
+            (VERSION, gid),
+        )
+        step = 50_000
+        async with conn.cursor().copy(
+            "COPY profiles (profile_id, community_id, discord_user_id, wallet_address, nym, joined_at) FROM STDIN"
+        ) as copy:
+            for lo in range(0, m.size, step):
+                buf = io.StringIO()
+                for i in range(lo, min(lo + step, m.size)):
+                    buf.write(
+                        f"{m.profile_ids[i]}\t{gid}\t{m.user_ids[i]}\t{m.wallets[i]}\t{_text(m.nyms[i])}\t"
+                        f"{m.joined_at(i).isoformat()}\n"
+                    )
+                await copy.write(buf.getvalue())
+        profiles_done = time.perf_counter()
+        async with conn.cursor().copy(
+            "COPY scores (community_id, profile_id, joined_at, conviction, activity, updated_at) FROM STDIN"
+        ) as copy:
+            for lo in range(0, m.size, step):
+                buf = io.StringIO()
+                for i in range(lo, min(lo + step, m.size)):
+                    cents = m.conviction[i]
+                    buf.write(
+                        f"{gid}\t{m.profile_ids[i]}\t{m.joined_at(i).isoformat()}\t{cents // 100}.{cents % 100:02d}\t"
+                        f"{m.activity[i]}\t{START.isoformat()}\n"
+                    )
+                await copy.write(buf.getvalue())
+    copied = time.perf_counter()
+    # What autovacuum would do soon after a bulk load: statistics, and the visibility map that lets
+    # count(*) over the board index skip heap pages where it can.
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        await conn.execute("VACUUM (ANALYZE) profiles")
+        await conn.execute("VACUUM (ANALYZE) scores")
+        cur = await conn.execute(
+            "SELECT ranked_conviction, ranked_activity, score_version FROM communities WHERE community_id = %s", (gid,)
+        )
+        counts = await cur.fetchone()
+        await conn.set_autocommit(False)
+    vacuumed = time.perf_counter()
+    assert counts is not None
+    expected_conviction = len(m.ranked)
+    expected_activity = sum(1 for a in m.activity if a > 0)
+    trigger_ok = counts[0] == expected_conviction and counts[1] == expected_activity
+    if not trigger_ok:
+        raise AssertionError(
+            f"ranked counts kept by the triggers are wrong: {counts[:2]} != {(expected_conviction, expected_activity)}"
+        )
+    total = copied - started
+    return {
+        "rows": m.size,
+        "copy_profiles_s": round(profiles_done - started, 2),
+        "copy_scores_s": round(copied - profiles_done, 2),
+        "copy_s": round(total, 2),
+        "rows_per_s": round(m.size / total),
+        "vacuum_analyze_s": round(vacuumed - copied, 2),
+        "trigger_counts_ok": trigger_ok,
+        "ranked_counts": [counts[0], counts[1]],
+    }
+
+
+# --- Scylla --------------------------------------------------------------------------------------
+
+
+async def load_scylla(scylla: ScyllaBackend, m: Members, c: Community) -> dict[str, Any]:
+    """Concurrent prepared writes through `ScyllaReplica.put_states`, then the backfill marked complete."""
+    replica = scylla.replica
+    gid = c.community_id
+    await replica.put_community(c)
+    await replica.put_backfill_state(BackfillState(gid, "running", None, 0, VERSION))
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(LOAD_PARALLEL)
+
+    async def chunk(lo: int) -> None:
+        async with gate:
+            states = [m.state(i, gid) for i in range(lo, min(lo + LOAD_CHUNK, m.size))]
+            await replica.put_states(gid, states, VERSION)
+
+    await asyncio.gather(*(chunk(lo) for lo in range(0, m.size, LOAD_CHUNK)))
+    elapsed = time.perf_counter() - started
+    await replica.put_score_version(gid, VERSION)
+    await replica.put_backfill_state(BackfillState(gid, "complete", None, m.size, VERSION))
+    return {"rows": m.size, "load_s": round(elapsed, 2), "rows_per_s": round(m.size / elapsed)}
+
+
+async def recalculate(scylla: ScyllaBackend, gid: int) -> dict[str, Any]:
+    """`ScyllaBackend.recalculate` for both boards, timed each."""
+    out: dict[str, Any] = {}
+    total = 0.0
+    for board in ("conviction", "activity"):
+        started = time.perf_counter()
+        ranked = await scylla.recalculate(TenantContext(gid), board)
+        elapsed = time.perf_counter() - started
+        total += elapsed
+        out[board] = {"ranked": ranked, "seconds": round(elapsed, 2), "rows_per_s": round(ranked / elapsed)}
+    out["both_seconds"] = round(total, 2)
+    return out
