@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bench import report
+from bench import env, report
 from bench.env import ROOT
 
 
@@ -32,8 +32,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="re-run only the experiments on the communities left by the last full run (into bench/results.json)",
     )
+    p.add_argument(
+        "--recalc-experiment",
+        action="store_true",
+        help="time the shipped snapshot rebuild against the lean writer on the largest loaded community",
+    )
     args = p.parse_args(argv)
     if args.quick:
+        # a database and keyspace of its own, so a smoke run never drops the full run's communities
+        env.PG_DATABASE, env.KEYSPACE = "sietch_bench_quick", "sietch_bench_quick"
         args.sizes = "1000,5000"
         args.calls = min(args.calls, 200)
         args.interactions = min(args.interactions, 300)
@@ -53,12 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         here = Path(__file__).resolve().parent
         res = json.loads((here / "results.json").read_text())
+        from bench import profiling
+
+        for raw in sorted((here / "profiles").glob("bot_*.raw")):  # summaries follow the summariser
+            key = f"bot process under load ({raw.stem.removeprefix('bot_')}), py-spy"
+            res.setdefault("profiles", {})[key] = profiling.py_spy_summary(raw)
+        from bench.runner import relative
+
+        (here / "results.json").write_text(json.dumps(relative(res), indent=1, default=str))
         report.write(res, Path(args.out), here / "latency.png", here / "notes.md")
         return 0
     from bench.runner import Run
 
     run = Run(args)
-    asyncio.run(run.experiments_only() if args.experiments_only else run.main())
+    if args.recalc_experiment:
+        asyncio.run(run.recalc_experiment())
+    else:
+        asyncio.run(run.experiments_only() if args.experiments_only else run.main())
     return 0
 
 

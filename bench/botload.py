@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.env import KEYSPACE, ROOT, cql_port
+from bench import env as bench_env
+from bench.env import ROOT, cql_port
 from bench.measure import Sample, summary
 from tests.emulator import DiscordEmulator
 
@@ -50,7 +51,7 @@ async def run_load(
         "SIETCH_POSTGRES_DSN": dsn,
         "SIETCH_SCYLLA_HOSTS": "127.0.0.1",
         "SIETCH_SCYLLA_PORT": str(cql_port()),
-        "SIETCH_SCYLLA_KEYSPACE": KEYSPACE,
+        "SIETCH_SCYLLA_KEYSPACE": bench_env.KEYSPACE,
         "SIETCH_FLAGS_PATH": str(flags),
         "SIETCH_METRICS_PORT": "0",
         "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05",

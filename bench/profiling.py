@@ -116,7 +116,8 @@ def _area(frames: list[str]) -> str:
             if own in frame:
                 return f"own: {own.strip('/')}"
         if "/lib/python3" in frame:
-            return "stdlib: " + frame.split("/lib/python3", 1)[1].split("/", 2)[1]
+            tail = frame.split("/lib/python3", 1)[1].split("/", 1)[1]  # "asyncio/events.py:84)" or "selectors.py:468)"
+            return "stdlib: " + tail.split("/", 1)[0].split(".py", 1)[0]
     return "other"
 
 
@@ -156,8 +157,10 @@ async def explain_position(pool: AsyncConnectionPool[Any], gid: int, profile_id:
     assert row is not None
     score, joined = row[1], row[2]
     return {
-        "count_ahead": await explain(
+        "the count of members ahead (get_rank)": await explain(
             pool, ahead_q, {"community": gid, "score": score, "joined_at": joined, "profile_id": profile_id}
         ),
-        "neighbours_offset": await explain(pool, around_q, {"community": gid, "offset": max(0, rank - 2), "limit": 3}),
+        "get_range at the last ranks (OFFSET; what a deep page does)": await explain(
+            pool, around_q, {"community": gid, "offset": max(0, rank - 2), "limit": 3}
+        ),
     }

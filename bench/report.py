@@ -378,6 +378,12 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
                     f"{ms(before['latency_ms']['p99'])} ms)."
                 )
                 w("")
+            if "recalc" in e:
+                w("| rebuild | seconds | rows/s | parity mismatches |")
+                w("|---|---:|---:|---:|")
+                for label, t in e["recalc"].items():
+                    w(f"| {label} | {t['seconds']} | {t['rows_per_s']:,} | {t['parity_mismatches']} |")
+                w("")
             for key in ("plan_after",):
                 if key in e:
                     w("```")

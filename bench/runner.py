@@ -29,6 +29,17 @@ async def _tuple_rows(conn: Any) -> None:
     conn.row_factory = tuple_row
 
 
+def relative(value: Any) -> Any:
+    """Paths inside the project are kept relative to it, so the results read the same on any checkout."""
+    if isinstance(value, dict):
+        return {k: relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative(v) for v in value]
+    if isinstance(value, str) and value.startswith(f"{env.ROOT}/"):
+        return value[len(str(env.ROOT)) + 1 :]
+    return value
+
+
 class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -50,7 +61,7 @@ class Run:
         self.samples: dict[int, measure.Sample] = {}
 
     def save(self) -> None:
-        self.results_path.write_text(json.dumps(self.res, indent=1, default=str))
+        self.results_path.write_text(json.dumps(relative(self.res), indent=1, default=str))
 
     def note_load(self, phase: str) -> None:
         seen = env.other_load()
@@ -96,9 +107,14 @@ class Run:
 
     async def experiments_only(self) -> None:
         """Re-run the experiments on the communities an earlier run left (`--reuse`), into its results."""
+        started = time.perf_counter()
         previous = json.loads(self.results_path.read_text())
         code = env.code_state()
         self.res = previous
+        profiles = self.res.setdefault("profiles", {})
+        for raw in sorted(self.profiles_dir.glob("bot_*.raw")):  # a run interrupted before saving it
+            key = f"bot process under load ({raw.stem.removeprefix('bot_')}), py-spy"
+            profiles.setdefault(key, profiling.py_spy_summary(raw))
         pg = await asyncio.to_thread(env.start_postgres, False)
         await asyncio.to_thread(env.ensure_cql_node)
         cluster, cql, _ = await asyncio.to_thread(env.open_cql, False)
@@ -122,6 +138,63 @@ class Run:
                 self.note_load("experiments")
                 await self.experiments(size, data.community(size, self.members[size]))
                 self.res["experiments_code"] = code
+                self.res["experiments_minutes"] = round((time.perf_counter() - started) / 60, 1)
+        finally:
+            await asyncio.to_thread(cluster.shutdown)
+            await asyncio.to_thread(pg.stop)
+        self.save()
+        report.write(self.res, self.out, self.plot_path, HERE / "notes.md")
+
+    async def recalc_experiment(self) -> None:
+        """The shipped snapshot rebuild against `apply_lean_writes`, on the largest community left loaded."""
+        self.res = json.loads(self.results_path.read_text())
+        pg = await asyncio.to_thread(env.start_postgres, False)
+        await asyncio.to_thread(env.ensure_cql_node)
+        cluster, cql, _ = await asyncio.to_thread(env.open_cql, False)
+        try:
+            async with AsyncConnectionPool(pg.dsn, min_size=2, max_size=6, open=False, reset=_tuple_rows) as pool:
+                await pool.open(wait=True)
+                self.pool, self.res_dsn = pool, pg.dsn
+                self.scylla = ScyllaBackend(cql, env.KEYSPACE)
+                self.services = {
+                    "postgres": HotPathService(PostgresBackend(pool)),
+                    "scylla": HotPathService(self.scylla),
+                }
+                size = max(int(s) for s in self.res["sizes"])
+                m = await asyncio.to_thread(data.generate, size)
+                c = data.community(size, m)
+                if not await self._loaded(size, c):
+                    raise SystemExit(f"bench: the {size} community is not loaded")
+                sample = measure.sample_members(m, self.args.calls)
+                self.note_load("recalc experiment")
+                timings: dict[str, Any] = {}
+                for label in ("shipped", "lean"):
+                    if label == "lean":
+                        experiments.apply_lean_writes()
+                    try:
+                        started = time.perf_counter()
+                        ranked = await self.scylla.recalculate(TenantContext(c.community_id), "conviction")
+                        elapsed = time.perf_counter() - started
+                        parity = await self.parity(c, sample)
+                    finally:
+                        experiments.reset_lean_writes()
+                    timings[label] = {
+                        "seconds": round(elapsed, 2),
+                        "rows_per_s": round(ranked / elapsed),
+                        "parity_mismatches": parity["mismatches"],
+                    }
+                    log.info("recalc %s %s", label, timings[label])
+                self.res.setdefault("experiments", {})["scylla: snapshot rows serialised leanly"] = {
+                    "what": (
+                        f"`apply_lean_writes` in bench/experiments.py: the conviction board of {report.fmt_size(size)} "
+                        "rebuilt with the shipped `SnapshotWriter._write_rows`, then with batches built straight from "
+                        "slices of the sorted rows (no intermediate list of 2M (query, params) tuples) and each "
+                        "batch's constant columns (community, board, version, bucket) serialised once, the others "
+                        "with the column types' serialisers instead of `PreparedStatement.bind`. Both followed by "
+                        "the parity check of the first 50 sampled members against PostgreSQL."
+                    ),
+                    "recalc": timings,
+                }
         finally:
             await asyncio.to_thread(cluster.shutdown)
             await asyncio.to_thread(pg.stop)
@@ -325,10 +398,70 @@ class Run:
                 "The plan of the count of members ahead of the last-ranked member afterwards:"
             ),
             "table": [{"op": op, "before": before[op], "after": after[op]} for op in before],
-            "plan_after": plans["count_ahead"] + "\n\n" + plans["neighbours_offset"],
+            "plan_after": "\n\n".join(plans.values()),
         }
         self.save()
+        await self.band_experiment(size, c, sub, ranked, calls, before)
         await self.scylla_experiments(size, c, sub, ranked, calls)
+
+    async def band_experiment(
+        self, size: int, c: Any, sub: measure.Sample, ranked: int, calls: int, before: dict[str, Any]
+    ) -> None:
+        service = self.services["postgres"]
+        async with self.pool.connection() as conn:
+            await conn.set_autocommit(True)
+            for statement in experiments.BAND_SETUP:
+                await conn.execute(statement, {"c": c.community_id})
+            await conn.execute("VACUUM (ANALYZE) scores")
+            await conn.set_autocommit(False)
+        experiments.apply_bands()
+        wrong = 0
+        try:
+            for i in range(min(200, len(sub.ranks))):  # the ranks must stay exact
+                got = await service.get_rank(
+                    TenantContext(c.community_id).with_community(c), sub.profile_ids[i], "conviction"
+                )
+                wrong += got is None or got.rank != sub.ranks[i]
+            after, _ = await measure.measure_service_subset(service, c, sub, ranked, calls, ("position", "rank"))
+            async with self.pool.connection() as conn:
+                conn.row_factory = tuple_row
+                last = max(range(len(sub.ranks)), key=lambda i: sub.ranks[i])
+                cur = await conn.execute(
+                    "SELECT conviction, joined_at FROM scores WHERE community_id = %s AND profile_id = %s",
+                    (c.community_id, sub.profile_ids[last]),
+                )
+                score, joined = await cur.fetchone()  # type: ignore[misc]
+            plan = await profiling.explain(
+                self.pool,
+                experiments.BAND_AHEAD,
+                {"community": c.community_id, "score": score, "joined_at": joined, "profile_id": sub.profile_ids[last]},
+            )
+            async with self.pool.connection() as conn:
+                conn.row_factory = tuple_row
+                cur = await conn.execute(
+                    "SELECT count(*), max(members) FROM bench_board_bands WHERE community_id = %s", (c.community_id,)
+                )
+                bands, widest = await cur.fetchone()  # type: ignore[misc]
+        finally:
+            experiments.reset_bands()
+            async with self.pool.connection() as conn:
+                await conn.set_autocommit(True)
+                for statement in experiments.BAND_TEARDOWN:
+                    await conn.execute(statement)
+                await conn.set_autocommit(False)
+        self.res["experiments"]["PostgreSQL: the count ahead from score-band counts plus one band"] = {
+            "what": (
+                f"`apply_bands` in bench/experiments.py: a table of members per score band (band = floor(ln(score) * "
+                f"{experiments.BAND_SCALE}); {bands} bands at {report.fmt_size(size)}, the widest holds {widest:,} "
+                "members), an index on (community_id, band, -score, joined_at, profile_id) INCLUDE (score); rank = the "
+                "members of the bands above + a count inside the member's own band. Ranks checked exact on "
+                f"{min(200, len(sub.ranks))} members: {wrong} wrong. Same {calls} members; 'before' is the shipped "
+                "code. The plan for the last-ranked member:"
+            ),
+            "table": [{"op": op, "before": before[op], "after": after[op]} for op in ("position", "rank")],
+            "plan_after": plan,
+        }
+        self.save()
 
     async def scylla_experiments(self, size: int, c: Any, sub: measure.Sample, ranked: int, calls: int) -> None:
         exps = self.res["experiments"]
