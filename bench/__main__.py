@@ -27,16 +27,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-legacy", action="store_true")
     p.add_argument("--skip-profiles", action="store_true")
     p.add_argument("--report-only", action="store_true", help="re-render the report from bench/results.json")
-    p.add_argument(
-        "--experiments-only",
-        action="store_true",
-        help="re-run only the experiments on the communities left by the last full run (into bench/results.json)",
-    )
-    p.add_argument(
-        "--recalc-experiment",
-        action="store_true",
-        help="time the shipped snapshot rebuild against the lean writer on the largest loaded community",
-    )
     args = p.parse_args(argv)
     if args.quick:
         # a database and keyspace of its own, so a smoke run never drops the full run's communities
@@ -72,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from bench.runner import Run
 
-    run = Run(args)
-    if args.recalc_experiment:
-        asyncio.run(run.recalc_experiment())
-    else:
-        asyncio.run(run.experiments_only() if args.experiments_only else run.main())
+    asyncio.run(Run(args).main())
     return 0
 
 

@@ -39,7 +39,6 @@ async def run_load(
     concurrency: int,
     workdir: Path,
     profile_to: Path | None = None,
-    experiments: str = "",
 ) -> dict[str, Any]:
     emulator = DiscordEmulator()
     await emulator.start()
@@ -56,7 +55,6 @@ async def run_load(
         "SIETCH_METRICS_PORT": "0",
         "SIETCH_DISCORD_GUILD_READY_TIMEOUT": "0.05",
         "SIETCH_LOGGING_LEVEL": "WARNING",
-        "BENCH_EXPERIMENTS": experiments,
     }
     log = (workdir / f"bot-{backend}.log").open("w")
     proc = subprocess.Popen(
@@ -113,7 +111,6 @@ async def run_load(
     by_kind = {k: summary([ms for ms, kk in zip(latencies, kinds, strict=True) if kk == k]) for k in set(kinds)}
     return {
         "backend": backend,
-        "experiments": experiments,
         "interactions": total,
         "concurrency": concurrency,
         "seconds": round(elapsed, 2),

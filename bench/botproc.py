@@ -23,10 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 async def main(base_url: str, token: str) -> None:
-    if os.environ.get("BENCH_EXPERIMENTS"):
-        from bench import experiments
-
-        experiments.apply(os.environ["BENCH_EXPERIMENTS"])
     nextcord.http.Route.BASE = base_url
     container = make_container(load_settings(ROOT / "config" / "settings.yaml", os.environ))
     await container.init_resources()  # type: ignore[misc]

