@@ -36,8 +36,58 @@ log = logging.getLogger(__name__)
 
 HISTORY_RETENTION = timedelta(days=90)
 
-# The board's sort key, negated so the index's ascending order is the board order (see the schema).
-_AHEAD_OF = "(-{s}, joined_at, profile_id) < (-%(score)s::numeric, %(joined_at)s, %(profile_id)s)"
+# Queries follow the board index of schema 004: (community, -band, -score, joined_at, profile_id), whose
+# ascending order is the board order, so "ahead of me" and "next to me" are row comparisons on one range.
+
+# The member's row and rank: 1 + the members of the bands above theirs + those ahead of them in theirs.
+_MEMBER = """
+WITH m AS (
+    SELECT s.profile_id, s.{s} AS score, s.joined_at, p.nym, p.wallet_address, score_band(s.{s}) AS band
+      FROM scores s JOIN profiles p USING (profile_id)
+     WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{s} > 0
+)
+SELECT m.profile_id, m.score, m.nym, m.wallet_address,
+       1 + (SELECT coalesce(sum(bb.members), 0) FROM board_bands bb
+             WHERE bb.community_id = %(community)s AND bb.board = %(board)s AND bb.band > m.band)
+         + (SELECT count(*) FROM scores x
+             WHERE x.community_id = %(community)s AND x.{s} > 0 AND -score_band(x.{s}) = -m.band
+               AND (-x.{s}, x.joined_at, x.profile_id) < (-m.score, m.joined_at, m.profile_id)) AS rank"""
+
+# The nearest row before (`<`, descending) or after (`>`, ascending) the member's key.
+_BESIDE = """
+  LEFT JOIN LATERAL (
+    SELECT x.profile_id, x.{{s}} AS score, p.nym, p.wallet_address FROM scores x JOIN profiles p USING (profile_id)
+     WHERE x.community_id = %(community)s AND x.{{s}} > 0
+       AND (-score_band(x.{{s}}), -x.{{s}}, x.joined_at, x.profile_id)
+           {op} (-m.band, -m.score, m.joined_at, m.profile_id)
+     ORDER BY -score_band(x.{{s}}) {order}, -x.{{s}} {order}, x.joined_at {order}, x.profile_id {order} LIMIT 1
+  ) {alias} ON true"""
+
+_NEIGHBOURS = (
+    _MEMBER
+    + """,
+       a.profile_id AS a_id, a.score AS a_score, a.nym AS a_nym, a.wallet_address AS a_wallet,
+       b.profile_id AS b_id, b.score AS b_score, b.nym AS b_nym, b.wallet_address AS b_wallet
+  FROM m"""
+    + _BESIDE.format(op="<", order="DESC", alias="a")
+    + _BESIDE.format(op=">", order="ASC", alias="b")
+)
+
+# A range starts in the band holding its first rank: the members before that band come from the band
+# counts, and only the rest of the way is walked in the index.
+_RANGE = """
+WITH bands AS (
+    SELECT band, sum(members) OVER (ORDER BY band DESC) - members AS before
+      FROM board_bands WHERE community_id = %(community)s AND board = %(board)s AND members > 0
+), start AS (
+    SELECT band, before FROM bands WHERE before < %(first)s ORDER BY band LIMIT 1
+)
+SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM (
+    SELECT profile_id, {s} AS score, joined_at FROM scores
+     WHERE community_id = %(community)s AND {s} > 0 AND -score_band({s}) >= -(SELECT band FROM start)
+     ORDER BY -score_band({s}), -{s}, joined_at, profile_id
+    OFFSET %(first)s - 1 - (SELECT before FROM start) LIMIT %(limit)s
+) s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"""
 
 
 def _col(board: Board) -> sql.Identifier:
@@ -110,71 +160,52 @@ class PostgresBackend:
         return {row["profile_id"]: ScoreRecord(**row) for row in rows}
 
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
-        col = _col(board)
-        query = sql.SQL(
-            "SELECT s.profile_id, s.{s} AS score, s.joined_at, p.nym, p.wallet_address"
-            " FROM scores s JOIN profiles p USING (profile_id)"
-            " WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{s} > 0"
-        ).format(s=col)
-        count_ahead = sql.SQL(
-            "SELECT count(*) AS ahead FROM scores WHERE community_id = %(community)s AND {s} > 0 AND " + _AHEAD_OF
-        ).format(s=col)
-        async with self.connection() as conn:
-            cur = await conn.execute(query, {"community": ctx.community_id, "profile_id": profile_id})
-            me = await cur.fetchone()
-            if me is None:
-                return None
-            cur = await conn.execute(count_ahead, {"community": ctx.community_id, **me})
-            ahead = await cur.fetchone()
-        assert ahead is not None
-        return RankedEntry(ahead["ahead"] + 1, me["profile_id"], me["score"], me["nym"], me["wallet_address"])
+        row = await self._fetch_member(_MEMBER + " FROM m", ctx, board, profile_id)
+        return (
+            RankedEntry(row["rank"], row["profile_id"], row["score"], row["nym"], row["wallet_address"])
+            if row
+            else None
+        )
 
     async def get_neighbours(
         self, ctx: TenantContext, board: Board, profile_id: UUID
     ) -> tuple[RankedEntry | None, RankedEntry | None, RankedEntry | None]:
-        """The rows beside a member are read by key from the member's own row: no scan to their rank."""
-        me = await self.get_rank(ctx, board, profile_id)
-        if me is None:
+        """The member and the rows beside them in one statement, read by key from the member's own row."""
+        row = await self._fetch_member(_NEIGHBOURS, ctx, board, profile_id)
+        if row is None:
             return None, None, None
+        rank = row["rank"]
+        me = RankedEntry(rank, row["profile_id"], row["score"], row["nym"], row["wallet_address"])
+        above = (
+            RankedEntry(rank - 1, row["a_id"], row["a_score"], row["a_nym"], row["a_wallet"]) if row["a_id"] else None
+        )
+        below = (
+            RankedEntry(rank + 1, row["b_id"], row["b_score"], row["b_nym"], row["b_wallet"]) if row["b_id"] else None
+        )
+        return above, me, below
+
+    async def _fetch_member(
+        self, query: str, ctx: TenantContext, board: Board, profile_id: UUID
+    ) -> dict[str, Any] | None:
+        statement = sql.SQL(query).format(s=_col(board))
         async with self.connection() as conn:
             cur = await conn.execute(
-                "SELECT joined_at FROM scores WHERE community_id = %s AND profile_id = %s",
-                (ctx.community_id, profile_id),
+                statement, {"community": ctx.community_id, "profile_id": profile_id, "board": board}
             )
-            key = await cur.fetchone()
-            assert key is not None
-            params = {
-                "community": ctx.community_id,
-                "score": me.score,
-                "joined_at": key["joined_at"],
-                "profile_id": profile_id,
-            }
-            above = await _beside(conn, board, params, "<", "DESC")
-            below = await _beside(conn, board, params, ">", "ASC")
-        return (
-            RankedEntry(me.rank - 1, *above) if above else None,
-            me,
-            RankedEntry(me.rank + 1, *below) if below else None,
-        )
+            return await cur.fetchone()
 
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         first_rank = max(first_rank, 1)
         if last_rank < first_rank:
             return []
-        query = sql.SQL(
-            "SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM ("
-            "  SELECT profile_id, {s} AS score, joined_at FROM scores"
-            "   WHERE community_id = %(community)s AND {s} > 0"
-            "   ORDER BY -{s}, joined_at, profile_id OFFSET %(offset)s LIMIT %(limit)s"
-            ") s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"
-        ).format(s=_col(board))
         params = {
             "community": ctx.community_id,
-            "offset": first_rank - 1,
+            "board": board,
+            "first": first_rank,
             "limit": last_rank - first_rank + 1,
         }
         async with self.connection() as conn:
-            cur = await conn.execute(query, params)
+            cur = await conn.execute(sql.SQL(_RANGE).format(s=_col(board)), params)
             rows = await cur.fetchall()
         return [
             RankedEntry(first_rank + i, r["profile_id"], r["score"], r["nym"], r["wallet_address"])
@@ -250,18 +281,3 @@ class PostgresBackend:
                 (ctx.community_id, HISTORY_RETENTION),
             )
         return await self.count_ranked(ctx, board)
-
-
-async def _beside(
-    conn: AsyncConnection[dict[str, Any]], board: Board, params: dict[str, Any], op: str, order: str
-) -> tuple[Any, ...] | None:
-    """The next row of the board before (`<`, DESC) or after (`>`, ASC) a key, by the board index."""
-    query = sql.SQL(
-        "SELECT s.profile_id, s.{s} AS score, p.nym, p.wallet_address FROM scores s JOIN profiles p USING (profile_id)"
-        " WHERE s.community_id = %(community)s AND s.{s} > 0"
-        " AND (-s.{s}, s.joined_at, s.profile_id) " + op + " (-%(score)s::numeric, %(joined_at)s, %(profile_id)s)"
-        " ORDER BY -s.{s} " + order + ", s.joined_at " + order + ", s.profile_id " + order + " LIMIT 1"
-    ).format(s=_col(board))
-    cur = await conn.execute(query, params)
-    row = await cur.fetchone()
-    return (row["profile_id"], row["score"], row["nym"], row["wallet_address"]) if row else None
