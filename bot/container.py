@@ -119,7 +119,10 @@ class Container(containers.DeclarativeContainer):
     cql_settings = providers.Callable(cql_settings, config.scylla)
     cql_session = providers.Resource(cql_session, cql_settings)
     scylla_backend = providers.Singleton(
-        lambda cql, keyspace: _if(cql, ScyllaBackend, cql, keyspace), cql_session, config.scylla.keyspace
+        lambda cql, keyspace, ttl: _if(cql, ScyllaBackend, cql, keyspace, pointer_ttl=ttl),
+        cql_session,
+        config.scylla.keyspace,
+        config.scylla.snapshot_pointer_ttl_seconds,
     )
 
     # Score events wait in the outbox only when a copy is there to receive them.
@@ -174,12 +177,21 @@ class Container(containers.DeclarativeContainer):
         backend=postgres_backend,
         eligibility_ttl_seconds=config.eligibility.cache_ttl_seconds,
         writer=writer,
+        community_ttl_seconds=config.communities.cache_seconds,
     )
     scylla_service = providers.Singleton(
-        lambda backend, ttl, writer: _if(backend, HotPathService, backend, eligibility_ttl_seconds=ttl, writer=writer),
+        lambda backend, ttl, writer, community_ttl: _if(
+            backend,
+            HotPathService,
+            backend,
+            eligibility_ttl_seconds=ttl,
+            writer=writer,
+            community_ttl_seconds=community_ttl,
+        ),
         scylla_backend,
         config.eligibility.cache_ttl_seconds,
         writer,
+        config.communities.cache_seconds,
     )
     services = providers.Callable(available, postgres=postgres_service, scylla=scylla_service)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from uuid import UUID
@@ -47,9 +49,16 @@ class HotPathService:
         eligibility_ttl_seconds: int = 300,
         balance_checker: BalanceChecker | None = None,
         writer: ScoreWriter | None = None,
+        community_ttl_seconds: float = 0.0,
     ) -> None:
-        """`writer` is the score-update path; a service over the source of truth may leave it out."""
+        """`writer` is the score-update path; a service over the source of truth may leave it out.
+
+        `community_ttl_seconds` > 0 keeps each community's settings that long in this process: every
+        command reads them first, and they change rarely.
+        """
         self.backend = backend
+        self._community_ttl = community_ttl_seconds
+        self._communities: dict[int, tuple[float, Community]] = {}
         if writer is None and isinstance(backend, ScoreSource):
             writer = ScoreWriter(backend)
         self._writer = writer
@@ -64,9 +73,15 @@ class HotPathService:
     async def open_context(self, guild_id: int, user_id: int | None = None) -> TenantContext:
         """The tenant context with the community's settings; NotConfigured for an unknown guild."""
         bare = TenantContext(community_id=guild_id, user_id=user_id)
+        now = time.monotonic()
+        cached = self._communities.get(guild_id)
+        if cached is not None and now - cached[0] < self._community_ttl:
+            return bare.with_community(cached[1])
         community = await self.backend.get_community(bare)
-        if community is None:
+        if community is None:  # not cached: a guild configured a moment later is served at once
             raise NotConfigured(f"community {guild_id} is not configured")
+        if self._community_ttl > 0:
+            self._communities[guild_id] = (now, community)
         return bare.with_community(community)
 
     async def get_profile_for_user(self, ctx: TenantContext, discord_user_id: int) -> Profile | None:
@@ -80,15 +95,18 @@ class HotPathService:
 
     async def get_position(self, ctx: TenantContext, profile_id: UUID) -> PositionData | None:
         settings = _settings(ctx)
-        above, me, below = await self.backend.get_neighbours(ctx, "conviction", profile_id)
+        f = settings.fedaykin
+        # The entry row is read alongside the member rather than after: one round trip instead of two,
+        # at the cost of a keyed read that members inside the top F do not need.
+        (above, me, below), entry_rows = await asyncio.gather(
+            self.backend.get_neighbours(ctx, "conviction", profile_id),
+            self.backend.get_range(ctx, "conviction", f, f),
+        )
         if me is None:
             return None
         pos, score = me.rank, me.score
-        entry_score: Decimal | None = None
-        if pos > settings.fedaykin:
-            entry = _by_rank(await self.backend.get_range(ctx, "conviction", settings.fedaykin, settings.fedaykin))
-            if settings.fedaykin in entry:
-                entry_score = entry[settings.fedaykin].score
+        entry = _by_rank(entry_rows).get(f) if pos > f else None
+        entry_score: Decimal | None = entry.score if entry is not None else None
         return PositionData(
             position=pos,
             conviction=score,
@@ -96,8 +114,8 @@ class HotPathService:
             distance_to_below=score - below.score if below else None,
             distance_to_entry=entry_score - score if entry_score is not None else None,
             is_naib=pos <= settings.naib,
-            is_fedaykin=pos <= settings.fedaykin,
-            is_at_risk=settings.at_risk < pos <= settings.fedaykin,
+            is_fedaykin=pos <= f,
+            is_at_risk=settings.at_risk < pos <= f,
         )
 
     async def get_threshold(self, ctx: TenantContext) -> ThresholdData:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# How long a process reuses a board's snapshot pointer. Readers may trail a rebuild by this much, which
+# is safe because the previous version is only deleted by the rebuild after next (see snapshots.py).
+POINTER_TTL_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class _Pin:
@@ -43,11 +48,13 @@ class ScyllaBackend:
 
     name = "scylla"
 
-    def __init__(self, cql: CqlSession, keyspace: str) -> None:
+    def __init__(self, cql: CqlSession, keyspace: str, *, pointer_ttl: float = POINTER_TTL_SECONDS) -> None:
         self.cql = cql
         self.t = Tables(keyspace)
         self.snapshots = SnapshotWriter(cql, self.t)
         self.replica = ScyllaReplica(cql, self.t)
+        self.pointer_ttl = pointer_ttl
+        self._pointers: dict[tuple[int, Board], tuple[float, SnapshotVersion | None]] = {}
 
     async def health(self) -> None:
         await self.cql.execute("SELECT release_version FROM system.local")
@@ -117,15 +124,37 @@ class ScyllaBackend:
         return {row.profile_id: row for rows in results for row in rows}
 
     async def _pinned(self, ctx: TenantContext, board: Board) -> SnapshotVersion | None:
-        """The board's live snapshot, read once per request so every read of it sees one version."""
+        """The board's live snapshot, fixed once per request so every read of it sees one version.
+
+        The pin is a shared task, so reads of one request issued concurrently still agree on the version.
+        """
         if board not in BOARDS:
             raise InvalidInput(f"unknown board {board!r}")
         key = _Pin(board)
-        if key not in ctx.pins:
-            ctx.pins[key] = await current_version(self.cql, self.t, ctx.community_id, board)
-        pinned = ctx.pins[key]
+        pin = ctx.pins.get(key)
+        if pin is None:
+            task = asyncio.ensure_future(self._live_version(ctx.community_id, board))
+            # a request cancelled mid-read must not leave an exception nobody retrieves
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            pin = ctx.pins[key] = task
+        assert isinstance(pin, asyncio.Future)
+        pinned = await pin
         assert pinned is None or isinstance(pinned, SnapshotVersion)
         return pinned
+
+    async def _live_version(self, community_id: int, board: Board) -> SnapshotVersion | None:
+        """The pointer and version row, from this process's cache when younger than `pointer_ttl`."""
+        key = (community_id, board)
+        now = time.monotonic()
+        cached = self._pointers.get(key)
+        if cached is not None and now - cached[0] < self.pointer_ttl:
+            return cached[1]
+        live = await current_version(self.cql, self.t, community_id, board)
+        newest = self._pointers.get(key)
+        if newest is not None and newest[1] is not None and (live is None or live.version < newest[1].version):
+            return newest[1]  # a slower concurrent read fetched an older pointer: never step back
+        self._pointers[key] = (now, live)
+        return live
 
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
         snap = await self._pinned(ctx, board)
@@ -221,7 +250,9 @@ class ScyllaBackend:
         if board not in BOARDS:
             raise InvalidInput(f"unknown board {board!r}")
         ranked = await self.snapshots.rebuild(ctx.community_id, board)
-        ctx.pins.pop(_Pin(board), None)  # the request that rebuilt the board reads what it built
+        # this process and the request that rebuilt the board read what it built
+        self._pointers.pop((ctx.community_id, board), None)
+        ctx.pins.pop(_Pin(board), None)
         return ranked
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from cassandra import ConsistencyLevel, DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, SimpleStatement, named_tuple_factory
 
 from backends.protocol import BackendTimeout, BackendUnavailable
 
@@ -33,12 +33,32 @@ class CqlSettings:
     connect_timeout_seconds: float = 10.0
 
 
+_row_classes: dict[tuple[str, ...], Any] = {}
+
+
+def cached_row_factory(colnames: list[str], rows: list[Any]) -> list[Any]:
+    """The driver's named-tuple rows, with the row class built once per column list.
+
+    The default factory calls `collections.namedtuple` for every result set, which profiled as the
+    largest single cost of a keyed read.
+    """
+    key = tuple(colnames)
+    cls = _row_classes.get(key)
+    if cls is None:
+        cls = type(named_tuple_factory(colnames, [(None,) * len(colnames)])[0])
+        if not issubclass(cls, tuple):  # the driver's fallback for names a namedtuple refuses
+            return named_tuple_factory(colnames, rows)  # type: ignore[no-any-return]
+        _row_classes[key] = cls
+    return [cls(*row) for row in rows]
+
+
 def connect(settings: CqlSettings) -> tuple[Cluster, Session]:
     """Blocking: connect to the cluster (no keyspace yet). Raises BackendUnavailable."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc or None)),
         consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
         request_timeout=settings.request_timeout_seconds,
+        row_factory=cached_row_factory,
     )
     cluster = Cluster(
         list(settings.hosts),
