@@ -31,6 +31,9 @@ PROFILE_BUCKETS = 64  # by-profile partitions per version
 # part of a rebuild's CPU (100-row batches: ~3.4 s for the writes of 188k members, 1000-row: ~2.6 s),
 # and Cassandra and ScyllaDB exempt single-partition batches from their batch size limits.
 BATCH_ROWS = 1000
+# A superseded version stays this long for readers still on it: bot processes reuse the pointer for a
+# second, and two rebuilds in a row (an import, then `sietch recalc`) must not delete what they read.
+KEEP_SUPERSEDED_SECONDS = 60.0
 WRITE_CONCURRENCY = 8  # as fast as 16 with 1000-row batches, and half the rows waiting on the request timeout
 
 
@@ -141,9 +144,11 @@ class _PartitionBatches:
 
 
 class SnapshotWriter:
-    def __init__(self, cql: CqlSession, t: Tables) -> None:
+    def __init__(self, cql: CqlSession, t: Tables, *, keep_seconds: float = KEEP_SUPERSEDED_SECONDS) -> None:
+        """`keep_seconds`: how long a superseded version stays readable (see KEEP_SUPERSEDED_SECONDS)."""
         self.cql = cql
         self.t = t
+        self.keep_seconds = keep_seconds
 
     async def rebuild(self, community_id: int, board: Board) -> int:
         """Build and swap in a new snapshot of the board; return the number of ranked entries."""
@@ -263,13 +268,29 @@ class SnapshotWriter:
             )
 
     async def _retire(self, community_id: int, board: Board, live: int) -> None:
-        """Delete every version older than the one before `live`, and abandoned builds."""
+        """Delete the versions superseded more than `keep_seconds` ago, and abandoned builds.
+
+        The one before `live` always stays. A version was superseded when the next newer live one was built.
+        """
         rows = await self.cql.execute(
-            f"SELECT version, ranked, rank_width, profile_buckets FROM {self.t.versions}"
+            f"SELECT version, state, built_at, ranked, rank_width, profile_buckets FROM {self.t.versions}"
             f" WHERE community_id = ? AND board = ? AND version < ?",
-            (community_id, board, live - 1),
+            (community_id, board, live),
         )
-        for old in rows:
+        now = datetime.now(UTC)
+        superseded_at = now
+        retired = []
+        for old in sorted(rows, key=lambda r: r.version, reverse=True):
+            if old.state == "live":
+                since = (now - superseded_at).total_seconds()
+                if old.built_at is not None:
+                    superseded_at = old.built_at.replace(tzinfo=UTC)
+                if old.version == live - 1 or since < self.keep_seconds:
+                    continue
+            elif old.version == live - 1:
+                continue  # possibly still being written by a slower concurrent rebuild
+            retired.append(old)
+        for old in retired:
             buckets = range(-(-(old.ranked or 0) // old.rank_width))
             deletes: list[tuple[str, tuple[Any, ...]]] = [
                 (

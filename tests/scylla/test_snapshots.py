@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from backends.postgres.admin import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
+from backends.scylla.backend import ScyllaBackend
 from backends.scylla.snapshots import RANK_WIDTH
 from bot.replication import backfill
 from tests.scylla.conftest import Pair
@@ -76,6 +77,7 @@ async def test_old_versions_are_removed_after_the_swap(pair: Pair, new_guild_id:
     await pair.admin.upsert_community(Community(new_guild_id))
     await pair.admin.import_members(new_guild_id, members(RANK_WIDTH + 10, top=50_000))
     await backfill(pair.source, pair.scylla, new_guild_id)
+    pair.scylla.snapshots.keep_seconds = 0  # no reader is left on the superseded versions
     ctx = TenantContext(new_guild_id)
     for _ in range(3):
         await pair.scylla.recalculate(ctx, "conviction")
@@ -91,3 +93,23 @@ async def test_old_versions_are_removed_after_the_swap(pair: Pair, new_guild_id:
             (new_guild_id, "conviction", gone),
         )
         assert rows == []
+
+
+async def test_other_processes_follow_a_new_snapshot_within_the_pointer_ttl(pair: Pair, new_guild_id: int) -> None:
+    """Another process keeps reading the previous (whole) snapshot until its pointer is older than the TTL."""
+    await pair.admin.upsert_community(Community(new_guild_id))
+    await pair.admin.import_members(new_guild_id, members(5, top=100))
+    await backfill(pair.source, pair.scylla, new_guild_id)
+    other = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=3600)
+    assert await other.count_ranked(TenantContext(new_guild_id), "conviction") == 5
+
+    await pair.admin.import_members(new_guild_id, members(8, top=100))
+    await backfill(pair.source, pair.scylla, new_guild_id)
+    await pair.scylla.recalculate(TenantContext(new_guild_id), "conviction")
+
+    assert await pair.scylla.count_ranked(TenantContext(new_guild_id), "conviction") == 8  # the rebuilder at once
+    trailing = TenantContext(new_guild_id)
+    assert await other.count_ranked(trailing, "conviction") == 5
+    assert [e.rank for e in await other.get_range(trailing, "conviction", 1, 10)] == [1, 2, 3, 4, 5]
+    fresh = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=0)
+    assert await fresh.count_ranked(TenantContext(new_guild_id), "conviction") == 8
