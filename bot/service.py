@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -96,16 +95,13 @@ class HotPathService:
     async def get_position(self, ctx: TenantContext, profile_id: UUID) -> PositionData | None:
         settings = _settings(ctx)
         f = settings.fedaykin
-        # The entry row is read alongside the member rather than after: one round trip instead of two,
-        # at the cost of a keyed read that members inside the top F do not need.
-        (above, me, below), entry_rows = await asyncio.gather(
-            self.backend.get_neighbours(ctx, "conviction", profile_id),
-            self.backend.get_range(ctx, "conviction", f, f),
-        )
+        above, me, below = await self.backend.get_neighbours(ctx, "conviction", profile_id)
         if me is None:
             return None
         pos, score = me.rank, me.score
-        entry = _by_rank(entry_rows).get(f) if pos > f else None
+        # Read after the member, not alongside: concurrent reads would hold two pooled connections per
+        # command on PostgreSQL, and members inside the top F need no entry row.
+        entry = _by_rank(await self.backend.get_range(ctx, "conviction", f, f)).get(f) if pos > f else None
         entry_score: Decimal | None = entry.score if entry is not None else None
         return PositionData(
             position=pos,
