@@ -1,7 +1,7 @@
 """The one Protocol every storage backend implements, its records and its errors.
 
 The operations are primitive reads and writes; every formula of the domain (distances, thresholds,
-waitlists, pages) lives once in `bot.service`, above this Protocol.
+waitlists, pages) lives once in `bot.domain.service`, above this Protocol.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class Backend(Protocol):
     """What the hot-path service reads from a store. Ranks are 1-based, ordering per DOMAIN.md.
 
     Score writes are not part of it: they go to the source of truth (`ScoreSource`) and reach the
-    other stores from there (see `bot.writes`).
+    other stores from there (see `bot.replication.writes`).
     """
 
     name: str

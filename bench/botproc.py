@@ -16,8 +16,8 @@ from typing import Any
 
 import nextcord
 
-from bot.container import make_container
-from bot.settings import load_settings
+from bot.app.container import make_container
+from bot.app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

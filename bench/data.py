@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin
+from backends.postgres.community_writes import CommunityAdmin
 from backends.protocol import Community, MemberState, Profile, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.replica import BackfillState
@@ -23,7 +23,7 @@ START = datetime(2023, 1, 1, tzinfo=UTC)
 NAMES = ("Stilgar", "Chani", "Jamis", "Harah", "Liet", "Otheym", "Korba", "Farok", "Turok", "Alia", "Idaho")
 ROUND_SCORES = (100_00, 250_00, 500_00, 1000_00, 5000_00)  # cents: whole-number holdings many members share
 VERSION = 1  # the score version of a freshly loaded community
-LOAD_CHUNK = 2000  # members per `put_states` call, as `bot.replication.backfill` uses
+LOAD_CHUNK = 2000  # members per `put_states` call, as `bot.replication.relay.backfill` uses
 LOAD_PARALLEL = 4  # `put_states` calls in flight at once (each runs 64 statements concurrently)
 
 

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.protocol import Community, TenantContext
 from bench.data import Members
-from bot.service import HotPathService
+from bot.domain.service import HotPathService
 
 WARMUP = 50
 

@@ -17,7 +17,7 @@ from backends.postgres.backend import PostgresBackend
 from backends.protocol import TenantContext
 from backends.scylla.backend import ScyllaBackend
 from bench import botload, data, env, measure, profiling, report
-from bot.service import HotPathService
+from bot.domain.service import HotPathService
 
 log = logging.getLogger("bench")
 HERE = Path(__file__).resolve().parent

@@ -12,12 +12,12 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import BOARDS, Board, TenantContext
-from bot import messages
-from bot.delivery import Reply
-from bot.dispatch import CommandDispatcher, Handler
-from bot.embeds import error_embed, leaderboard_embed
-from bot.records import LeaderboardPage
-from bot.service import HotPathService
+from bot.discord import messages
+from bot.discord.delivery import Reply
+from bot.discord.dispatch import CommandDispatcher, Handler
+from bot.discord.embeds import error_embed, leaderboard_embed
+from bot.domain.records import LeaderboardPage
+from bot.domain.service import HotPathService
 
 PAGE_SIZE = 10
 MAX_PAGE = 100_000

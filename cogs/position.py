@@ -8,11 +8,11 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import TenantContext
-from bot import messages
-from bot.delivery import Reply
-from bot.dispatch import CommandDispatcher, MemberError
-from bot.embeds import position_embed
-from bot.service import HotPathService
+from bot.discord import messages
+from bot.discord.delivery import Reply
+from bot.discord.dispatch import CommandDispatcher, MemberError
+from bot.discord.embeds import position_embed
+from bot.domain.service import HotPathService
 
 
 class PositionCog(commands.Cog):

@@ -8,10 +8,10 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import TenantContext
-from bot.delivery import Reply
-from bot.dispatch import CommandDispatcher
-from bot.embeds import threshold_embed
-from bot.service import HotPathService
+from bot.discord.delivery import Reply
+from bot.discord.dispatch import CommandDispatcher
+from bot.discord.embeds import threshold_embed
+from bot.domain.service import HotPathService
 
 WAITLIST_SHOWN = 5
 

@@ -15,12 +15,12 @@ import nextcord
 import pytest
 from nextcord.ext import commands
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import Community
 from backends.scylla.session import CqlSettings
-from bot.container import Container, make_container
-from bot.replication import backfill
-from bot.settings import load_settings
+from bot.app.container import Container, make_container
+from bot.app.settings import load_settings
+from bot.replication.relay import backfill
 from tests.emulator import DiscordEmulator
 from tests.emulator.models import Member
 

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot import messages
+from bot.discord import messages
 from tests.cogs.conftest import BotHarness, flags_yaml
 
 RED = 0xDC143C

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from backends.protocol import ScoreUpdate, TenantContext
-from bot.flags import FlagWatcher
+from bot.routing.flags import FlagWatcher
 from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.unit.test_flag_file import GENERATED, HAND_WRITTEN
 
@@ -117,7 +117,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
         f" AND rank = 69",
         (both.guild_id, "conviction", pointer[0].version),
     )
-    caplog.set_level(logging.WARNING, logger="bot.shadow")
+    caplog.set_level(logging.WARNING, logger="bot.routing.shadow")
     interaction = both.emulator.invoke("threshold", guild_id=both.guild_id, user=user)
     message = await interaction.done()
     assert interaction.responded_at is not None and interaction.responded_at < 3

@@ -17,14 +17,14 @@ from uuid import UUID
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import BOARDS, Backend, Community, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.replication import ScoreMirror, backfill
-from bot.service import HotPathService
-from bot.writes import ScoreWriter
+from bot.domain.service import HotPathService
+from bot.replication.relay import ScoreMirror, backfill
+from bot.replication.writes import ScoreWriter
 
 BACKENDS = ["postgres", "scylla"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)

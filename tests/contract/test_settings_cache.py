@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from backends.protocol import Community, NotConfigured
-from bot.service import HotPathService
+from bot.domain.service import HotPathService
 from tests.contract.conftest import World
 
 

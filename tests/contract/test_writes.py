@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from backends.protocol import BOARDS, InvalidInput, NotConfigured, ScoreUpdate, TenantContext
-from bot.records import EligibilityRule
+from bot.domain.records import EligibilityRule
 from tests.contract.conftest import World
 
 D = Decimal

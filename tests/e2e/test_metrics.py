@@ -6,9 +6,9 @@ import socket
 
 import aiohttp
 
-from bot.breaker import CircuitBreaker
-from bot.metrics import Metrics
-from bot.metrics_server import MetricsServer
+from bot.app.metrics import Metrics
+from bot.app.metrics_server import MetricsServer
+from bot.routing.breaker import CircuitBreaker
 
 
 def free_port() -> int:

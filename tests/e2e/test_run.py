@@ -14,7 +14,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import Community
 from tests.emulator import DiscordEmulator
 

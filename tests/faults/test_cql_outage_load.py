@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from backends.protocol import ScoreUpdate, TenantContext
-from bot.verify import compare
+from bot.replication.verify import compare
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.conftest import SpareNode
 from tests.emulator import DiscordEmulator

@@ -12,15 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.replication import ScoreMirror, backfill
-from bot.service import HotPathService
-from bot.writes import ScoreWriter
-from cogs.admin import NOT_ALLOWED
+from bot.domain.service import HotPathService
+from bot.replication.relay import ScoreMirror, backfill
+from bot.replication.writes import ScoreWriter
+from cogs.backends import NOT_ALLOWED
 from tests.cogs.conftest import BotHarness
 
 

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import BOARDS, Board, Community, ScoreUpdate, TenantContext
-from bot.writes import ScoreWriter
+from bot.replication.writes import ScoreWriter
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 # Scores around band edges (the band is floor(ln(score) * 32)), tiny and huge ones, ties and zeros.

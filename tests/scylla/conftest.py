@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.community_writes import CommunityAdmin
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.replication import ScoreMirror
-from bot.service import HotPathService
-from bot.writes import ScoreWriter
+from bot.domain.service import HotPathService
+from bot.replication.relay import ScoreMirror
+from bot.replication.writes import ScoreWriter
 
 
 @dataclass

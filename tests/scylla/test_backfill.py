@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from backends.postgres.admin import MemberRow
+from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
-from bot.background import BackgroundWork
-from bot.replication import backfill
+from bot.app.background import BackgroundWork
+from bot.replication.relay import backfill
 from tests.scylla.conftest import Pair
 
 

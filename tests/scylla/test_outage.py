@@ -15,14 +15,14 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.migrations import migrate
 from backends.scylla.session import CqlSession, connect
-from bot.replication import ScoreMirror, backfill
-from bot.writes import ScoreWriter
+from bot.replication.relay import ScoreMirror, backfill
+from bot.replication.writes import ScoreWriter
 from tests.conftest import SpareNode
 
 ROOT = Path(__file__).parents[2]

@@ -13,15 +13,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.admin import CommunityAdmin, MemberRow
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.community_writes import CommunityAdmin, MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.replication import ScoreMirror, backfill
-from bot.service import HotPathService
-from bot.verify import compare
-from bot.writes import ScoreWriter
+from bot.domain.service import HotPathService
+from bot.replication.relay import ScoreMirror, backfill
+from bot.replication.verify import compare
+from bot.replication.writes import ScoreWriter
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -6,11 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from backends.postgres.admin import MemberRow
+from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.snapshots import RANK_WIDTH
-from bot.replication import backfill
+from bot.replication.relay import backfill
 from tests.scylla.conftest import Pair
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.flags.bucketing import in_rollout, normalized
+from bot.routing.flags.bucketing import in_rollout, normalized
 
 ROOT = Path(__file__).parents[2]
 
@@ -105,7 +105,7 @@ def test_the_same_key_gets_the_same_answer_every_time() -> None:
 def test_buckets_do_not_depend_on_the_process_hash_seed() -> None:
     """Python's str hash is salted per process; the buckets must not be, or restarts would reshuffle guilds."""
     script = (
-        "from bot.flags.bucketing import normalized\n"
+        "from bot.routing.flags.bucketing import normalized\n"
         f"print(' '.join(str(normalized('position', k)) for k in {KEYS[:100]!r}))\n"
     )
     buckets = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.flags import (
+from bot.routing.flags import (
     MAX_BYTES,
     AutoRollbackPolicy,
     CommandFlags,

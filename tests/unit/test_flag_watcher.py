@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.flags.watcher import FlagWatcher
+from bot.routing.flags.watcher import FlagWatcher
 
 INTERVAL = 0.1
 NOTICE_WITHIN = 5.0
@@ -131,7 +131,7 @@ async def test_a_raising_callback_is_logged_and_watching_goes_on(
         raise RuntimeError("reload blew up")
 
     async for _ in watching(flags_path, explode):
-        with caplog.at_level(logging.ERROR, logger="bot.flags.watcher"):
+        with caplog.at_level(logging.ERROR, logger="bot.routing.flags.watcher"):
             flags_path.write_text("default_backend: scylla\n", encoding="utf-8")
             async with asyncio.timeout(NOTICE_WITHIN):
                 while not seen:

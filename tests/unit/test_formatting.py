@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.formatting import bgt, display_name, rank_label, score_short, tier
+from bot.domain.formatting import bgt, display_name, rank_label, score_short, tier
 
 
 @pytest.mark.parametrize(

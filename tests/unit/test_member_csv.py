@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.member_csv import MemberCsvError, read_members
+from bot.cli.member_csv import MemberCsvError, read_members
 
 WALLET = "0x" + "ab" * 20
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.progress import ProgressBar
-from bot.ratelimit import RateLimiter
-from bot.settings import SettingsError, load_settings
+from bot.app.settings import SettingsError, load_settings
+from bot.cli.progress import ProgressBar
+from bot.discord.ratelimit import RateLimiter
 from cogs.leaderboard import parse_custom_id
 
 SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"

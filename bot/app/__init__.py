@@ -1,0 +1,1 @@
+"""The application assembled: the container, settings, the nextcord client, background work, metrics."""

@@ -1,0 +1,1 @@
+"""The `sietch` command line: one module per command group."""

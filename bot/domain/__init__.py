@@ -1,0 +1,1 @@
+"""The domain: the hot-path service (every formula of DOMAIN.md), its records, formatting, eligibility."""

@@ -1,0 +1,84 @@
+"""What the hot-path service answers: the records the embeds are built from (DOMAIN.md operations)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from backends.protocol import Board
+from bot.domain.formatting import Tier
+
+
+@dataclass(frozen=True)
+class PositionData:
+    position: int
+    conviction: Decimal
+    distance_to_above: Decimal | None
+    distance_to_below: Decimal | None
+    distance_to_entry: Decimal | None
+    is_naib: bool
+    is_fedaykin: bool
+    is_at_risk: bool
+
+
+@dataclass(frozen=True)
+class WaitlistEntry:
+    position: int
+    profile_id: UUID
+    name: str
+    conviction: Decimal
+    distance_to_entry: Decimal
+
+
+@dataclass(frozen=True)
+class ThresholdData:
+    ranked: int
+    eligible_count: int
+    waitlist_count: int
+    entry_threshold: Decimal
+    gap_to_entry: Decimal | None
+    as_of: datetime
+    fedaykin: int
+    waitlist_end: int
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    rank: int
+    profile_id: UUID
+    nym: str
+    score: Decimal
+    tier: Tier
+
+
+@dataclass(frozen=True)
+class LeaderboardPage:
+    board: Board
+    entries: list[LeaderboardEntry]
+    page: int
+    page_size: int
+    total: int
+    has_more: bool
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+
+@dataclass(frozen=True)
+class EligibilityRule:
+    rule_id: str
+    minimum_balance: Decimal
+    chain: str | None = None
+    contract: str | None = None
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    eligible: bool
+    balance: Decimal
+    checked_at: datetime
+    from_cache: bool

@@ -1,0 +1,235 @@
+"""The hot-path service: every formula of DOMAIN.md, written once above the backend Protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from uuid import UUID
+
+from backends.protocol import (
+    Backend,
+    Board,
+    Community,
+    EligibilityResult,
+    InvalidInput,
+    NotConfigured,
+    Profile,
+    RankedEntry,
+    ScoreRecord,
+    ScoreSource,
+    ScoreUpdate,
+    TenantContext,
+    utcnow,
+)
+from bot.domain.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
+from bot.domain.formatting import display_name, tier
+from bot.domain.records import (
+    Eligibility,
+    EligibilityRule,
+    LeaderboardEntry,
+    LeaderboardPage,
+    PositionData,
+    ThresholdData,
+    WaitlistEntry,
+)
+from bot.replication.writes import ScoreWriter
+
+MAX_PAGE_SIZE = 100
+
+
+class HotPathService:
+    """Answers positions, thresholds, waitlists and boards from one backend's primitive reads."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        eligibility_ttl_seconds: int = 300,
+        balance_checker: BalanceChecker | None = None,
+        writer: ScoreWriter | None = None,
+        community_ttl_seconds: float = 0.0,
+    ) -> None:
+        """`writer` is the score-update path; a service over the source of truth may leave it out.
+
+        `community_ttl_seconds` > 0 keeps each community's settings that long in this process: every
+        command reads them first, and they change rarely.
+        """
+        self.backend = backend
+        self._community_ttl = community_ttl_seconds
+        self._communities: dict[int, tuple[float, Community]] = {}
+        if writer is None and isinstance(backend, ScoreSource):
+            writer = ScoreWriter(backend)
+        self._writer = writer
+        self._eligibility_ttl = eligibility_ttl_seconds
+        self._eligibility_cache = MemoryEligibilityCache(eligibility_ttl_seconds)
+        self._balance = balance_checker or conviction_balance(backend)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    async def open_context(self, guild_id: int, user_id: int | None = None) -> TenantContext:
+        """The tenant context with the community's settings; NotConfigured for an unknown guild."""
+        bare = TenantContext(community_id=guild_id, user_id=user_id)
+        now = time.monotonic()
+        cached = self._communities.get(guild_id)
+        if cached is not None and now - cached[0] < self._community_ttl:
+            return bare.with_community(cached[1])
+        community = await self.backend.get_community(bare)
+        if community is None:  # not cached: a guild configured a moment later is served at once
+            raise NotConfigured(f"community {guild_id} is not configured")
+        if self._community_ttl > 0:
+            self._communities[guild_id] = (now, community)
+        return bare.with_community(community)
+
+    async def get_profile_for_user(self, ctx: TenantContext, discord_user_id: int) -> Profile | None:
+        return await self.backend.get_profile_by_user(ctx, discord_user_id)
+
+    async def get_score(self, ctx: TenantContext, profile_id: UUID) -> ScoreRecord | None:
+        return await self.backend.get_score(ctx, profile_id)
+
+    async def get_scores(self, ctx: TenantContext, profile_ids: Sequence[UUID]) -> dict[UUID, ScoreRecord]:
+        return await self.backend.get_scores(ctx, profile_ids)
+
+    async def get_position(self, ctx: TenantContext, profile_id: UUID) -> PositionData | None:
+        settings = _settings(ctx)
+        f = settings.fedaykin
+        above, me, below = await self.backend.get_neighbours(ctx, "conviction", profile_id)
+        if me is None:
+            return None
+        pos, score = me.rank, me.score
+        # Read after the member, not alongside: concurrent reads would hold two pooled connections per
+        # command on PostgreSQL, and members inside the top F need no entry row.
+        entry = _by_rank(await self.backend.get_range(ctx, "conviction", f, f)).get(f) if pos > f else None
+        entry_score: Decimal | None = entry.score if entry is not None else None
+        return PositionData(
+            position=pos,
+            conviction=score,
+            distance_to_above=above.score - score if above else None,
+            distance_to_below=score - below.score if below else None,
+            distance_to_entry=entry_score - score if entry_score is not None else None,
+            is_naib=pos <= settings.naib,
+            is_fedaykin=pos <= f,
+            is_at_risk=settings.at_risk < pos <= f,
+        )
+
+    async def get_threshold(self, ctx: TenantContext) -> ThresholdData:
+        settings = _settings(ctx)
+        f, w = settings.fedaykin, settings.waitlist_end
+        ranked = await self.backend.count_ranked(ctx, "conviction")
+        edge = _by_rank(await self.backend.get_range(ctx, "conviction", f, f + 1)) if ranked >= f else {}
+        info = await self.backend.snapshot_info(ctx, "conviction")
+        entry, first_waiting = edge.get(f), edge.get(f + 1)
+        return ThresholdData(
+            ranked=ranked,
+            eligible_count=min(ranked, f),
+            waitlist_count=min(max(ranked - f, 0), w - f),
+            entry_threshold=entry.score if entry else Decimal(0),
+            gap_to_entry=entry.score - first_waiting.score if entry and first_waiting else None,
+            as_of=utcnow() if info.live else info.as_of,
+            fedaykin=f,
+            waitlist_end=w,
+        )
+
+    async def get_waitlist(self, ctx: TenantContext, limit: int = 5) -> list[WaitlistEntry]:
+        settings = _settings(ctx)
+        f, w = settings.fedaykin, settings.waitlist_end
+        last = min(f + max(limit, 0), w)
+        if last <= f:
+            return []
+        rows = await self.backend.get_range(ctx, "conviction", f, last)
+        by_rank = _by_rank(rows)
+        if f not in by_rank:
+            return []
+        entry_score = by_rank[f].score
+        return [
+            WaitlistEntry(
+                position=row.rank,
+                profile_id=row.profile_id,
+                name=display_name(row.nym, row.wallet_address),
+                conviction=row.score,
+                distance_to_entry=entry_score - row.score,
+            )
+            for row in rows
+            if row.rank > f
+        ]
+
+    async def get_leaderboard(
+        self, ctx: TenantContext, board: Board, page: int = 1, page_size: int | None = None
+    ) -> LeaderboardPage:
+        size = page_size if page_size is not None else _settings(ctx).page_size
+        if page < 1:
+            raise InvalidInput(f"page must be 1 or more, got {page}")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"page size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+        total = await self.backend.count_ranked(ctx, board)
+        first = (page - 1) * size + 1
+        rows = await self.backend.get_range(ctx, board, first, first + size - 1) if first <= total else []
+        return LeaderboardPage(
+            board=board,
+            entries=[_entry(row) for row in rows],
+            page=page,
+            page_size=size,
+            total=total,
+            has_more=page * size < total,
+        )
+
+    async def get_top(self, ctx: TenantContext, board: Board, limit: int) -> list[LeaderboardEntry]:
+        if limit < 1:
+            return []
+        return [_entry(row) for row in await self.backend.get_range(ctx, board, 1, limit)]
+
+    async def get_rank(self, ctx: TenantContext, profile_id: UUID, board: Board) -> LeaderboardEntry | None:
+        row = await self.backend.get_rank(ctx, board, profile_id)
+        return _entry(row) if row else None
+
+    async def check_eligibility(self, ctx: TenantContext, profile_id: UUID, rule: EligibilityRule) -> Eligibility:
+        cached = self._eligibility_cache.get(ctx.community_id, profile_id, rule.rule_id)
+        if cached is None:
+            cached = await self.backend.get_eligibility(ctx, profile_id, rule.rule_id)
+            if cached is not None:
+                self._eligibility_cache.put(ctx.community_id, cached)
+        if cached is not None:
+            return Eligibility(cached.eligible, cached.balance, cached.checked_at, from_cache=True)
+        balance = await self._balance(ctx, profile_id, rule)
+        result = EligibilityResult(profile_id, rule.rule_id, balance >= rule.minimum_balance, balance, utcnow())
+        await self.backend.put_eligibility(ctx, result, self._eligibility_ttl)
+        self._eligibility_cache.put(ctx.community_id, result)
+        return Eligibility(result.eligible, result.balance, result.checked_at, from_cache=False)
+
+    async def invalidate_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:
+        self._eligibility_cache.delete(ctx.community_id, profile_id, rule_id)
+        await self.backend.delete_eligibility(ctx, profile_id, rule_id)
+
+    async def recalculate(self, ctx: TenantContext, board: Board) -> int:
+        return await self.backend.recalculate(ctx, board)
+
+    async def apply_score_updates(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
+        """Write the updates; cached eligibility of every touched profile is stale afterwards."""
+        if self._writer is None:
+            raise InvalidInput(f"the {self.backend.name} service has no score-update path")
+        version = await self._writer.apply(ctx, updates)
+        for profile_id in {u.profile_id for u in updates}:
+            await self.invalidate_eligibility(ctx, profile_id)
+        return version
+
+
+def _settings(ctx: TenantContext) -> Community:
+    if ctx.community is None:
+        raise NotConfigured(f"community {ctx.community_id} has no settings in this context")
+    return ctx.community
+
+
+def _by_rank(rows: Sequence[RankedEntry]) -> dict[int, RankedEntry]:
+    return {row.rank: row for row in rows}
+
+
+def _entry(row: RankedEntry) -> LeaderboardEntry:
+    return LeaderboardEntry(
+        rank=row.rank,
+        profile_id=row.profile_id,
+        nym=display_name(row.nym, row.wallet_address),
+        score=row.score,
+        tier=tier(row.rank),
+    )
