@@ -16,7 +16,7 @@ from typing import Any
 
 import nextcord
 
-from bot.app.container import make_container
+from bot.app.container import make_container, resolved
 from bot.app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ async def main(base_url: str, token: str) -> None:
     nextcord.http.Route.BASE = base_url
     container = make_container(load_settings(ROOT / "config" / "settings.yaml", os.environ))
     await container.init_resources()  # type: ignore[misc]
-    bot: Any = await container.bot()  # type: ignore[misc]
+    bot: Any = await resolved(container.bot)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
     try:

@@ -14,16 +14,16 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.community_writes import CommunityAdmin
+from backends.copies import BackfillState
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import Community, MemberState, Profile, TenantContext
 from backends.scylla.backend import ScyllaBackend
-from backends.scylla.replica import BackfillState
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 NAMES = ("Stilgar", "Chani", "Jamis", "Harah", "Liet", "Otheym", "Korba", "Farok", "Turok", "Alia", "Idaho")
 ROUND_SCORES = (100_00, 250_00, 500_00, 1000_00, 5000_00)  # cents: whole-number holdings many members share
 VERSION = 1  # the score version of a freshly loaded community
-LOAD_CHUNK = 2000  # members per `put_states` call, as `bot.replication.relay.backfill` uses
+LOAD_CHUNK = 2000  # members per `put_states` call, as `bot.replication.backfill.backfill` uses
 LOAD_PARALLEL = 4  # `put_states` calls in flight at once (each runs 64 statements concurrently)
 
 
@@ -116,10 +116,10 @@ def _text(value: str | None) -> str:
 async def load_postgres(pool: AsyncConnectionPool[Any], m: Members, c: Community) -> dict[str, Any]:
     """COPY straight into profiles and scores, one transaction; the statement-level triggers count ranks.
 
-    `CommunityAdmin.import_members` (staging table, matching, score history) is the onboarding path; a
+    `CommunityWrites.import_members` (staging table, matching, score history) is the onboarding path; a
     benchmark load has no existing members to match, so it writes the two tables directly.
     """
-    await CommunityAdmin(pool).upsert_community(c)
+    await CommunityWrites(pool).upsert_community(c)
     gid = c.community_id
     started = time.perf_counter()
     async with pool.connection() as conn, conn.transaction():

@@ -8,7 +8,7 @@ from typing import Any
 import nextcord
 from nextcord.ext import commands
 
-from backends.protocol import TenantContext
+from backends.protocol import BOARDS, TenantContext
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import BLUE, GREEN, error_embed
 from bot.routing.router import COMMANDS
@@ -115,22 +115,24 @@ class BackendsCog(commands.Cog):
         return True
 
     async def _snapshots(self, guild_id: int) -> str:
-        if "scylla" not in self.router.backends:
-            return "Scylla is not configured."
-        backend = self.router.service("scylla").backend
+        """Each backend that serves from snapshots: how old its boards are; live backends have none."""
         lines = []
-        for board in ("conviction", "activity"):
-            try:
-                info = await backend.snapshot_info(TenantContext(guild_id), board)
-            except Exception as exc:
-                lines.append(f"{board}: unavailable ({type(exc).__name__})")
-                continue
-            if info.score_version < 0:
-                lines.append(f"{board}: none yet")
-            else:
-                age = (datetime.now(UTC) - info.as_of).total_seconds()
-                lines.append(f"{board}: built {age:.0f} s ago from score version {info.score_version}")
-        return "\n".join(lines)
+        for name in self.router.backends:
+            backend = self.router.service(name).backend
+            for board in BOARDS:
+                try:
+                    info = await backend.snapshot_info(TenantContext(guild_id), board)
+                except Exception as exc:
+                    lines.append(f"{name} {board}: unavailable ({type(exc).__name__})")
+                    continue
+                if info.live:
+                    break
+                if info.score_version < 0:
+                    lines.append(f"{name} {board}: none yet")
+                else:
+                    age = (datetime.now(UTC) - info.as_of).total_seconds()
+                    lines.append(f"{name} {board}: built {age:.0f} s ago from score version {info.score_version}")
+        return "\n".join(lines) or "Every backend reads live data."
 
 
 def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:

@@ -12,12 +12,13 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import BOARDS, Board, TenantContext
-from bot.discord import messages
 from bot.discord.delivery import Reply
-from bot.discord.dispatch import CommandDispatcher, Handler
+from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import error_embed, leaderboard_embed
+from bot.domain import messages
 from bot.domain.records import LeaderboardPage
 from bot.domain.service import HotPathService
+from bot.routing.serving import Handler
 
 PAGE_SIZE = 10
 MAX_PAGE = 100_000

@@ -8,11 +8,12 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import TenantContext
-from bot.discord import messages
 from bot.discord.delivery import Reply
-from bot.discord.dispatch import CommandDispatcher, MemberError
+from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import position_embed
+from bot.domain import messages
 from bot.domain.service import HotPathService
+from bot.routing.serving import Refused
 
 
 class PositionCog(commands.Cog):
@@ -28,10 +29,10 @@ class PositionCog(commands.Cog):
         assert ctx.user_id is not None
         profile = await service.get_profile_for_user(ctx, ctx.user_id)
         if profile is None:
-            raise MemberError(messages.NOT_A_MEMBER, "not_a_member")
+            raise Refused(messages.NOT_A_MEMBER, "not_a_member")
         data = await service.get_position(ctx, profile.profile_id)
         if data is None:
-            raise MemberError(messages.NOT_RANKED, "not_ranked")
+            raise Refused(messages.NOT_RANKED, "not_ranked")
         return Reply(position_embed(data), ephemeral=True, data=data)
 
 

@@ -32,7 +32,7 @@ class MemberRow:
     line: int | None = None  # where the row came from, for error messages
 
 
-class CommunityAdmin:
+class CommunityWrites:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._backend = PostgresBackend(pool)
 

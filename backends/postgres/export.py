@@ -1,15 +1,18 @@
-"""Reads that copy the source of truth elsewhere: member states, pending outbox events, versions."""
+"""The source of truth as the copy pipeline reads it (`backends.copies.CopySource`): member states,
+the outbox of score events, versions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 
-from backends.protocol import MemberState, Profile, ScoreEvent
+from backends.postgres.backend import PostgresBackend
+from backends.protocol import Community, MemberState, Profile, ScoreEvent, TenantContext
 
 _STATE = (
     "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
@@ -111,3 +114,71 @@ async def oldest_unmirrored(conn: Conn, community_id: int) -> datetime | None:
     )
     row = await cur.fetchone()
     return row["oldest"] if row else None
+
+
+class _View:
+    """Reads inside one REPEATABLE READ transaction: every state is the state at the version read."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def score_version(self, community_id: int) -> int | None:
+        return await score_version(self._conn, community_id)
+
+    async def member_states(self, community_id: int, profile_ids: Sequence[UUID]) -> list[MemberState]:
+        return await member_states(self._conn, community_id, profile_ids)
+
+    async def member_states_after(self, community_id: int, after: UUID | None, limit: int) -> list[MemberState]:
+        return await member_states_after(self._conn, community_id, after, limit)
+
+
+class _Batch(_View):
+    def __init__(self, conn: Conn, events: Sequence[tuple[int, ScoreEvent]]) -> None:
+        super().__init__(conn)
+        self.events = events
+
+
+class PostgresCopySource:
+    """Implements `backends.copies.CopySource` on the PostgreSQL backend's pool."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    @asynccontextmanager
+    async def consistent_view(self) -> AsyncIterator[_View]:
+        async with self._backend.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield _View(conn)
+
+    @asynccontextmanager
+    async def outbox_batch(self, limit: int) -> AsyncIterator[_Batch]:
+        """Claimed events leave the outbox in the transaction that claimed them, once the caller's copy
+        landed (the block exits without an error)."""
+        async with self._backend.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            batch = _Batch(conn, await claim_unmirrored(conn, limit))
+            yield batch
+            await mark_mirrored(conn, [e.event_id for _, e in batch.events])
+
+    async def pending(self, community_id: int | None = None) -> int:
+        async with self._backend.connection() as conn:
+            return await count_unmirrored(conn, community_id)
+
+    async def oldest_pending(self, community_id: int) -> datetime | None:
+        async with self._backend.connection() as conn:
+            return await oldest_unmirrored(conn, community_id)
+
+    async def community(self, community_id: int) -> Community | None:
+        return await self._backend.get_community(TenantContext(community_id))
+
+    async def community_ids(self) -> list[int]:
+        async with self._backend.connection() as conn:
+            return await community_ids(conn)
+
+    async def count_members(self, community_id: int) -> int:
+        async with self._backend.connection() as conn:
+            return await count_members(conn, community_id)
+
+    async def score_version(self, community_id: int) -> int | None:
+        async with self._backend.connection() as conn:
+            return await score_version(conn, community_id)

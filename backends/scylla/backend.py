@@ -52,8 +52,9 @@ class ScyllaBackend:
         self.cql = cql
         self.t = Tables(keyspace)
         self.snapshots = SnapshotWriter(cql, self.t)
-        self.replica = ScyllaReplica(cql, self.t)
+        self.replica = ScyllaReplica(cql, self.t, self._rebuild_board)
         self.pointer_ttl = pointer_ttl
+        # Not a TTL cache from a library: "never step back" below needs the entry after it expired.
         self._pointers: dict[tuple[int, Board], tuple[float, SnapshotVersion | None]] = {}
 
     async def health(self) -> None:
@@ -249,10 +250,13 @@ class ScyllaBackend:
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         if board not in BOARDS:
             raise InvalidInput(f"unknown board {board!r}")
-        ranked = await self.snapshots.rebuild(ctx.community_id, board)
-        # this process and the request that rebuilt the board read what it built
-        self._pointers.pop((ctx.community_id, board), None)
-        ctx.pins.pop(_Pin(board), None)
+        ranked = await self._rebuild_board(ctx.community_id, board)
+        ctx.pins.pop(_Pin(board), None)  # the request that rebuilt the board reads what it built
+        return ranked
+
+    async def _rebuild_board(self, community_id: int, board: Board) -> int:
+        ranked = await self.snapshots.rebuild(community_id, board)
+        self._pointers.pop((community_id, board), None)  # this process reads what it built
         return ranked
 
 

@@ -7,33 +7,41 @@ V is stored with timestamp V, so replays, retries and backfills in any order lea
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from backends.protocol import Community, MemberState, ScoreEvent
+from backends.copies import BackfillState
+from backends.protocol import BOARDS, Board, Community, MemberState, ScoreEvent
 from backends.scylla.session import CqlSession
+from backends.scylla.snapshots import current_version
 from backends.scylla.tables import Tables, score_shard, to_micros
 
 WRITE_CONCURRENCY = 64
 BATCH_ROWS = 50
 
 
-@dataclass(frozen=True)
-class BackfillState:
-    community_id: int
-    state: str  # running | complete
-    after_profile: UUID | None
-    rows_copied: int
-    score_version: int
+RebuildBoard = Callable[[int, Board], Awaitable[int]]
 
 
 class ScyllaReplica:
-    def __init__(self, cql: CqlSession, tables: Tables) -> None:
+    """Implements `backends.copies.Replica` on the Scylla tables; `rebuild_board` swaps in a new snapshot."""
+
+    def __init__(self, cql: CqlSession, tables: Tables, rebuild_board: RebuildBoard) -> None:
         self.cql = cql
         self.t = tables
+        self._rebuild_board = rebuild_board
+
+    async def rebuild(self, community_id: int, *, force: bool = False) -> int:
+        latest = await self.score_version(community_id)
+        rebuilt = 0
+        for board in BOARDS:
+            snap = await current_version(self.cql, self.t, community_id, board)
+            if force or snap is None or (latest is not None and snap.score_version < latest):
+                await self._rebuild_board(community_id, board)
+                rebuilt += 1
+        return rebuilt
 
     async def put_community(self, community: Community) -> None:
         await self.cql.execute(

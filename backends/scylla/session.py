@@ -47,7 +47,7 @@ def cached_row_factory(colnames: list[str], rows: list[Any]) -> list[Any]:
     if cls is None:
         cls = type(named_tuple_factory(colnames, [(None,) * len(colnames)])[0])
         if not issubclass(cls, tuple):  # the driver's fallback for names a namedtuple refuses
-            return named_tuple_factory(colnames, rows)  # type: ignore[no-any-return]
+            return named_tuple_factory(colnames, rows)  # type: ignore[no-any-return]  # the driver is untyped
         _row_classes[key] = cls
     return [cls(*row) for row in rows]
 

@@ -1,20 +1,27 @@
-"""The one place that shows how Sietch is assembled: settings → databases → backends → services → bot."""
+"""The one place that shows how Sietch is assembled: settings → databases → backends → routing → bot.
+
+Backends are registered by name in `backends` (the first is the source of truth and the reference for
+shadow reads); every other piece works from that registry. Tests replace pieces with `.override()`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dependency_injector import containers, providers
 from psycopg_pool import AsyncConnectionPool
 
+from backends.copies import CopySource, Replica, replica_of
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityAdmin
+from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.embedded import start_embedded
+from backends.postgres.export import PostgresCopySource
 from backends.postgres.latches import LatchTable
+from backends.protocol import Backend
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession, CqlSettings, connect
 from bot.app.background import BackgroundWork
@@ -24,8 +31,8 @@ from bot.app.metrics_server import MetricsServer
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.ratelimit import RateLimiter
 from bot.domain.service import HotPathService
-from bot.replication.rebuilds import Recalculator
-from bot.replication.relay import ScoreMirror
+from bot.replication.rebuilds import SnapshotRebuilds
+from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
 from bot.routing.breaker import CircuitBreaker
 from bot.routing.flag_store import FlagStore
@@ -33,9 +40,8 @@ from bot.routing.flags import FlagWatcher
 from bot.routing.readiness import Readiness
 from bot.routing.rollback import RollbackMonitor
 from bot.routing.router import COMMANDS, Router
+from bot.routing.serving import Responder
 from bot.routing.shadow import ShadowComparator
-
-log = logging.getLogger(__name__)
 
 
 async def postgres_dsn(dsn: str, data_dir: str) -> AsyncIterator[str]:
@@ -71,6 +77,7 @@ async def postgres_pool(
 
 
 def cql_settings(scylla: dict[str, Any]) -> CqlSettings | None:
+    """The CQL cluster's settings, or None when Scylla is not configured (no contact points)."""
     if not scylla["hosts"]:
         return None
     return CqlSettings(
@@ -96,18 +103,77 @@ async def cql_session(settings: CqlSettings | None) -> AsyncIterator[CqlSession 
         await asyncio.to_thread(cluster.shutdown)
 
 
-def _if(present: object, build: Any, *args: Any, **kwargs: Any) -> Any:
-    """`build(...)` when `present` is configured, else None: the Scylla half is optional."""
-    return build(*args, **kwargs) if present is not None else None
+def scylla_backend(cql: CqlSession | None, keyspace: str, pointer_ttl: float) -> ScyllaBackend | None:
+    return ScyllaBackend(cql, keyspace, pointer_ttl=pointer_ttl) if cql is not None else None
 
 
-def available(**services: HotPathService | None) -> dict[str, HotPathService]:
-    return {name: service for name, service in services.items() if service is not None}
+def registered(**backends: Backend | None) -> dict[str, Backend]:
+    """The registry: every configured backend by name, in the order given (the source of truth first)."""
+    return {name: backend for name, backend in backends.items() if backend is not None}
+
+
+def configured(**present: object) -> list[str]:
+    """The registry's names, from the settings alone (no database opened): those configured."""
+    return [name for name, value in present.items() if value]
+
+
+def queues_for_copies(mode: str, names: list[str]) -> bool:
+    """Whether score events wait in the outbox: writes are dual and a backend besides the source is configured."""
+    return mode == "dual" and len(names) > 1
+
+
+def replicas(backends: Mapping[str, Backend]) -> dict[str, Replica]:
+    """The backends that serve from a copy, by name, with their copy interface."""
+    return {name: r for name, backend in backends.items() if (r := replica_of(backend)) is not None}
+
+
+def outbox_relay(source: CopySource, replicas: Mapping[str, Replica], mode: str, interval: float) -> OutboxRelay | None:
+    """Score events wait in the outbox only when a copy is there to receive them and writes are dual."""
+    if mode != "dual" or not replicas:
+        return None
+    return OutboxRelay(source, replicas, interval_seconds=interval)
+
+
+def snapshot_rebuilds(replicas: Mapping[str, Replica], interval: float) -> SnapshotRebuilds | None:
+    return SnapshotRebuilds(replicas, interval) if replicas else None
+
+
+def services(
+    backends: Mapping[str, Backend], writer: ScoreWriter, eligibility_ttl: int, community_ttl: float
+) -> dict[str, HotPathService]:
+    """One hot-path service per backend, all handing score writes to the same write path."""
+    return {
+        name: HotPathService(
+            backend, eligibility_ttl_seconds=eligibility_ttl, writer=writer, community_ttl_seconds=community_ttl
+        )
+        for name, backend in backends.items()
+    }
+
+
+def breakers(
+    names: list[str], settings: dict[str, Any], on_change: Callable[[str, str], None]
+) -> dict[str, CircuitBreaker]:
+    return {
+        name: CircuitBreaker(
+            name,
+            failures=settings["failures"],
+            window_seconds=settings["window_seconds"],
+            cool_down_seconds=settings["cool_down_seconds"],
+            on_change=on_change,
+        )
+        for name in names
+    }
+
+
+def health_report(breakers: Mapping[str, CircuitBreaker]) -> Callable[[], dict[str, Any]]:
+    """What /healthz adds to "ok": each backend's breaker state."""
+    return lambda: {"breakers": {name: b.state for name, b in breakers.items()}}
 
 
 class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
 
+    # --- databases -------------------------------------------------------------------------------
     postgres_dsn = providers.Resource(postgres_dsn, dsn=config.postgres.dsn, data_dir=config.postgres.data_dir)
     postgres_pool = providers.Resource(
         postgres_pool,
@@ -118,134 +184,93 @@ class Container(containers.DeclarativeContainer):
     )
     cql_settings = providers.Callable(cql_settings, config.scylla)
     cql_session = providers.Resource(cql_session, cql_settings)
-    scylla_backend = providers.Singleton(
-        lambda cql, keyspace, ttl: _if(cql, ScyllaBackend, cql, keyspace, pointer_ttl=ttl),
-        cql_session,
-        config.scylla.keyspace,
-        config.scylla.snapshot_pointer_ttl_seconds,
-    )
 
-    # Score events wait in the outbox only when a copy is there to receive them.
-    dual_writes = providers.Callable(
-        lambda mode, scylla: mode == "dual" and scylla is not None, config.writes.mode, scylla_backend
+    # --- backends: the registry ------------------------------------------------------------------
+    backend_names = providers.Callable(configured, postgres=True, scylla=config.scylla.hosts)
+    postgres_backend = providers.Singleton(
+        PostgresBackend,
+        pool=postgres_pool,
+        outbox=providers.Callable(queues_for_copies, config.writes.mode, backend_names),
     )
-    postgres_backend = providers.Singleton(PostgresBackend, pool=postgres_pool, outbox=dual_writes)
-    community_admin = providers.Singleton(CommunityAdmin, pool=postgres_pool)
+    scylla_backend = providers.Singleton(
+        scylla_backend, cql_session, config.scylla.keyspace, config.scylla.snapshot_pointer_ttl_seconds
+    )
+    backends = providers.Callable(registered, postgres=postgres_backend, scylla=scylla_backend)
+    replicas = providers.Callable(replicas, backends)
+    copy_source = providers.Singleton(PostgresCopySource, postgres_backend)
+    community_writes = providers.Singleton(CommunityWrites, pool=postgres_pool)
+    latch_table = providers.Singleton(LatchTable, postgres_backend)
     metrics = providers.Singleton(Metrics)
 
-    # Backends that exist in this process: PostgreSQL always, Scylla when configured.
-    backend_names = providers.Callable(lambda scylla: ["postgres", *(["scylla"] if scylla else [])], scylla_backend)
+    # --- the flag file ---------------------------------------------------------------------------
     flag_store = providers.Singleton(
-        lambda path, names, default, metrics: FlagStore(
-            Path(path), backends=names, commands=COMMANDS, fallback_backend=default, on_reload=metrics.reload
-        ),
+        FlagStore,
         config.flags.path,
-        backend_names,
-        config.routing.default_backend,
-        metrics,
+        backends=backend_names,
+        commands=COMMANDS,
+        fallback_backend=config.routing.default_backend,
+        on_reload=metrics.provided.reload,
     )
     flag_watcher = providers.Singleton(
-        lambda store, interval: FlagWatcher(store.path, store.reload, interval=interval),
-        flag_store,
-        config.flags.poll_seconds,
+        FlagWatcher, flag_store.provided.path, flag_store.provided.reload, interval=config.flags.poll_seconds
     )
-    mirror = providers.Singleton(
-        lambda dual, source, target, interval: ScoreMirror(source, target, interval_seconds=interval) if dual else None,
-        dual_writes,
-        postgres_backend,
-        scylla_backend,
-        config.writes.retry_interval_seconds,
+
+    # --- writes and copies -----------------------------------------------------------------------
+    relay = providers.Singleton(
+        outbox_relay, copy_source, replicas, config.writes.mode, config.writes.retry_interval_seconds
     )
     writer = providers.Singleton(
-        lambda source, mirror, store, default: ScoreWriter(source, mirror, lambda: store.current.writes or default),
-        postgres_backend,
-        mirror,
-        flag_store,
-        config.writes.mode,
+        ScoreWriter, postgres_backend, relay, mode=flag_store.provided.writes_mode, default_mode=config.writes.mode
     )
-    recalculator = providers.Singleton(
-        lambda scylla, interval: _if(scylla, Recalculator, scylla, interval),
-        scylla_backend,
-        config.recalculation.interval_seconds,
-    )
+    rebuilds = providers.Singleton(snapshot_rebuilds, replicas, config.recalculation.interval_seconds)
     background = providers.Singleton(
-        BackgroundWork, mirror=mirror, recalculator=recalculator, drain_seconds=config.writes.drain_on_shutdown_seconds
+        BackgroundWork, relay=relay, rebuilds=rebuilds, drain_seconds=config.writes.drain_on_shutdown_seconds
     )
 
-    postgres_service = providers.Singleton(
-        HotPathService,
-        backend=postgres_backend,
-        eligibility_ttl_seconds=config.eligibility.cache_ttl_seconds,
-        writer=writer,
-        community_ttl_seconds=config.communities.cache_seconds,
-    )
-    scylla_service = providers.Singleton(
-        lambda backend, ttl, writer, community_ttl: _if(
-            backend,
-            HotPathService,
-            backend,
-            eligibility_ttl_seconds=ttl,
-            writer=writer,
-            community_ttl_seconds=community_ttl,
-        ),
-        scylla_backend,
-        config.eligibility.cache_ttl_seconds,
+    # --- routing ---------------------------------------------------------------------------------
+    services = providers.Singleton(
+        services,
+        backends,
         writer,
-        config.communities.cache_seconds,
+        eligibility_ttl=config.eligibility.cache_ttl_seconds,
+        community_ttl=config.communities.cache_seconds,
     )
-    services = providers.Callable(available, postgres=postgres_service, scylla=scylla_service)
-
-    breakers = providers.Singleton(
-        lambda names, breaker, metrics: {
-            name: CircuitBreaker(
-                name,
-                failures=breaker["failures"],
-                window_seconds=breaker["window_seconds"],
-                cool_down_seconds=breaker["cool_down_seconds"],
-                on_change=metrics.breaker,
-            )
-            for name in names
-        },
-        backend_names,
-        config.breaker,
-        metrics,
-    )
-    rollback = providers.Singleton(
-        lambda source, store: RollbackMonitor(LatchTable(source), lambda: store.current.auto_rollback),
-        postgres_backend,
-        flag_store,
-    )
-    readiness = providers.Singleton(
-        lambda source, scylla, lag: _if(scylla, Readiness, source, scylla, max_lag_seconds=lag),
-        postgres_backend,
-        scylla_backend,
-        config.readiness.max_lag_seconds,
-    )
+    breakers = providers.Singleton(breakers, backend_names, config.breaker, metrics.provided.breaker)
+    rollback = providers.Singleton(RollbackMonitor, latch_table, flag_store.provided.auto_rollback)
+    readiness = providers.Singleton(Readiness, copy_source, replicas, max_lag_seconds=config.readiness.max_lag_seconds)
     router = providers.Singleton(
-        Router, services=services, flags=flag_store, breakers=breakers, rollback=rollback, readiness=readiness
+        Router,
+        services=services,
+        flags=flag_store,
+        breakers=breakers,
+        rollback=rollback,
+        readiness=readiness,
+        reference=config.routing.reference_backend,
     )
+    responder = providers.Singleton(Responder, router, observer=metrics)
+    shadow = providers.Singleton(ShadowComparator, router, observer=metrics, concurrency=config.shadow.concurrency)
+
+    # --- Discord ---------------------------------------------------------------------------------
     limiter = providers.Singleton(RateLimiter)
-    shadow = providers.Singleton(
-        ShadowComparator, router=router, metrics=metrics, concurrency=config.shadow.concurrency
-    )
     dispatcher = providers.Singleton(
         CommandDispatcher,
-        router=router,
+        responder=responder,
         limiter=limiter,
-        metrics=metrics,
+        observer=metrics,
         shadow=shadow,
         defer_after_seconds=config.discord.defer_after_seconds,
     )
     metrics_server = providers.Singleton(
-        lambda metrics, host, port, breakers: MetricsServer(
-            metrics, host, port, lambda: {"breakers": {n: b.state for n, b in breakers.items()}}
-        ),
-        metrics,
-        config.metrics.host,
-        config.metrics.port,
-        breakers,
+        MetricsServer, metrics, config.metrics.host, config.metrics.port, providers.Callable(health_report, breakers)
     )
     bot = providers.Factory(build_bot, dispatcher=dispatcher, guild_ready_timeout=config.discord.guild_ready_timeout)
+
+
+async def resolved[T](provider: providers.Provider[T]) -> T:
+    """A provider's value: awaited when it depends on an async resource (the pools, the CQL session),
+    as it is otherwise (dependency-injector returns either, whatever the provider's type says)."""
+    value: Any = provider()
+    return cast(T, await value if inspect.isawaitable(value) else value)
 
 
 def make_container(settings: dict[str, Any]) -> Container:

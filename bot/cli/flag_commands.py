@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from backends.postgres.latches import LatchTable
-from bot.cli.data_commands import CliError, opened
-from bot.routing.flags import FlagFileError, load_flags
+from bot.app.container import make_container, resolved
+from bot.app.startup import opened
+from bot.cli.errors import CliError
+from bot.routing.flags import FlagFile, FlagFileError, load_flags
 from bot.routing.router import COMMANDS
 
 
@@ -29,35 +30,35 @@ def add_parser(sub: Any) -> None:
     clear.set_defaults(handler=cmd_clear)
 
 
-def _backends(settings: dict[str, Any]) -> list[str]:
-    return ["postgres", *(["scylla"] if settings["scylla"]["hosts"] else [])]
-
-
 async def cmd_check(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     path = args.file or Path(settings["flags"]["path"])
     try:
-        flags = load_flags(path, backends=_backends(settings), commands=COMMANDS)
+        flags = load_flags(path, backends=make_container(settings).backend_names(), commands=COMMANDS)
     except FlagFileError as exc:
         raise CliError(f"rejected, nothing would change:\n{exc}") from exc
-    routed = ", ".join(f"{name}→{flags.for_command(name).backend or flags.default_backend}" for name in COMMANDS)
-    print(f"{path}: valid (default {flags.default_backend}; {routed})")
+    print(f"{path}: valid (default {flags.default_backend}; {_routed(flags)})")
+
+
+def _routed(flags: FlagFile) -> str:
+    return ", ".join(f"{name}→{flags.for_command(name).backend or flags.default_backend}" for name in COMMANDS)
 
 
 async def cmd_explain(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     async with opened(settings) as (container, _):
-        router = await container.router()  # type: ignore[misc]
+        router = await resolved(container.router)
         if router.flags.last_error:
             print(f"note: the flag file is rejected, defaults are in force:\n{router.flags.last_error}")
         d = await router.route(args.command, args.guild, args.user, consume_trial=False)
         print(f"/{d.command} in guild {args.guild}: {d.backend} ({d.reason})")
         print(
-            f"  fallback: {d.fallback or 'none'}; shadow share: {router.flags.current.for_command(d.command).shadow}%;"
+            f"  fallback: {', '.join(d.fallbacks) or 'none'};"
+            f" shadow share: {router.flags.current.for_command(d.command).shadow}%;"
             f" time budget: {d.budget_seconds * 1000:.0f} ms"
         )
 
 
 async def cmd_clear(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     async with opened(settings) as (container, _):
-        table = LatchTable(await container.postgres_backend())  # type: ignore[misc]
+        table = await resolved(container.latch_table)
         cleared = await table.clear(args.command, args.backend)
         print(f"{cleared} auto-rollback latch(es) cleared; running bots follow the flag file again within seconds")

@@ -1,4 +1,4 @@
-"""The `sietch` command: its parser, the entry point, `migrate` and `run`."""
+"""The `sietch` command: its parser, the entry point, `migrate` and `run` (other groups have their own modules)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from typing import Any
 import nextcord
 
 from backends.protocol import BackendError
+from bot.app.container import resolved
 from bot.app.settings import SettingsError, load_settings
-from bot.cli import data_commands as admin
-from bot.cli import flag_commands
-from bot.cli.data_commands import CliError, opened
+from bot.app.startup import opened
+from bot.cli import community_commands, copy_commands, flag_commands
+from bot.cli.errors import CliError
 from bot.cli.member_csv import MemberCsvError
 
 log = logging.getLogger("sietch")
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--rate-limit", "commands per user per minute (default 10)"),
     ):
         community.add_argument(flag, type=int, help=help_text)
-    community.set_defaults(handler=admin.cmd_community)
+    community.set_defaults(handler=community_commands.cmd_community)
 
     imp = sub.add_parser("import", help="import members and scores from a CSV file into a guild")
     imp.add_argument("guild", type=int)
@@ -76,28 +77,28 @@ def _parser() -> argparse.ArgumentParser:
         help="CSV with a header: discord_user_id, wallet_address, nym, joined_at, conviction, activity",
     )
     imp.add_argument("--name", help="community name, when the import creates it")
-    imp.set_defaults(handler=admin.cmd_import)
+    imp.set_defaults(handler=community_commands.cmd_import)
 
     demo = sub.add_parser("demo", help="fill a guild with synthetic members")
     demo.add_argument("guild", type=int)
     demo.add_argument("--members", type=int, default=500)
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(handler=admin.cmd_demo)
+    demo.set_defaults(handler=community_commands.cmd_demo)
 
     member = sub.add_parser("member", help="manage one member")
     member_verbs = member.add_subparsers(required=True, metavar="ACTION")
     remove = member_verbs.add_parser("remove", help="delete a member and their scores, from every backend")
     remove.add_argument("guild", type=int)
     remove.add_argument("user", type=int, help="the member's Discord user id")
-    remove.set_defaults(handler=admin.cmd_member_remove)
+    remove.set_defaults(handler=community_commands.cmd_member_remove)
 
     backfill = sub.add_parser("backfill", help="copy communities from PostgreSQL to Scylla (resumable)")
     backfill.add_argument("--guild", type=int, help="only this guild (default: every community)")
-    backfill.set_defaults(handler=admin.cmd_backfill)
+    backfill.set_defaults(handler=copy_commands.cmd_backfill)
 
     recalc = sub.add_parser("recalc", help="rebuild the Scylla leaderboard snapshots now")
     recalc.add_argument("--guild", type=int, help="only this guild (default: every community)")
-    recalc.set_defaults(handler=admin.cmd_recalc)
+    recalc.set_defaults(handler=copy_commands.cmd_recalc)
 
     verify = sub.add_parser("verify", help="compare the answers of PostgreSQL and Scylla; exit 1 on any difference")
     verify.add_argument("--guild", type=int, help="only this guild (default: every community)")
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         default=5000,
         help="members and pages checked per community, spread evenly (0: all; default 5000)",
     )
-    verify.set_defaults(handler=admin.cmd_verify)
+    verify.set_defaults(handler=copy_commands.cmd_verify)
     flag_commands.add_parser(sub)
     return parser
 
@@ -123,12 +124,12 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         raise CliError("DISCORD_TOKEN is not set: export DISCORD_TOKEN=<your bot token> and run again", EXIT_USAGE)
     nextcord.http.Route.BASE = settings["discord"]["api_base"]
     async with opened(settings) as (container, _):
-        bot = await container.bot()  # type: ignore[misc]
-        background = await container.background()  # type: ignore[misc]
-        store = await container.flag_store()  # type: ignore[misc]
-        watcher = await container.flag_watcher()  # type: ignore[misc]
-        metrics_server = await container.metrics_server()  # type: ignore[misc]
-        dispatcher = await container.dispatcher()  # type: ignore[misc]
+        bot = await resolved(container.bot)
+        background = await resolved(container.background)
+        store = await resolved(container.flag_store)
+        watcher = await resolved(container.flag_watcher)
+        metrics_server = await resolved(container.metrics_server)
+        dispatcher = await resolved(container.dispatcher)
         loop = asyncio.get_running_loop()
 
         async def shut_down() -> None:

@@ -44,7 +44,7 @@ def read_members(path: Path) -> list[MemberRow]:
         raise MemberCsvError(path, [CsvProblem(0, f"not a CSV file ({exc})")]) from exc
 
 
-def _parse(path: Path, reader: csv.Reader) -> list[MemberRow]:  # type: ignore[name-defined]
+def _parse(path: Path, reader: csv.Reader) -> list[MemberRow]:  # type: ignore[name-defined]  # typeshed names csv._reader only
     header = next(reader, None)
     if header is None:
         raise MemberCsvError(path, [CsvProblem(1, "the file is empty; expected a header line")])

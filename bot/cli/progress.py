@@ -1,4 +1,7 @@
-"""A progress bar for long CLI work: redrawn in place on a terminal, a line per 10 % otherwise."""
+"""A progress bar for long CLI work: redrawn in place on a terminal, a line per 10 % otherwise.
+
+Not tqdm: it redraws with carriage returns into logs and CI captures too, where this prints a line per tenth.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ class ProgressBar:
     def update(self, count: int) -> None:
         self.done = min(self.total, self.done + count)
         self._draw()
+
+    def moved_to(self, done: int, total: int) -> None:
+        """`progress(done, total)` callbacks: the bar moves to `done`."""
+        self.update(done - self.done)
 
     def close(self) -> None:
         self.done = self.total

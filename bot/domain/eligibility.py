@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from uuid import UUID
 
+from cachetools import TTLCache
+
 from backends.protocol import Backend, EligibilityResult, TenantContext
 from bot.domain.records import EligibilityRule
 
@@ -26,26 +28,20 @@ def conviction_balance(backend: Backend) -> BalanceChecker:
 class MemoryEligibilityCache:
     """The first cache layer, in front of the backend's own; keyed by (community, profile, rule)."""
 
-    def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._entries: dict[tuple[int, UUID, str], tuple[float, EligibilityResult]] = {}
+    def __init__(
+        self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000
+    ) -> None:
+        self._entries: TTLCache[tuple[int, UUID, str], EligibilityResult] = TTLCache(
+            max_entries, ttl_seconds, timer=clock
+        )
 
     def get(self, community_id: int, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
-        key = (community_id, profile_id, rule_id)
-        hit = self._entries.get(key)
-        if hit is None:
-            return None
-        stored_at, result = hit
-        if self._clock() - stored_at >= self._ttl:
-            del self._entries[key]
-            return None
-        return result
+        return self._entries.get((community_id, profile_id, rule_id))
 
     def put(self, community_id: int, result: EligibilityResult) -> None:
-        self._entries[(community_id, result.profile_id, result.rule_id)] = (self._clock(), result)
+        self._entries[(community_id, result.profile_id, result.rule_id)] = result
 
     def delete(self, community_id: int, profile_id: UUID, rule_id: str | None) -> None:
         for key in [k for k in self._entries if k[0] == community_id and k[1] == profile_id]:
             if rule_id is None or key[2] == rule_id:
-                del self._entries[key]
+                self._entries.pop(key, None)

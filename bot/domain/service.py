@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Protocol
 from uuid import UUID
+
+from cachetools import TTLCache
 
 from backends.protocol import (
     Backend,
@@ -33,9 +35,25 @@ from bot.domain.records import (
     ThresholdData,
     WaitlistEntry,
 )
-from bot.replication.writes import ScoreWriter
 
 MAX_PAGE_SIZE = 100
+COMMUNITIES_KEPT = 100_000  # settings cached per process; the least recent go first past that
+
+
+class ScoreWrites(Protocol):
+    """The score-update path the service hands writes to (`bot.replication.writes.ScoreWriter`)."""
+
+    async def apply(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int: ...
+
+
+class _SourceOnly:
+    """Writes straight to the source of truth, with no copy waiting for them."""
+
+    def __init__(self, source: ScoreSource) -> None:
+        self._source = source
+
+    async def apply(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
+        return await self._source.apply_score_updates(ctx, updates, enqueue=False)
 
 
 class HotPathService:
@@ -47,7 +65,7 @@ class HotPathService:
         *,
         eligibility_ttl_seconds: int = 300,
         balance_checker: BalanceChecker | None = None,
-        writer: ScoreWriter | None = None,
+        writer: ScoreWrites | None = None,
         community_ttl_seconds: float = 0.0,
     ) -> None:
         """`writer` is the score-update path; a service over the source of truth may leave it out.
@@ -56,10 +74,11 @@ class HotPathService:
         command reads them first, and they change rarely.
         """
         self.backend = backend
-        self._community_ttl = community_ttl_seconds
-        self._communities: dict[int, tuple[float, Community]] = {}
+        self._communities: TTLCache[int, Community] | None = (
+            TTLCache(COMMUNITIES_KEPT, community_ttl_seconds) if community_ttl_seconds > 0 else None
+        )
         if writer is None and isinstance(backend, ScoreSource):
-            writer = ScoreWriter(backend)
+            writer = _SourceOnly(backend)
         self._writer = writer
         self._eligibility_ttl = eligibility_ttl_seconds
         self._eligibility_cache = MemoryEligibilityCache(eligibility_ttl_seconds)
@@ -72,15 +91,14 @@ class HotPathService:
     async def open_context(self, guild_id: int, user_id: int | None = None) -> TenantContext:
         """The tenant context with the community's settings; NotConfigured for an unknown guild."""
         bare = TenantContext(community_id=guild_id, user_id=user_id)
-        now = time.monotonic()
-        cached = self._communities.get(guild_id)
-        if cached is not None and now - cached[0] < self._community_ttl:
-            return bare.with_community(cached[1])
+        cached = self._communities.get(guild_id) if self._communities is not None else None
+        if cached is not None:
+            return bare.with_community(cached)
         community = await self.backend.get_community(bare)
         if community is None:  # not cached: a guild configured a moment later is served at once
             raise NotConfigured(f"community {guild_id} is not configured")
-        if self._community_ttl > 0:
-            self._communities[guild_id] = (now, community)
+        if self._communities is not None:
+            self._communities[guild_id] = community
         return bare.with_community(community)
 
     async def get_profile_for_user(self, ctx: TenantContext, discord_user_id: int) -> Profile | None:

@@ -1,33 +1,28 @@
-"""Rebuilds Scylla snapshots of the communities whose scores changed since their last snapshot."""
+"""Periodic snapshot rebuilds: each copy rebuilds the boards of the communities whose scores changed."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
-from backends.protocol import BOARDS, BackendError, TenantContext
-from backends.scylla.backend import ScyllaBackend
-from backends.scylla.snapshots import current_version
+from backends.copies import Replica
+from backends.protocol import BackendError
 
 log = logging.getLogger(__name__)
 
 
-class Recalculator:
-    def __init__(self, scylla: ScyllaBackend, interval_seconds: float) -> None:
-        self.scylla = scylla
+class SnapshotRebuilds:
+    def __init__(self, replicas: Mapping[str, Replica], interval_seconds: float) -> None:
+        self.replicas = dict(replicas)
         self.interval = interval_seconds
 
     async def run_once(self, community_ids: list[int] | None = None, *, force: bool = False) -> int:
         """Rebuild every stale board (or every board with `force`); return how many were rebuilt."""
         rebuilt = 0
-        replica = self.scylla.replica
-        for community_id in community_ids if community_ids is not None else await replica.communities():
-            latest = await replica.score_version(community_id)
-            for board in BOARDS:
-                snap = await current_version(self.scylla.cql, self.scylla.t, community_id, board)
-                if force or snap is None or (latest is not None and snap.score_version < latest):
-                    await self.scylla.recalculate(TenantContext(community_id), board)
-                    rebuilt += 1
+        for replica in self.replicas.values():
+            for community_id in community_ids if community_ids is not None else await replica.communities():
+                rebuilt += await replica.rebuild(community_id, force=force)
         return rebuilt
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -40,6 +35,6 @@ class Recalculator:
             try:
                 rebuilt = await self.run_once()
                 if rebuilt:
-                    log.info("periodic recalculation rebuilt boards=%s", rebuilt)
+                    log.info("periodic rebuild boards=%s", rebuilt)
             except BackendError as exc:
-                log.warning("periodic recalculation failed; next try in %.0fs error=%s", self.interval, exc)
+                log.warning("periodic rebuild failed; next try in %.0fs error=%s", self.interval, exc)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.routing.flags import FlagFile, FlagFileError, describe_changes, load_flags
+from bot.routing.flags import AutoRollbackPolicy, FlagFile, FlagFileError, describe_changes, load_flags
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +16,14 @@ log = logging.getLogger(__name__)
 class FlagStore:
     def __init__(
         self,
-        path: Path,
+        path: str | Path,
         *,
         backends: Collection[str],
         commands: Collection[str],
         fallback_backend: str,
         on_reload: Callable[[bool], None] | None = None,
     ) -> None:
-        self.path = path
+        self.path = Path(path)
         self.backends = tuple(backends)
         self.commands = tuple(commands)
         self._on_reload = on_reload
@@ -31,7 +31,7 @@ class FlagStore:
         self.loaded_at: datetime | None = None
         self._lock = asyncio.Lock()
         try:
-            self._current = load_flags(path, backends=self.backends, commands=self.commands)
+            self._current = load_flags(self.path, backends=self.backends, commands=self.commands)
             self.loaded_at = datetime.now(UTC)
         except FlagFileError as exc:
             # No good file yet: every command goes to the default backend, and that must be loud.
@@ -45,6 +45,13 @@ class FlagStore:
     def current(self) -> FlagFile:
         """The configuration in force. One reference: a reader sees the old file or the new, never a mix."""
         return self._current
+
+    def auto_rollback(self) -> AutoRollbackPolicy:
+        return self._current.auto_rollback
+
+    def writes_mode(self) -> str | None:
+        """The file's `writes` mode, or None when it leaves the choice to the settings."""
+        return self._current.writes
 
     async def reload(self) -> tuple[bool, list[str]]:
         """Re-read the file. Returns (accepted, changes) or (False, [the error])."""

@@ -1,62 +1,67 @@
-"""Is a guild's Scylla copy fit to serve? Never backfilled, or behind with no catch-up under way: no."""
+"""Is a guild's copy fit to serve? Never backfilled, or behind with no catch-up under way: no.
+
+Only backends that serve from a copy are asked; the source of truth is always ready.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from backends.postgres import export
-from backends.postgres.backend import PostgresBackend
+from cachetools import TTLCache
+
+from backends.copies import CopySource, Replica
 from backends.protocol import BackendError
-from backends.scylla.backend import ScyllaBackend
 
 log = logging.getLogger(__name__)
+
+GUILDS_KEPT = 100_000
 
 
 class Readiness:
     def __init__(
         self,
-        postgres: PostgresBackend,
-        scylla: ScyllaBackend,
+        source: CopySource,
+        replicas: Mapping[str, Replica],
         *,
         max_lag_seconds: float = 30.0,
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.postgres = postgres
-        self.scylla = scylla
+        self.source = source
+        self.replicas = dict(replicas)
         self.max_lag = max_lag_seconds
-        self.cache_seconds = cache_seconds
-        self._clock = clock
-        self._cache: dict[int, tuple[float, str | None]] = {}
+        # A verdict costs three reads; it is kept briefly per (backend, guild).
+        self._cache: TTLCache[tuple[str, int], str | None] = TTLCache(GUILDS_KEPT, cache_seconds, timer=clock)
 
-    async def check(self, guild_id: int) -> str | None:
-        """None when ready, else the reason ("not ready: ..."). Cached briefly: it costs three reads."""
-        now = self._clock()
-        hit = self._cache.get(guild_id)
-        if hit and now - hit[0] < self.cache_seconds:
-            return hit[1]
+    async def check(self, backend: str, guild_id: int) -> str | None:
+        """None when ready, else the reason ("not ready: ...")."""
+        replica = self.replicas.get(backend)
+        if replica is None:
+            return None
+        key = (backend, guild_id)
+        if key in self._cache:
+            return self._cache[key]
         try:
-            verdict = await self._check(guild_id)
+            verdict = await self._check(replica, guild_id)
         except BackendError as exc:
             # Unknown is not "not ready": the call itself will find out, and the breaker will count it.
-            log.info("readiness unknown guild=%s error=%s", guild_id, exc)
+            log.info("readiness unknown backend=%s guild=%s error=%s", backend, guild_id, exc)
             return None
-        self._cache[guild_id] = (now, verdict)
+        self._cache[key] = verdict
         return verdict
 
-    async def _check(self, guild_id: int) -> str | None:
-        state = await self.scylla.replica.backfill_state(guild_id)
+    async def _check(self, replica: Replica, guild_id: int) -> str | None:
+        state = await replica.backfill_state(guild_id)
         if state is None or state.state != "complete":
             return "not ready: never backfilled" if state is None else "not ready: backfill not finished"
-        copied = await self.scylla.replica.score_version(guild_id) or 0
-        async with self.postgres.connection() as conn:
-            source = await export.score_version(conn, guild_id) or 0
-            if copied >= source:
-                return None
-            oldest = await export.oldest_unmirrored(conn, guild_id)
+        copied = await replica.score_version(guild_id) or 0
+        source = await self.source.score_version(guild_id) or 0
+        if copied >= source:
+            return None
+        oldest = await self.source.oldest_pending(guild_id)
         # Behind, but the outbox is delivering: fine while the oldest queued write is recent.
         if oldest is not None and (datetime.now(UTC) - oldest).total_seconds() <= self.max_lag:
             return None
@@ -66,4 +71,5 @@ class Readiness:
         if guild_id is None:
             self._cache.clear()
         else:
-            self._cache.pop(guild_id, None)
+            for key in [k for k in self._cache if k[1] == guild_id]:
+                self._cache.pop(key, None)

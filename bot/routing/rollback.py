@@ -9,13 +9,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from backends.postgres.latches import LatchTable
 from bot.routing.flags import AutoRollbackPolicy
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
+
+
+class LatchStore(Protocol):
+    """Where latches are kept so every process and the CLI see and clear the same ones."""
+
+    async def all(self) -> dict[tuple[str, str], str]: ...
+
+    async def trip(self, command: str, backend: str, reason: str) -> None: ...
+
+    async def clear(self, command: str | None = None, backend: str | None = None) -> int: ...
 
 
 @dataclass
@@ -33,7 +43,7 @@ class RollbackMonitor:
     """Counts call outcomes and shadow results per (command, backend); trips and reads the latches."""
 
     def __init__(
-        self, latches: LatchTable, policy: Callable[[], AutoRollbackPolicy], clock: Callable[[], float] = time.monotonic
+        self, latches: LatchStore, policy: Callable[[], AutoRollbackPolicy], clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._table = latches
         self._policy = policy

@@ -1,4 +1,4 @@
-"""Shadow reads: for a share of requests, the other backend answers too, after the member's reply and
+"""Shadow reads: for a share of requests, another backend answers too, after the member's reply and
 off their path, and the two answers are compared by what they mean (ranks, scores, distances)."""
 
 from __future__ import annotations
@@ -6,20 +6,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from backends.protocol import TenantContext
-from bot.app.metrics import Metrics
-from bot.discord.delivery import Reply
-
-if TYPE_CHECKING:
-    from bot.discord.dispatch import Handler
-    from bot.routing.router import Router, RoutingDecision
+from bot.routing.router import Router, RoutingDecision
+from bot.routing.serving import Answer, Handler, answer
 
 log = logging.getLogger(__name__)
 
-SOURCE_OF_TRUTH = "postgres"
 SHADOW_TIMEOUT_SECONDS = 5.0
+
+
+class ShadowObserver(Protocol):
+    def shadow(self, command: str, backend: str, result: str) -> None: ...
 
 
 def comparable(value: Any) -> Any:
@@ -35,20 +34,20 @@ def comparable(value: Any) -> Any:
 
 
 class ShadowComparator:
-    def __init__(self, router: Router, metrics: Metrics, concurrency: int = 4) -> None:
+    def __init__(self, router: Router, observer: ShadowObserver, concurrency: int = 4) -> None:
         self.router = router
-        self.metrics = metrics
+        self.observer = observer
         self.concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
 
     def submit(
-        self, decision: RoutingDecision, served_by: str, reply: Reply, guild_id: int, user_id: int, handler: Handler
+        self, decision: RoutingDecision, served_by: str, reply: Answer, guild_id: int, user_id: int, handler: Handler
     ) -> None:
         target = decision.shadow if decision.shadow != served_by else decision.backend
         if target is None or target == served_by:
             return
         if len(self._running) >= self.concurrency:
-            self.metrics.shadow(decision.command, target, "skipped")
+            self.observer.shadow(decision.command, target, "skipped")
             return
         task = asyncio.get_running_loop().create_task(
             self._compare(decision.command, served_by, target, reply, guild_id, user_id, handler)
@@ -62,17 +61,15 @@ class ShadowComparator:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def _compare(
-        self, command: str, served_by: str, target: str, reply: Reply, guild_id: int, user_id: int, handler: Handler
+        self, command: str, served_by: str, target: str, reply: Answer, guild_id: int, user_id: int, handler: Handler
     ) -> None:
-        from bot.discord.dispatch import answer  # the same answering path the member's reply took
-
         try:
             other = await asyncio.wait_for(
                 answer(self.router.service(target), guild_id, user_id, handler), SHADOW_TIMEOUT_SECONDS
             )
         except Exception as exc:
             log.warning("shadow read failed command=%s backend=%s guild=%s error=%r", command, target, guild_id, exc)
-            self.metrics.shadow(command, target, "error")
+            self.observer.shadow(command, target, "error")
             return
         mine, theirs = comparable((reply.outcome, reply.data)), comparable((other.outcome, other.data))
         if mine == theirs:
@@ -91,11 +88,11 @@ class ShadowComparator:
                 target,
                 (other.outcome, other.data),
             )
-        suspect = target if served_by == SOURCE_OF_TRUTH else served_by
-        self.metrics.shadow(command, target, result)
+        suspect = target if served_by == self.router.reference else served_by
+        self.observer.shadow(command, target, result)
         self.router.rollback.record_shadow(command, suspect, result)
 
-    async def _stale(self, served_by: str, target: str, guild_id: int, reply: Reply) -> bool:
+    async def _stale(self, served_by: str, target: str, guild_id: int, reply: Answer) -> bool:
         """A snapshot built from an older score version than the live data is stale, not wrong."""
         infos = [
             await self.router.service(b).backend.snapshot_info(TenantContext(guild_id), reply.board)

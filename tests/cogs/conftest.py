@@ -15,14 +15,15 @@ import nextcord
 import pytest
 from nextcord.ext import commands
 
-from backends.postgres.community_writes import CommunityAdmin, MemberRow
+from backends.postgres.community_writes import CommunityWrites, MemberRow
 from backends.protocol import Community
 from backends.scylla.session import CqlSettings
-from bot.app.container import Container, make_container
+from bot.app.container import Container, make_container, resolved
 from bot.app.settings import load_settings
-from bot.replication.relay import backfill
+from bot.replication.backfill import backfill
 from tests.emulator import DiscordEmulator
 from tests.emulator.models import Member
+from tests.wiring import register_memory
 
 SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"
 COMMAND_NAMES = {"position", "threshold", "leaderboard", "backends"}
@@ -52,11 +53,11 @@ class BotHarness:
     async def set_flags(self, text: str) -> None:
         """Write the flag file and reload it at once (the watcher is not running in these tests)."""
         self.flags_path.write_text(text)
-        accepted, changes = await (await self.container.flag_store()).reload()  # type: ignore[misc]
+        accepted, changes = await (await resolved(self.container.flag_store)).reload()
         assert accepted, changes
 
-    async def admin(self) -> CommunityAdmin:
-        admin: CommunityAdmin = await self.container.community_admin()  # type: ignore[misc]
+    async def admin(self) -> CommunityWrites:
+        admin: CommunityWrites = await resolved(self.container.community_writes)
         return admin
 
     async def configure(self, guild_id: int | None = None, **settings: Any) -> None:
@@ -67,10 +68,9 @@ class BotHarness:
 
     async def _copy(self, guild_id: int) -> None:
         """What an admin does before routing a guild to Scylla: backfill it."""
-        scylla = await self.container.scylla_backend()  # type: ignore[misc]
-        if scylla is not None:
-            postgres = await self.container.postgres_backend()  # type: ignore[misc]
-            await backfill(postgres, scylla, guild_id)
+        source = await resolved(self.container.copy_source)
+        for replica in (await resolved(self.container.replicas)).values():
+            await backfill(source, replica, guild_id)
 
     async def seed(
         self,
@@ -115,12 +115,23 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
 
 @asynccontextmanager
 async def running_bot(
-    emulator: DiscordEmulator, guild_id: int, flags_path: Path, overrides: dict[str, str], backend: str
+    emulator: DiscordEmulator,
+    guild_id: int,
+    flags_path: Path,
+    overrides: dict[str, str],
+    backend: str,
+    *,
+    memory: bool = False,
 ) -> AsyncIterator[BotHarness]:
-    """The production container and bot, started against the emulator, closed and checked afterwards."""
+    """The production container and bot, started against the emulator, closed and checked afterwards.
+
+    `memory=True` registers the in-memory reference backend as a third backend.
+    """
     container = make_container(load_settings(SETTINGS, overrides))
+    if memory:
+        register_memory(container)
     await container.init_resources()  # type: ignore[misc]
-    bot: commands.Bot = await container.bot()  # type: ignore[misc]
+    bot: commands.Bot = await resolved(container.bot)
     h = BotHarness(emulator, bot, container, guild_id, backend, flags_path)
 
     async def record(interaction: nextcord.Interaction[Any], error: BaseException) -> None:
@@ -137,7 +148,7 @@ async def running_bot(
         raise AssertionError("the bot did not become ready against the emulator")
     try:
         yield h
-        await (await container.shadow()).idle()  # type: ignore[misc]
+        await (await resolved(container.shadow)).idle()
     finally:
         await bot.close()
         await asyncio.wait({start}, timeout=5)

@@ -8,7 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.discord import messages
+from bot.app.container import resolved
+from bot.domain import messages
 from tests.cogs.conftest import BotHarness, flags_yaml
 
 RED = 0xDC143C
@@ -32,10 +33,10 @@ async def test_a_failing_backend_gets_the_error_embed_not_silence(
     users = await harness.seed([10, 5])
     await harness.set_flags(flags_yaml(harness.backend, **{command: {"fallback": False}}))
     if harness.backend == "scylla":
-        cql = await harness.container.cql_session()  # type: ignore[misc]
+        cql = await resolved(harness.container.cql_session)
         await asyncio.to_thread(cql.session.cluster.shutdown)
     else:
-        pool = await harness.container.postgres_pool()  # type: ignore[misc]
+        pool = await resolved(harness.container.postgres_pool)
         await pool.close()
     message = await harness.call(command, *path, user=harness.user(users[0]))
     assert is_error(message, messages.FAILED[command])
@@ -56,7 +57,7 @@ POSTGRES_ONLY = pytest.mark.parametrize("harness", ["postgres"], indirect=True)
 async def test_a_slow_backend_is_deferred_then_answered(harness: BotHarness, postgres_dsn: str) -> None:
     await harness.configure()
     users = await harness.seed([10, 5])
-    (await harness.container.dispatcher()).defer_after = 0.2  # type: ignore[misc]
+    (await resolved(harness.container.dispatcher)).defer_after = 0.2
     lock = await blocked_communities(postgres_dsn)
     interaction = harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
     await asyncio.sleep(0.6)
@@ -72,7 +73,7 @@ async def test_a_slow_backend_is_deferred_then_answered(harness: BotHarness, pos
 async def test_an_error_after_a_public_defer_is_answered_privately(harness: BotHarness, postgres_dsn: str) -> None:
     await harness.configure()
     users = await harness.seed([10, 5])
-    (await harness.container.dispatcher()).defer_after = 0.2  # type: ignore[misc]
+    (await resolved(harness.container.dispatcher)).defer_after = 0.2
     lock = await blocked_communities(postgres_dsn)
     interaction = harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
     await asyncio.sleep(0.5)

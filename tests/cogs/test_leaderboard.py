@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.discord import messages
+from bot.domain import messages
 from tests.cogs.conftest import BotHarness
 from tests.emulator import Message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.discord import messages
+from bot.domain import messages
 from tests.cogs.conftest import BotHarness
 
 GOLD, BLUE, ORANGE, BROWN, RED = 0xD4AF37, 0x4169E1, 0xFF8C00, 0x8B4513, 0xDC143C

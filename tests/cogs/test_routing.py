@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from backends.protocol import ScoreUpdate, TenantContext
+from bot.app.container import resolved
 from bot.routing.flags import FlagWatcher
 from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.unit.test_flag_file import GENERATED, HAND_WRITTEN
@@ -51,7 +52,7 @@ async def test_editing_the_flag_file_moves_a_command_within_seconds(both: BotHar
     await both.configure(rate_limit_per_minute=1000)
     users = await both.seed([1000 - i for i in range(80)])
     user = both.user(users[3])
-    watcher = FlagWatcher(both.flags_path, (await both.container.flag_store()).reload, interval=0.2)  # type: ignore[misc]
+    watcher = FlagWatcher(both.flags_path, (await resolved(both.container.flag_store)).reload, interval=0.2)
     watcher.start()
     failures: list[Any] = []
     try:
@@ -82,7 +83,7 @@ async def test_a_malformed_file_is_rejected_and_the_last_good_one_serves(both: B
     await both.configure(rate_limit_per_minute=1000)
     users = await both.seed([10, 9, 8])
     await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
-    store = await both.container.flag_store()  # type: ignore[misc]
+    store = await resolved(both.container.flag_store)
     # Every broken file of the flag-file unit tests (hand-written and generated), fed to the running bot.
     bad = [case.values[0] for case in (*HAND_WRITTEN, *GENERATED)]
     assert len(bad) >= 100
@@ -108,7 +109,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
     await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "match")] == 1)
 
     # A wrong score planted in Scylla's live snapshot: the member still gets PostgreSQL's right answer.
-    scylla = await both.container.scylla_backend()  # type: ignore[misc]
+    scylla = await resolved(both.container.scylla_backend)
     pointer = await scylla.cql.execute(
         f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
     )
@@ -127,7 +128,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
 
     # New scores reach Scylla's copy, but its snapshot is not rebuilt yet: stale, not a mismatch.
     await scylla.recalculate(TenantContext(both.guild_id), "conviction")
-    service = (await both.container.router()).service("postgres")  # type: ignore[misc]
+    service = (await resolved(both.container.router)).service("postgres")
     profile = await service.get_profile_for_user(TenantContext(both.guild_id), users[99])
     await service.apply_score_updates(
         TenantContext(both.guild_id), [ScoreUpdate(profile.profile_id, "conviction", Decimal(10_000), "token_hold")]
@@ -143,8 +144,8 @@ async def test_auto_rollback_trips_survives_a_reload_and_clears_on_the_admin_com
         "commands:", "auto_rollback: {mismatch_rate: 0.1, min_volume: 3, window_seconds: 60}\ncommands:"
     )
     await both.set_flags(text)
-    router = await both.container.router()  # type: ignore[misc]
-    scylla = await both.container.scylla_backend()  # type: ignore[misc]
+    router = await resolved(both.container.router)
+    scylla = await resolved(both.container.scylla_backend)
     pointer = await scylla.cql.execute(
         f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
     )
@@ -202,7 +203,7 @@ async def test_a_guild_whose_copy_is_missing_or_behind_is_served_by_postgres(bot
     from backends.protocol import Community
 
     await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
-    router = await both.container.router()  # type: ignore[misc]
+    router = await resolved(both.container.router)
     admin = await both.admin()
     await admin.upsert_community(Community(both.guild_id))  # in PostgreSQL only: never backfilled
     decision = await router.route("position", both.guild_id, 1)

@@ -1,8 +1,9 @@
 """The contract suite's one fixture: a `World` per backend, holding the backend and a way to seed it.
 
 Data is always written to the source of truth (PostgreSQL) and reaches the backend under test the way
-it does in production. To add a backend: add its name to BACKENDS and a branch in `world` that builds
-it and its `sync` (how PostgreSQL's data reaches it). Every test in tests/contract then runs on it.
+it does in production: a copy through a backfill and the outbox relay. The application is the production
+container (`tests.wiring.app`). To add a backend: register it in the container and add its name to
+BACKENDS; every test in tests/contract then runs on it.
 """
 
 from __future__ import annotations
@@ -17,25 +18,24 @@ from uuid import UUID
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityAdmin, MemberRow
+from backends.copies import replica_of
+from backends.postgres.community_writes import CommunityWrites, MemberRow
 from backends.protocol import BOARDS, Backend, Community, TenantContext
-from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.domain.service import HotPathService
-from bot.replication.relay import ScoreMirror, backfill
-from bot.replication.writes import ScoreWriter
+from bot.domain.service import HotPathService, ScoreWrites
+from bot.replication.backfill import backfill
+from tests.wiring import app
 
-BACKENDS = ["postgres", "scylla"]
+BACKENDS = ["postgres", "scylla", "memory"]
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @dataclass
 class World:
     backend: Backend
-    admin: CommunityAdmin
+    admin: CommunityWrites
     guild_id: int
-    writer: ScoreWriter
+    writer: ScoreWrites
     sync: Callable[[Community], Awaitable[None]]
 
     @property
@@ -78,23 +78,20 @@ class World:
 async def world(
     request: pytest.FixtureRequest, pool: AsyncConnectionPool[Any], new_guild_id: int
 ) -> AsyncIterator[World]:
-    admin = CommunityAdmin(pool)
-    if request.param == "postgres":
-        postgres = PostgresBackend(pool)
+    name = request.param
+    cql: CqlSession | None = request.getfixturevalue("cql_session") if name == "scylla" else None
+    keyspace = request.getfixturevalue("cql_keyspace") if name == "scylla" else "sietch"
+    container = app(pool, cql=cql, keyspace=keyspace, memory=name == "memory")
+    backend = container.backends()[name]
+    replica = replica_of(backend)
+    source = container.copy_source()
 
-        async def recalculate(community: Community) -> None:
-            for board in BOARDS:
-                await postgres.recalculate(TenantContext(community.community_id), board)
+    async def sync(community: Community) -> None:
+        """What brings the source of truth's data to the backend: a backfill for a copy, else a recalculation."""
+        if replica is not None:
+            await backfill(source, replica, community.community_id)
+            return
+        for board in BOARDS:
+            await backend.recalculate(TenantContext(community.community_id), board)
 
-        yield World(postgres, admin, new_guild_id, ScoreWriter(postgres), recalculate)
-    elif request.param == "scylla":
-        cql: CqlSession = request.getfixturevalue("cql_session")
-        scylla = ScyllaBackend(cql, request.getfixturevalue("cql_keyspace"))
-        source = PostgresBackend(pool, outbox=True)
-
-        async def copy(community: Community) -> None:
-            await backfill(source, scylla, community.community_id)
-
-        yield World(scylla, admin, new_guild_id, ScoreWriter(source, ScoreMirror(source, scylla)), copy)
-    else:  # pragma: no cover - a name in BACKENDS without a branch here
-        raise AssertionError(f"no world for backend {request.param}")
+    yield World(backend, container.community_writes(), new_guild_id, container.writer(), sync)

@@ -35,8 +35,8 @@ def sietch(postgres_dsn: str, cql_node: CqlSettings, cql_session: CqlSession) ->
 def test_demo_backfills_and_verify_finds_no_difference(sietch: Any, new_guild_id: int) -> None:
     demo = sietch("demo", str(new_guild_id), "--members", "1500")
     assert demo.returncode == 0, demo.stderr
-    assert f"guild {new_guild_id}: 1500 member(s) copied to Scylla" in demo.stdout
-    assert f"backfill {new_guild_id} [" in demo.stderr
+    assert f"guild {new_guild_id}: 1500 member(s) copied to scylla" in demo.stdout
+    assert f"backfill {new_guild_id} into scylla [" in demo.stderr
     verify = sietch("verify", "--guild", str(new_guild_id), "--sample", "0")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"guild {new_guild_id}: 0 difference(s)" in verify.stdout
@@ -59,7 +59,7 @@ async def test_verify_reports_each_difference_and_fails(
     verify = sietch("verify", "--guild", str(new_guild_id), "--sample", "0")
     assert verify.returncode == 1
     assert "conviction page 1:" in verify.stdout and "123456" in verify.stdout
-    assert "difference(s) between PostgreSQL and Scylla" in verify.stderr
+    assert "difference(s) between postgres and scylla" in verify.stderr
     recalc = sietch("recalc", "--guild", str(new_guild_id))
     assert recalc.returncode == 0 and "2 board(s) rebuilt" in recalc.stdout
     assert sietch("verify", "--guild", str(new_guild_id)).returncode == 0

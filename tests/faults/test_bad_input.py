@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backends.postgres.community_writes import MemberRow
-from bot.discord import messages
+from bot.domain import messages
 from tests.cogs.conftest import BotHarness
 
 
@@ -79,7 +79,7 @@ async def test_names_that_look_like_markdown_or_sql_are_shown_literally(harness:
 
 
 async def test_a_removed_member_is_a_stranger_on_every_backend(harness: BotHarness, caplog: Any) -> None:
-    from bot.cli.data_commands import remove_member
+    from bot.cli.community_commands import remove_member
 
     await harness.configure()
     users = await harness.seed([30, 20, 10])

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from backends.protocol import ScoreUpdate, TenantContext
+from bot.app.container import resolved
 from bot.replication.verify import compare
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.conftest import SpareNode
@@ -54,10 +55,10 @@ async def test_load_through_a_cql_node_stop_and_restart(loaded_bot: BotHarness, 
             first_user_id=10_000 * (n + 1),
             activities=[rng.randrange(0, 50) for _ in range(120)],
         )
-    background = await h.container.background()  # type: ignore[misc]
+    background = await resolved(h.container.background)
     background.start()
-    service = (await h.container.router()).service("postgres")  # type: ignore[misc]
-    breaker = (await h.container.breakers())["scylla"]  # type: ignore[misc]
+    service = (await resolved(h.container.router)).service("postgres")
+    breaker = (await resolved(h.container.breakers))["scylla"]
     states_seen: set[str] = set()
     late: list[str] = []
     errors: list[Any] = []
@@ -110,10 +111,10 @@ async def test_load_through_a_cql_node_stop_and_restart(loaded_bot: BotHarness, 
     assert {"open"} <= states_seen or {"half_open"} <= states_seen
     assert writes > 20
 
-    mirror = await h.container.mirror()  # type: ignore[misc]
+    mirror = await resolved(h.container.relay)
     assert await mirror.pending() == 0, "score writes still queued after the outage"
-    scylla = await h.container.scylla_backend()  # type: ignore[misc]
-    scylla_service = (await h.container.router()).service("scylla")  # type: ignore[misc]
+    scylla = await resolved(h.container.scylla_backend)
+    scylla_service = (await resolved(h.container.router)).service("scylla")
     for gid in guild_ids:
         for board in ("conviction", "activity"):
             await scylla.recalculate(TenantContext(gid), board)

@@ -17,7 +17,7 @@ import pytest
 from backends.postgres.embedded import start_embedded
 from backends.postgres.migrations import migrate
 from backends.scylla.session import CqlSettings
-from bot.discord import messages
+from bot.domain import messages
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.emulator import DiscordEmulator
 

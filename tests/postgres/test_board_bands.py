@@ -15,7 +15,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityAdmin, MemberRow
+from backends.postgres.community_writes import CommunityWrites, MemberRow
 from backends.protocol import BOARDS, Board, Community, ScoreUpdate, TenantContext
 from bot.replication.writes import ScoreWriter
 
@@ -64,7 +64,7 @@ async def _board(pool: AsyncConnectionPool[Any], community_id: int, board: Board
 async def _run(pool: AsyncConnectionPool[Any], guild: int, seed: int, steps: int) -> None:
     rng = random.Random(seed)
     backend = PostgresBackend(pool)
-    admin = CommunityAdmin(pool)
+    admin = CommunityWrites(pool)
     writer = ScoreWriter(backend)
     await admin.upsert_community(Community(guild, name="bands"))
     ctx = TenantContext(guild)

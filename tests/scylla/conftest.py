@@ -1,4 +1,5 @@
-"""A Scylla backend, its PostgreSQL source and the write path between them, for Scylla-only tests."""
+"""A Scylla backend, its PostgreSQL source and the write path between them, for Scylla-only tests: the
+production container on the test's pool and CQL session."""
 
 from __future__ import annotations
 
@@ -9,34 +10,56 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityAdmin
+from backends.postgres.community_writes import CommunityWrites
+from backends.postgres.export import PostgresCopySource
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
+from bot.app.container import Container
 from bot.domain.service import HotPathService
-from bot.replication.relay import ScoreMirror
+from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
+from tests.wiring import app
 
 
 @dataclass
 class Pair:
-    source: PostgresBackend
-    scylla: ScyllaBackend
-    admin: CommunityAdmin
-    mirror: ScoreMirror
+    container: Container
+
+    @property
+    def source(self) -> PostgresBackend:
+        return self.container.postgres_backend()
+
+    @property
+    def copy_source(self) -> PostgresCopySource:
+        return self.container.copy_source()
+
+    @property
+    def scylla(self) -> ScyllaBackend:
+        scylla = self.container.scylla_backend()
+        assert scylla is not None
+        return scylla
+
+    @property
+    def admin(self) -> CommunityWrites:
+        return self.container.community_writes()
+
+    @property
+    def mirror(self) -> OutboxRelay:
+        relay = self.container.relay()
+        assert relay is not None
+        return relay
 
     @property
     def writer(self) -> ScoreWriter:
-        return ScoreWriter(self.source, self.mirror)
+        return self.container.writer()
 
     def postgres_service(self) -> HotPathService:
-        return HotPathService(self.source, writer=self.writer)
+        return self.container.services()["postgres"]
 
     def scylla_service(self) -> HotPathService:
-        return HotPathService(self.scylla, writer=self.writer)
+        return self.container.services()["scylla"]
 
 
 @pytest.fixture
 def pair(pool: AsyncConnectionPool[Any], cql_session: CqlSession, cql_keyspace: str) -> Pair:
-    source = PostgresBackend(pool, outbox=True)
-    scylla = ScyllaBackend(cql_session, cql_keyspace)
-    return Pair(source, scylla, CommunityAdmin(pool), ScoreMirror(source, scylla, interval_seconds=0.1))
+    return Pair(app(pool, cql=cql_session, keyspace=cql_keyspace, SIETCH_WRITES_RETRY_INTERVAL_SECONDS="0.1"))

@@ -9,7 +9,7 @@ import pytest
 from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from bot.app.background import BackgroundWork
-from bot.replication.relay import backfill
+from bot.replication.backfill import backfill
 from tests.scylla.conftest import Pair
 
 
@@ -30,13 +30,13 @@ async def test_an_interrupted_backfill_continues_where_it_stopped(pair: Pair, ne
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        await backfill(pair.source, pair.scylla, new_guild_id, progress=stop_after_two_batches, batch=100)
+        await backfill(pair.copy_source, pair.scylla.replica, new_guild_id, progress=stop_after_two_batches, batch=100)
     state = await pair.scylla.replica.backfill_state(new_guild_id)
     assert state is not None and (state.state, state.rows_copied) == ("running", 200)
 
     progress: list[tuple[int, int]] = []
     copied = await backfill(
-        pair.source, pair.scylla, new_guild_id, progress=lambda d, t: progress.append((d, t)), batch=100
+        pair.copy_source, pair.scylla.replica, new_guild_id, progress=lambda d, t: progress.append((d, t)), batch=100
     )
     assert copied == 150 and progress[-1] == (350, 350)
     state = await pair.scylla.replica.backfill_state(new_guild_id)
@@ -49,7 +49,7 @@ async def test_an_interrupted_backfill_continues_where_it_stopped(pair: Pair, ne
 async def test_stopping_the_background_work_drains_the_outbox(pair: Pair, new_guild_id: int) -> None:
     await pair.admin.upsert_community(Community(new_guild_id))
     ids = await pair.admin.import_members(new_guild_id, [MemberRow(discord_user_id=1, conviction=Decimal(5))])
-    await backfill(pair.source, pair.scylla, new_guild_id)
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     # Written without the mirror's immediate copy, as if the process were stopped right after PostgreSQL.
     await pair.source.apply_score_updates(
         TenantContext(new_guild_id), [ScoreUpdate(ids[0], "conviction", Decimal(9), "token_hold")]

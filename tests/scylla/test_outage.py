@@ -16,12 +16,14 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityAdmin, MemberRow
+from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.export import PostgresCopySource
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.migrations import migrate
 from backends.scylla.session import CqlSession, connect
-from bot.replication.relay import ScoreMirror, backfill
+from bot.replication.backfill import backfill
+from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
 from tests.conftest import SpareNode
 
@@ -38,13 +40,15 @@ async def test_updates_during_an_outage_are_replayed_and_nothing_is_lost(
         await migrate(cql, spare_node.keyspace, spare_node.replication)
         scylla = ScyllaBackend(cql, spare_node.keyspace)
         source = PostgresBackend(pool, outbox=True)
-        mirror = ScoreMirror(source, scylla, interval_seconds=0.2, max_backoff_seconds=1.0)
-        admin = CommunityAdmin(pool)
+        mirror = OutboxRelay(
+            PostgresCopySource(source), {"scylla": scylla.replica}, interval_seconds=0.2, max_backoff_seconds=1.0
+        )
+        admin = CommunityWrites(pool)
         await admin.upsert_community(Community(new_guild_id))
         ids = await admin.import_members(
             new_guild_id, [MemberRow(discord_user_id=i + 1, conviction=Decimal(1000 - i)) for i in range(300)]
         )
-        await backfill(source, scylla, new_guild_id)
+        await backfill(PostgresCopySource(source), scylla.replica, new_guild_id)
         writer = ScoreWriter(source, mirror)
         ctx = TenantContext(new_guild_id)
 

@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityAdmin, MemberRow
+from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.export import PostgresCopySource
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
 from bot.domain.service import HotPathService
-from bot.replication.relay import ScoreMirror, backfill
+from bot.replication.backfill import backfill
+from bot.replication.relay import OutboxRelay
 from bot.replication.verify import compare
 from bot.replication.writes import ScoreWriter
 
@@ -50,8 +52,8 @@ def test_both_backends_agree_on_random_communities(
     loop.run_until_complete(pool.open(wait=True))
     source = PostgresBackend(pool, outbox=True)
     scylla = ScyllaBackend(cql_session, cql_keyspace)
-    writer = ScoreWriter(source, ScoreMirror(source, scylla))
-    admin = CommunityAdmin(pool)
+    writer = ScoreWriter(source, OutboxRelay(PostgresCopySource(source), {"scylla": scylla.replica}))
+    admin = CommunityWrites(pool)
 
     # Under CI the examples are derandomised, so the run time of `make test` is the same every time.
     @settings(
@@ -85,7 +87,7 @@ def test_both_backends_agree_on_random_communities(
 
 
 async def _check(
-    spec: dict[str, Any], source: PostgresBackend, scylla: ScyllaBackend, writer: ScoreWriter, admin: CommunityAdmin
+    spec: dict[str, Any], source: PostgresBackend, scylla: ScyllaBackend, writer: ScoreWriter, admin: CommunityWrites
 ) -> None:
     rng = random.Random(spec["seed"])
     guild = rng.getrandbits(62) | (1 << 61)
@@ -105,7 +107,7 @@ async def _check(
             for i in range(spec["members"])
         ],
     )
-    await backfill(source, scylla, guild)
+    await backfill(PostgresCopySource(source), scylla.replica, guild)
     values = [Decimal(rng.randrange(1, 10_000)) / 100 for _ in range(spec["distinct_scores"])]
     ctx = TenantContext(guild)
     updates = [

@@ -10,7 +10,7 @@ from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.snapshots import RANK_WIDTH
-from bot.replication.relay import backfill
+from bot.replication.backfill import backfill
 from tests.scylla.conftest import Pair
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -29,7 +29,7 @@ async def test_readers_during_rebuilds_see_one_whole_snapshot(pair: Pair, new_gu
     """Boards alternate between two shapes; every read must match one of them exactly."""
     await pair.admin.upsert_community(Community(new_guild_id))
     ids = await pair.admin.import_members(new_guild_id, members(2500, top=100_000))
-    await backfill(pair.source, pair.scylla, new_guild_id)
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     long_board = 2500
     # Shape B: the last 1,000 members fall to zero (a shorter board), the rest gain 1 point each.
     shape_b = [ScoreUpdate(pid, "conviction", Decimal(0), "decay") for pid in ids[1500:]] + [
@@ -76,7 +76,7 @@ async def test_readers_during_rebuilds_see_one_whole_snapshot(pair: Pair, new_gu
 async def test_old_versions_are_removed_after_the_swap(pair: Pair, new_guild_id: int) -> None:
     await pair.admin.upsert_community(Community(new_guild_id))
     await pair.admin.import_members(new_guild_id, members(RANK_WIDTH + 10, top=50_000))
-    await backfill(pair.source, pair.scylla, new_guild_id)
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     pair.scylla.snapshots.keep_seconds = 0  # no reader is left on the superseded versions
     ctx = TenantContext(new_guild_id)
     for _ in range(3):
@@ -99,12 +99,12 @@ async def test_other_processes_follow_a_new_snapshot_within_the_pointer_ttl(pair
     """Another process keeps reading the previous (whole) snapshot until its pointer is older than the TTL."""
     await pair.admin.upsert_community(Community(new_guild_id))
     await pair.admin.import_members(new_guild_id, members(5, top=100))
-    await backfill(pair.source, pair.scylla, new_guild_id)
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     other = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=3600)
     assert await other.count_ranked(TenantContext(new_guild_id), "conviction") == 5
 
     await pair.admin.import_members(new_guild_id, members(8, top=100))
-    await backfill(pair.source, pair.scylla, new_guild_id)
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     await pair.scylla.recalculate(TenantContext(new_guild_id), "conviction")
 
     assert await pair.scylla.count_ranked(TenantContext(new_guild_id), "conviction") == 8  # the rebuilder at once

@@ -1,0 +1,38 @@
+"""What the `sietch` commands need to know about the copies: which are configured, which guilds exist,
+and the backfill of one guild into every copy with a progress bar."""
+
+from __future__ import annotations
+
+from backends.copies import Replica
+from bot.app.container import Container, resolved
+from bot.cli.errors import CliError
+from bot.cli.progress import ProgressBar
+from bot.replication.backfill import backfill
+
+NO_COPY = "no copy backend is configured: set scylla.hosts (or SIETCH_SCYLLA_HOSTS)"
+
+
+async def replicas(container: Container, *, required: bool) -> dict[str, Replica]:
+    found = await resolved(container.replicas)
+    if not found and required:
+        raise CliError(NO_COPY, 2)
+    return found
+
+
+async def communities(container: Container, guild: int | None) -> list[int]:
+    """Every configured community, or just `guild` (which must exist)."""
+    known = await (await resolved(container.copy_source)).community_ids()
+    if guild is None:
+        return known
+    if guild not in known:
+        raise CliError(f"guild {guild} is not a configured community (see `sietch community`)")
+    return [guild]
+
+
+async def backfill_guild(container: Container, guild: int) -> None:
+    source = await resolved(container.copy_source)
+    for name, replica in (await replicas(container, required=True)).items():
+        bar = ProgressBar(await source.count_members(guild), f"backfill {guild} into {name}")
+        copied = await backfill(source, replica, guild, progress=bar.moved_to)
+        bar.close()
+        print(f"guild {guild}: {copied} member(s) copied to {name}, snapshots rebuilt")
