@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -13,6 +15,20 @@ from bot.domain import messages
 from tests.cogs.conftest import BotHarness, flags_yaml
 
 RED = 0xDC143C
+WITHIN = 5.0  # seconds any awaited state gets before the test fails
+
+
+async def until(ready: Callable[[], bool | Awaitable[bool]], what: str, within: float = WITHIN) -> None:
+    """Poll `ready` until it holds; fail the test, naming `what`, once `within` seconds have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = ready()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"{what}: not within {within}s")
+        await asyncio.sleep(0.02)
 
 
 def is_error(message: Any, text: str) -> bool:
@@ -50,6 +66,15 @@ async def blocked_communities(dsn: str) -> psycopg.AsyncConnection[Any]:
     return conn
 
 
+async def waiting_on_a_lock(dsn: str) -> bool:
+    """Is some query waiting for a lock now? Asked on a connection of its own: a transaction keeps one
+    snapshot of pg_stat_activity, so the lock holder's connection would keep seeing the same answer."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock')")
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 POSTGRES_ONLY = pytest.mark.parametrize("harness", ["postgres"], indirect=True)
 
 
@@ -60,7 +85,7 @@ async def test_a_slow_backend_is_deferred_then_answered(harness: BotHarness, pos
     (await resolved(harness.container.dispatcher)).defer_after = 0.2
     lock = await blocked_communities(postgres_dsn)
     interaction = harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
-    await asyncio.sleep(0.6)
+    await until(lambda: interaction.deferred, "a deferred answer while the database is locked")
     await lock.rollback()
     await lock.close()
     message = await interaction.done()
@@ -76,7 +101,8 @@ async def test_an_error_after_a_public_defer_is_answered_privately(harness: BotH
     (await resolved(harness.container.dispatcher)).defer_after = 0.2
     lock = await blocked_communities(postgres_dsn)
     interaction = harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
-    await asyncio.sleep(0.5)
+    await until(lambda: interaction.deferred, "a public defer while the database is locked")
+    await until(lambda: waiting_on_a_lock(postgres_dsn), "the bot's query waiting on the communities lock")
     # The bot's waiting query is cut off by the server: the backend fails after the public defer.
     await lock.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -84,10 +110,10 @@ async def test_an_error_after_a_public_defer_is_answered_privately(harness: BotH
     )
     await lock.rollback()
     await lock.close()
-    for _ in range(50):
-        if interaction.followups:
-            break
-        await asyncio.sleep(0.1)
+    await until(
+        lambda: bool(interaction.followups) and interaction.original is not None and interaction.original.deleted,
+        "a private follow-up, then the public placeholder deleted",
+    )
     assert interaction.deferred
     assert interaction.original is not None and interaction.original.deleted
     (private,) = interaction.followups

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,22 +15,67 @@ from bot.routing.flags.watcher import FlagWatcher
 
 INTERVAL = 0.1
 NOTICE_WITHIN = 5.0
-QUIET = 0.6  # six polls: long enough for a spurious call to show up
+# Polls to wait before saying "nothing more was called": a change is reported on its second poll.
+QUIET_POLLS = 6
 
 
-class Calls:
+class Counter:
+    """Counts events; a test waits for a count and fails, naming `what`, when it is not reached in time."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self._bumped = asyncio.Event()
+
+    def bump(self) -> None:
+        self.count += 1
+        self._bumped.set()
+
+    async def reach(self, expected: int) -> None:
+        try:
+            async with asyncio.timeout(NOTICE_WITHIN):
+                while self.count < expected:
+                    self._bumped.clear()
+                    await self._bumped.wait()
+        except TimeoutError:
+            pytest.fail(f"{self.what}: {self.count} after {NOTICE_WITHIN}s, expected at least {expected}")
+
+
+class Calls(Counter):
     """Counts callbacks; async like the real reload."""
 
     def __init__(self) -> None:
-        self.count = 0
+        super().__init__("calls to on_change")
 
     async def __call__(self) -> None:
-        self.count += 1
+        self.bump()
 
-    async def reach(self, expected: int) -> None:
-        async with asyncio.timeout(NOTICE_WITHIN):
-            while self.count < expected:
-                await asyncio.sleep(INTERVAL / 4)
+
+class Polls(Counter):
+    """Counts the watcher's finished polls, so a test waits for polls rather than for a guessed time."""
+
+    def __init__(self, watcher: FlagWatcher) -> None:
+        super().__init__(f"finished polls of {watcher.path.name}")
+        poll = watcher._poll
+
+        async def counted() -> None:
+            try:
+                await poll()
+            finally:
+                self.bump()
+
+        watcher._poll = counted  # type: ignore[method-assign]
+
+    async def more(self, polls: int = QUIET_POLLS) -> None:
+        """Wait until `polls` more polls have finished: time enough for a spurious call to show up."""
+        await self.reach(self.count + polls)
+
+
+@dataclass
+class Watched:
+    calls: Calls
+    polls: Polls
+    watcher: FlagWatcher
 
 
 @pytest.fixture
@@ -39,50 +85,56 @@ def flags_path(tmp_path: Path) -> Path:
     return path
 
 
-async def watching(path: Path, on_change: Callable[[], object]) -> AsyncIterator[FlagWatcher]:
+async def watching(path: Path, on_change: Callable[[], object]) -> AsyncIterator[tuple[FlagWatcher, Polls]]:
     watcher = FlagWatcher(path, on_change, interval=INTERVAL)
+    polls = Polls(watcher)
     watcher.start()
     try:
-        yield watcher
+        yield watcher, polls
     finally:
         await watcher.stop()
 
 
-@pytest.fixture
-async def calls(flags_path: Path) -> AsyncIterator[Calls]:
+async def watch(path: Path) -> AsyncIterator[Watched]:
     counter = Calls()
-    async for _ in watching(flags_path, counter):
-        yield counter
+    async for watcher, polls in watching(path, counter):
+        yield Watched(counter, polls, watcher)
 
 
-async def test_nothing_changes_nothing_is_called(calls: Calls) -> None:
-    await asyncio.sleep(QUIET)
-    assert calls.count == 0
+@pytest.fixture
+async def watched(flags_path: Path) -> AsyncIterator[Watched]:
+    async for w in watch(flags_path):
+        yield w
 
 
-async def test_in_place_edit_is_noticed_once(flags_path: Path, calls: Calls) -> None:
+async def test_nothing_changes_nothing_is_called(watched: Watched) -> None:
+    await watched.polls.more()
+    assert watched.calls.count == 0
+
+
+async def test_in_place_edit_is_noticed_once(flags_path: Path, watched: Watched) -> None:
     with open(flags_path, "a", encoding="utf-8") as file:
         file.write("kill: []\n")
-    await calls.reach(1)
-    await asyncio.sleep(QUIET)
-    assert calls.count == 1
+    await watched.calls.reach(1)
+    await watched.polls.more()
+    assert watched.calls.count == 1
 
 
-async def test_same_size_same_mtime_edit_is_noticed_by_its_hash(flags_path: Path, calls: Calls) -> None:
+async def test_same_size_same_mtime_edit_is_noticed_by_its_hash(flags_path: Path, watched: Watched) -> None:
     before = flags_path.stat()
     flags_path.write_text("default_backend: postgrex\n", encoding="utf-8")  # same length as before
     os.utime(flags_path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert flags_path.stat().st_size == before.st_size
-    await calls.reach(1)
+    await watched.calls.reach(1)
 
 
-async def test_replace_by_rename_is_noticed(flags_path: Path, calls: Calls) -> None:
+async def test_replace_by_rename_is_noticed(flags_path: Path, watched: Watched) -> None:
     temporary = flags_path.with_name(".flags.yaml.tmp")
     temporary.write_text("default_backend: postgres\nkill: []\n", encoding="utf-8")
     os.replace(temporary, flags_path)
-    await calls.reach(1)
-    await asyncio.sleep(QUIET)
-    assert calls.count == 1
+    await watched.calls.reach(1)
+    await watched.polls.more()
+    assert watched.calls.count == 1
 
 
 async def test_symlink_swap_is_noticed(tmp_path: Path) -> None:
@@ -91,80 +143,76 @@ async def test_symlink_swap_is_noticed(tmp_path: Path) -> None:
     (tmp_path / "v2.yaml").write_text("default_backend: postgres\nkill: []\n", encoding="utf-8")
     link = tmp_path / "flags.yaml"
     link.symlink_to("v1.yaml")
-    counter = Calls()
-    async for _ in watching(link, counter):
+    async for w in watch(link):
         new_link = tmp_path / ".flags.yaml.new"
         new_link.symlink_to("v2.yaml")
         os.replace(new_link, link)
-        await counter.reach(1)
-        await asyncio.sleep(QUIET)
-        assert counter.count == 1
+        await w.calls.reach(1)
+        await w.polls.more()
+        assert w.calls.count == 1
 
 
 async def test_a_missing_file_is_waited_out_and_its_return_noticed(
-    flags_path: Path, calls: Calls, caplog: pytest.LogCaptureFixture
+    flags_path: Path, watched: Watched, caplog: pytest.LogCaptureFixture
 ) -> None:
     flags_path.unlink()
-    await asyncio.sleep(QUIET)
-    assert calls.count == 0
+    await watched.polls.more()
+    assert watched.calls.count == 0
     assert "flag file missing" in caplog.text
     flags_path.write_text("default_backend: scylla\n", encoding="utf-8")
-    await calls.reach(1)
+    await watched.calls.reach(1)
 
 
 async def test_a_file_missing_at_start_is_noticed_when_it_appears(tmp_path: Path) -> None:
     path = tmp_path / "later.yaml"
-    counter = Calls()
-    async for _ in watching(path, counter):
-        await asyncio.sleep(QUIET)
+    async for w in watch(path):
+        await w.polls.more()  # a few polls that find no file
         path.write_text("default_backend: postgres\n", encoding="utf-8")
-        await counter.reach(1)
+        await w.calls.reach(1)
 
 
 async def test_a_raising_callback_is_logged_and_watching_goes_on(
     flags_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen: list[str] = []
+    called = Counter("calls to the raising on_change")
 
     def explode() -> None:  # a plain function: sync callbacks are supported too
         seen.append(flags_path.read_text(encoding="utf-8"))
+        called.bump()
         raise RuntimeError("reload blew up")
 
     async for _ in watching(flags_path, explode):
         with caplog.at_level(logging.ERROR, logger="bot.routing.flags.watcher"):
             flags_path.write_text("default_backend: scylla\n", encoding="utf-8")
-            async with asyncio.timeout(NOTICE_WITHIN):
-                while not seen:
-                    await asyncio.sleep(INTERVAL / 4)
+            await called.reach(1)
             flags_path.write_text("default_backend: postgres\nkill: []\n", encoding="utf-8")
-            async with asyncio.timeout(NOTICE_WITHIN):
-                while len(seen) < 2:
-                    await asyncio.sleep(INTERVAL / 4)
+            await called.reach(2)
+        assert seen == ["default_backend: scylla\n", "default_backend: postgres\nkill: []\n"]
         assert "reload blew up" in caplog.text
 
 
-async def test_check_now_calls_even_without_a_change(flags_path: Path) -> None:
-    counter = Calls()
-    async for watcher in watching(flags_path, counter):
-        await watcher.check_now()
-        assert counter.count == 1
-        await asyncio.sleep(QUIET)
-        assert counter.count == 1
+async def test_check_now_calls_even_without_a_change(watched: Watched) -> None:
+    await watched.watcher.check_now()
+    assert watched.calls.count == 1
+    await watched.polls.more()
+    assert watched.calls.count == 1
 
 
-async def test_a_change_handled_by_check_now_is_not_reported_again(flags_path: Path) -> None:
-    counter = Calls()
-    async for watcher in watching(flags_path, counter):
+async def test_a_change_handled_by_check_now_is_not_reported_again(flags_path: Path, watched: Watched) -> None:
+    flags_path.write_text("default_backend: scylla\n", encoding="utf-8")
+    await watched.watcher.check_now()
+    await watched.polls.more()
+    assert watched.calls.count == 1
+
+
+async def test_stop_ends_the_polling(flags_path: Path, watched: Watched) -> None:
+    await watched.watcher.stop()
+    polled = watched.polls.count
+    # A second watcher on the same file is the clock: once it has noticed the change and polled on,
+    # a watcher still polling would have called too.
+    async for control in watch(flags_path):
         flags_path.write_text("default_backend: scylla\n", encoding="utf-8")
-        await watcher.check_now()
-        await asyncio.sleep(QUIET)
-        assert counter.count == 1
-
-
-async def test_stop_ends_the_polling(flags_path: Path) -> None:
-    counter = Calls()
-    async for watcher in watching(flags_path, counter):
-        await watcher.stop()
-        flags_path.write_text("default_backend: scylla\n", encoding="utf-8")
-        await asyncio.sleep(QUIET)
-        assert counter.count == 0
+        await control.calls.reach(1)
+        await control.polls.more()
+    assert (watched.calls.count, watched.polls.count) == (0, polled)
