@@ -162,7 +162,7 @@ class PostgresBackend:
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
         row = await self._fetch_member(_MEMBER + " FROM m", ctx, board, profile_id)
         return (
-            RankedEntry(row["rank"], row["profile_id"], row["score"], row["nym"], row["wallet_address"])
+            RankedEntry(int(row["rank"]), row["profile_id"], row["score"], row["nym"], row["wallet_address"])
             if row
             else None
         )
@@ -174,7 +174,7 @@ class PostgresBackend:
         row = await self._fetch_member(_NEIGHBOURS, ctx, board, profile_id)
         if row is None:
             return None, None, None
-        rank = row["rank"]
+        rank = int(row["rank"])  # a sum of counts: numeric in PostgreSQL
         me = RankedEntry(rank, row["profile_id"], row["score"], row["nym"], row["wallet_address"])
         above = (
             RankedEntry(rank - 1, row["a_id"], row["a_score"], row["a_nym"], row["a_wallet"]) if row["a_id"] else None

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
+from backends.exact import add, subtract
 from backends.protocol import InvalidInput, NotConfigured, ScoreUpdate
 
 Conn = AsyncConnection[dict[str, Any]]
@@ -48,9 +49,9 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
     events = []
     for u in updates:
         before = values[u.profile_id][u.board]
-        after = before + u.value if u.mode == "add" else u.value
+        after = add(before, u.value) if u.mode == "add" else u.value
         values[u.profile_id][u.board] = after
-        events.append((u.profile_id, u.board, u.event_type, after - before, after, u.tx_hash))
+        events.append((u.profile_id, u.board, u.event_type, subtract(after, before), after, u.tx_hash))
 
     await conn.execute(
         "INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)"

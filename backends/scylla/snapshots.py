@@ -157,7 +157,7 @@ class SnapshotWriter:
         score_version = await self._score_version(community_id)
         ranked = sorted(
             (row for row in await self._scores(community_id, board) if row.score > 0),
-            key=lambda r: (-r.score, r.joined_at_us, r.profile_id.int),
+            key=lambda r: (r.score.copy_negate(), r.joined_at_us, r.profile_id.int),  # unary minus would round
         )
         version = await self._claim(community_id, board, score_version, len(ranked))
         await self._write_rows(community_id, board, version, ranked)

@@ -20,6 +20,8 @@ BROWN = 0x8B4513
 
 SPACER = "\u200b"
 MAX_NAME = 32
+FIELD_LIMIT = 1024  # Discord's limits on an embed field's value and on the description
+DESCRIPTION_LIMIT = 4096
 
 
 def _now() -> datetime:
@@ -32,6 +34,20 @@ def _name(name: str) -> str:
     name = " ".join(name.split()) or "Unknown"
     short = name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
     return escape_markdown(short)
+
+
+def _fit(parts: list[str], separator: str, limit: int) -> str:
+    """As many whole parts as fit in `limit` characters, and "…" for the rest: exact numbers of any size
+    stay exact, and a board of huge scores still fits Discord's limits."""
+    text = separator.join(parts)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for part in parts:
+        if len(separator.join([*kept, part, "…"])) > limit:
+            break
+        kept.append(part)
+    return separator.join([*kept, "…"]) if kept else "…"
 
 
 def error_embed(message: str) -> nextcord.Embed:
@@ -57,7 +73,6 @@ def position_embed(data: PositionData) -> nextcord.Embed:
         embed.add_field(name="⬇️ Buffer", value=f"**{bgt(data.distance_to_below)}** BGT", inline=True)
     if data.distance_to_entry is not None and not data.is_fedaykin:
         embed.add_field(name="🚪 To Entry", value=f"+**{bgt(data.distance_to_entry)}** BGT", inline=True)
-    embed.set_footer(text="Use /alerts to manage position notifications")
     return embed
 
 
@@ -90,7 +105,7 @@ def threshold_embed(data: ThresholdData, waitlist: list[WaitlistEntry]) -> nextc
             f"**#{w.position}** {_name(w.name)}\n└ {bgt(w.conviction)} BGT • +{bgt(w.distance_to_entry)} to entry"
             for w in waitlist
         ]
-        embed.add_field(name="⏳ Waiting Pool (Top 5)", value="\n\n".join(blocks), inline=False)
+        embed.add_field(name="⏳ Waiting Pool (Top 5)", value=_fit(blocks, "\n\n", FIELD_LIMIT), inline=False)
     else:
         embed.add_field(
             name="⏳ Waiting Pool",
@@ -105,10 +120,11 @@ def leaderboard_embed(page: LeaderboardPage, caller: LeaderboardEntry | None) ->
     label = page.board
     embed = nextcord.Embed(title=f"📊 {label.title()} Leaderboard", colour=GOLD, timestamp=_now())
     if page.entries:
-        embed.description = "\n".join(
+        lines = [
             f"{rank_label(e.rank)} {TIER_EMOJI[e.tier]} **{_name(e.nym)}** — {score_short(e.score)} {label}"
             for e in page.entries
-        )
+        ]
+        embed.description = _fit(lines, "\n", DESCRIPTION_LIMIT)
     elif page.total == 0:
         embed.description = "No leaderboard data available yet."
     else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Literal
+
+from backends.exact import round_half_up, scale_down
 
 Tier = Literal["diamond", "platinum", "gold", "silver", "bronze"]
 
@@ -20,9 +22,7 @@ _THOUSAND = Decimal(1000)
 _MILLION = Decimal(1_000_000)
 
 
-def _round(value: Decimal, places: int) -> Decimal:
-    """Half away from zero on the exact value (ROUND_HALF_UP is away from zero in `decimal`)."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+_round = round_half_up  # half away from zero on the exact value, once
 
 
 def _drop_trailing_zeros(text: str) -> str:
@@ -32,9 +32,9 @@ def _drop_trailing_zeros(text: str) -> str:
 def score_short(value: Decimal) -> str:
     """`2.50M`, `1.23K`, `500.00`; no carry between units (999,995 is `1000.00K`)."""
     if value >= _MILLION:
-        return f"{_round(value / _MILLION, 2)}M"
+        return f"{_round(scale_down(value, 6), 2):f}M"
     if value >= _THOUSAND:
-        return f"{_round(value / _THOUSAND, 2)}K"
+        return f"{_round(scale_down(value, 3), 2):f}K"
     return f"{_round(value, 2):.2f}"
 
 

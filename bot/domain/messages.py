@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 NOT_CONFIGURED = "This server is not configured. Please contact an administrator."
-NOT_A_MEMBER = "You are not a member of the Sietch. Use `/onboard` to begin the onboarding process."
+NOT_A_MEMBER = "You are not on this server's board yet. Administrators add members from the holder list."
 NOT_RANKED = "Could not find your position in the eligibility rankings. Your conviction score may be too low to rank."
 GUILD_ONLY = "This command only works inside a server."
 NOT_YOUR_BUTTONS = "These buttons belong to someone else's leaderboard. Use `/leaderboard` to open your own."

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from cachetools import TTLCache
 
+from backends.exact import subtract
 from backends.protocol import (
     Backend,
     Board,
@@ -124,9 +125,9 @@ class HotPathService:
         return PositionData(
             position=pos,
             conviction=score,
-            distance_to_above=above.score - score if above else None,
-            distance_to_below=score - below.score if below else None,
-            distance_to_entry=entry_score - score if entry_score is not None else None,
+            distance_to_above=subtract(above.score, score) if above else None,
+            distance_to_below=subtract(score, below.score) if below else None,
+            distance_to_entry=subtract(entry_score, score) if entry_score is not None else None,
             is_naib=pos <= settings.naib,
             is_fedaykin=pos <= f,
             is_at_risk=settings.at_risk < pos <= f,
@@ -144,7 +145,7 @@ class HotPathService:
             eligible_count=min(ranked, f),
             waitlist_count=min(max(ranked - f, 0), w - f),
             entry_threshold=entry.score if entry else Decimal(0),
-            gap_to_entry=entry.score - first_waiting.score if entry and first_waiting else None,
+            gap_to_entry=subtract(entry.score, first_waiting.score) if entry and first_waiting else None,
             as_of=utcnow() if info.live else info.as_of,
             fedaykin=f,
             waitlist_end=w,
@@ -167,7 +168,7 @@ class HotPathService:
                 profile_id=row.profile_id,
                 name=display_name(row.nym, row.wallet_address),
                 conviction=row.score,
-                distance_to_entry=entry_score - row.score,
+                distance_to_entry=subtract(entry_score, row.score),
             )
             for row in rows
             if row.rank > f

@@ -106,3 +106,22 @@ async def test_the_registered_command_has_both_boards_and_a_page_option(harness:
         1,
         False,
     )
+
+
+async def test_wei_sized_and_enormous_scores_are_shown_exactly_within_discords_limits(harness: BotHarness) -> None:
+    await harness.configure()
+    wei = "110000000000000000000000000.000000000000000001"
+    users = await harness.seed(["1e400"] * 10 + [wei, "1004999.99999999999999999999999999"])
+    message = await harness.call("leaderboard", "conviction", user=harness.user(users[10]))
+    (embed,) = message.embeds
+    lines = embed["description"].split("\n")
+    assert len(embed["description"]) <= 4096 and lines[-1] == "…"  # ten 400-digit scores do not fit: cut whole
+    assert lines[0] == "🥇 💎 **member0** — 1" + "0" * 394 + ".00M conviction"
+    assert embed["fields"][0]["value"] == "**#11** 🏆 — 110000000000000000000.00M conviction"
+    page2 = await harness.call("leaderboard", "conviction", user=harness.user(users[11]), page=2)
+    assert page2.embeds[0]["description"].split("\n")[1] == "`#12` 🏆 **member11** — 1.00M conviction"
+
+    position = await harness.call("position", user=harness.user(users[10]))
+    fields = {f["name"]: f["value"] for f in position.embeds[0]["fields"]}
+    assert fields["💰 BGT Holdings"] == "**110,000,000,000,000,000,000,000,000** BGT"
+    assert fields["⬇️ Buffer"] == "**109,999,999,999,999,999,998,995,000** BGT"

@@ -42,7 +42,7 @@ async def test_a_naib_sees_gold_and_both_neighbours(harness: BotHarness) -> None
         {"name": "⬆️ To Move Up", "value": "+**10** BGT", "inline": True},
         {"name": "⬇️ Buffer", "value": "**10** BGT", "inline": True},
     ]
-    assert embed["footer"]["text"] == "Use /alerts to manage position notifications"
+    assert "footer" not in embed  # DOMAIN.md: no footer until /alerts exists
 
 
 async def test_an_at_risk_member_sees_orange(harness: BotHarness) -> None:
@@ -85,7 +85,7 @@ async def assert_error(embed: dict[str, Any], text: str) -> None:
     assert embed["timestamp"]
 
 
-async def test_a_non_member_is_told_to_onboard(harness: BotHarness) -> None:
+async def test_a_non_member_is_told_administrators_add_members(harness: BotHarness) -> None:
     await harness.configure()
     await harness.seed(hundred())
     await assert_error(await position_of(harness, 999_999), messages.NOT_A_MEMBER)

@@ -79,3 +79,44 @@ def test_display_name_prefers_nym_then_short_wallet() -> None:
     assert display_name("Stilgar", "0xabc") == "Stilgar"
     assert display_name(None, "0x1234567890abcdef1234") == "0x1234...1234"
     assert display_name("", None) == "Unknown"
+
+
+WEI = "110000000.123456789012345678"  # a token balance with the 18 decimals of its wei
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1.1e26", "110,000,000,000,000,000,000,000,000"),  # quantize to 2 places needs 29 digits
+        ("123456789012345678901234567890.123456789012345678", "123,456,789,012,345,678,901,234,567,890.12"),
+        ("999999999999999999999999999999.995", "1,000,000,000,000,000,000,000,000,000,000"),  # half-up carries
+        (WEI, "110,000,000.12"),
+        ("1.00000000000000000000000000000001", "1"),
+        ("0.0000004999999999999999999999999999999", "0.000000"),
+        ("0.0000005", "0.000001"),
+        ("-123456789012345678901234567890.5", "-123456789012345678901234567890.500000"),
+        ("2980.9579870417282000000000", "2,980.96"),
+    ],
+)
+def test_bgt_is_exact_at_any_magnitude(value: str, shown: str) -> None:
+    assert bgt(Decimal(value)) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1004999.99999999999999999999999999", "1.00M"),  # one rounding, on the exact value (two give 1.01M)
+        ("1004999.999999999999999999999999999999999", "1.00M"),
+        ("1005000", "1.01M"),
+        ("1.1e26", "110000000000000000000.00M"),
+        ("999999999999999999999999994999.123456789012345678", "999999999999999999999999.99M"),
+        ("999999999999999999999999995000", "1000000000000000000000000.00M"),
+    ],
+)
+def test_score_short_is_exact_at_any_magnitude(value: str, shown: str) -> None:
+    assert score_short(Decimal(value)) == shown
+
+
+def test_a_score_of_1e400_formats_without_error() -> None:
+    assert score_short(Decimal("1e400")) == "1" + "0" * 394 + ".00M"
+    assert bgt(Decimal("1e400")).replace(",", "") == "1" + "0" * 400
