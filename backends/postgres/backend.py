@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from backends.postgres.score_writes import apply_updates
 from backends.protocol import (
     BOARDS,
+    BackendError,
     BackendTimeout,
     BackendUnavailable,
     Board,
@@ -119,6 +120,8 @@ class PostgresBackend:
             raise BackendTimeout(f"postgres: query cancelled ({exc})") from exc
         except psycopg.OperationalError as exc:
             raise BackendUnavailable(f"postgres: {exc}") from exc
+        except psycopg.Error as exc:  # whatever the server refused is the backend's failure, not the caller's
+            raise BackendError(f"postgres: {type(exc).__name__}: {exc}") from exc
 
     async def health(self) -> None:
         async with self.connection() as conn:

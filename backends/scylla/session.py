@@ -94,9 +94,24 @@ class CqlSession:
         self._prepared: dict[str, PreparedStatement] = {}
 
     def prepare(self, query: str) -> PreparedStatement:
+        """The prepared statement (blocking on a first use: for batch builders off the request path)."""
         statement = self._prepared.get(query)
         if statement is None:
-            statement = self.session.prepare(query)
+            try:
+                statement = self.session.prepare(query)
+            except Exception as exc:
+                raise translate(exc) from exc
+            self._prepared[query] = statement
+        return statement
+
+    async def prepare_async(self, query: str) -> PreparedStatement:
+        """The prepared statement; a first use prepares on a worker thread, never on the event loop."""
+        statement = self._prepared.get(query)
+        if statement is None:
+            try:
+                statement = await asyncio.to_thread(self.session.prepare, query)
+            except Exception as exc:  # a cold start with the cluster down: NoHostAvailable
+                raise translate(exc) from exc
             self._prepared[query] = statement
         return statement
 
@@ -106,7 +121,7 @@ class CqlSession:
         """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs."""
         statement: Any = query
         if isinstance(query, str):
-            statement = self.prepare(query) if prepare else SimpleStatement(query)
+            statement = await self.prepare_async(query) if prepare else SimpleStatement(query)
         try:
             future = self.session.execute_async(statement, params or None)
         except Exception as exc:  # the driver raises synchronously when no connection is left

@@ -247,7 +247,9 @@ class Container(containers.DeclarativeContainer):
         readiness=readiness,
         reference=config.routing.reference_backend,
     )
-    responder = providers.Singleton(Responder, router, observer=metrics)
+    responder = providers.Singleton(
+        Responder, router, observer=metrics, patience_seconds=config.discord.answer_within_seconds
+    )
     shadow = providers.Singleton(ShadowComparator, router, observer=metrics, concurrency=config.shadow.concurrency)
 
     # --- Discord ---------------------------------------------------------------------------------

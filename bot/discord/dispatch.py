@@ -19,7 +19,7 @@ from bot.discord.delivery import Reply, deliver, error_reply
 from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
 from bot.routing.router import Router, RoutingDecision
-from bot.routing.serving import Answer, Handler, Refused, Responder
+from bot.routing.serving import Answer, Handler, Refused, RequestError, Responder
 from bot.routing.shadow import ShadowComparator
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,12 @@ class CommandDispatcher:
                 return _as_reply(result)
             except InvalidInput as exc:
                 return error_reply(str(exc), "invalid")
+            except RequestError:
+                # This request's own failure (e.g. data that cannot be shown): no backend is blamed.
+                log.exception(
+                    "request failed command=%s backend=%s guild=%s user=%s", command, served_by, guild_id, user.id
+                )
+                return error_reply(messages.FAILED[command], "error")
             except Exception:
                 log.exception("command failed command=%s backend=%s guild=%s", command, served_by, guild_id)
                 return error_reply(messages.FAILED[command], "error")

@@ -51,6 +51,11 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """A call that ended without saying anything about the backend (the request's own error, a
+        cancellation): a half-open trial it held is free again."""
+        self._trial_running = False
+
     def record_success(self) -> None:
         self._trial_running = False
         if self._state != "closed":

@@ -78,22 +78,59 @@ class Router:
 
         if backend not in live:
             backend, reason = self._first(live, f.default_backend), "kill switch"
+        backend, reason = await self._usable(
+            command, backend, reason, live, f.default_backend, guild_id, cf.fallback, consume_trial
+        )
         others = self._others(backend, live, f.default_backend)
-        latch = self.rollback.latched(command, backend)
-        if latch is not None and others:
-            backend, reason = others[0], f"auto-rollback ({latch})"
-            others = self._others(backend, live, f.default_backend)
-        if self.readiness is not None and self.breakers[backend].state != "open":
-            not_ready = await self.readiness.check(backend, guild_id)
-            if not_ready and others:
-                backend, reason = others[0], not_ready
-                others = self._others(backend, live, f.default_backend)
-        if others and cf.fallback and not self._allows(backend, consume_trial):
-            backend, reason = others[0], "breaker open"
-            others = self._others(backend, live, f.default_backend)
         shadow = self._shadow_target(backend, cf, others) if cf.shadow and self._chance() * 100 < cf.shadow else None
         fallbacks = tuple(others) if cf.fallback else ()
         return RoutingDecision(command, backend, reason, fallbacks, shadow, f.time_budget_ms / 1000)
+
+    async def _usable(
+        self,
+        command: str,
+        backend: str,
+        reason: str,
+        live: Sequence[str],
+        default: str,
+        guild_id: int,
+        breakers_reroute: bool,
+        consume_trial: bool,
+    ) -> tuple[str, str]:
+        """The first of `backend` and the others, in order, that is not latched for the command, is ready
+        for the guild and whose breaker lets the call through; the reason is why `backend` was passed over.
+
+        When none qualifies, the least harmful: an open breaker may still answer right, a latched backend
+        is suspected wrong, a copy that is not ready is known to differ.
+        """
+        passed_over: list[tuple[int, str, str]] = []
+        for candidate in [backend, *self._others(backend, live, default)]:
+            why, harm = await self._refusal(command, candidate, guild_id, breakers_reroute)
+            if why is None and (not breakers_reroute or self._allows(candidate, consume_trial)):
+                return candidate, reason if candidate == backend else passed_over[0][1]
+            passed_over.append((harm if why else 0, why or "breaker open", candidate))
+        harm, why, least = min(passed_over, key=lambda p: p[0])
+        return least, passed_over[0][1] if least != backend else reason
+
+    async def _refusal(
+        self, command: str, backend: str, guild_id: int, breakers_reroute: bool
+    ) -> tuple[str | None, int]:
+        """(why `backend` may not serve the command for the guild, how harmful serving anyway would be)."""
+        if breakers_reroute and self.breakers[backend].state == "open":
+            return "breaker open", 0
+        latch = self.rollback.latched(command, backend)
+        if latch is not None:
+            return f"auto-rollback ({latch})", 1
+        if self.readiness is not None:
+            not_ready = await self.readiness.check(backend, guild_id)
+            if not_ready:
+                return not_ready, 2
+        return None, 0
+
+    async def may_fall_back_to(self, command: str, backend: str, guild_id: int) -> bool:
+        """A fallback is only asked when it would be routed to: breaker not open, not latched, ready."""
+        why, _ = await self._refusal(command, backend, guild_id, breakers_reroute=True)
+        return why is None
 
     def _by_flags(
         self, command: str, cf: CommandFlags, f: FlagFile, guild_id: int, user_id: int | None

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from backends.protocol import Board, InvalidInput, NotConfigured, TenantContext
+from backends.protocol import BackendError, Board, InvalidInput, NotConfigured, TenantContext
 from bot.domain import messages
 from bot.domain.service import HotPathService
 from bot.routing.router import Router, RoutingDecision
@@ -66,53 +66,117 @@ async def answer(
         return Refused(messages.NOT_CONFIGURED, "not_configured")
 
 
+class RequestError(Exception):
+    """The request's own failure (its data cannot be rendered, a handler bug): not the backend's doing, so
+    it is not retried elsewhere and never counts against a breaker or a latch."""
+
+
+def _backend_failed(exc: BaseException) -> bool:
+    """Only what a backend did counts: its errors (InvalidInput is the caller's) and running out of time."""
+    return isinstance(exc, TimeoutError) or (isinstance(exc, BackendError) and not isinstance(exc, InvalidInput))
+
+
 class Responder:
-    def __init__(self, router: Router, observer: FallbackObserver) -> None:
+    def __init__(self, router: Router, observer: FallbackObserver, *, patience_seconds: float = 60.0) -> None:
+        """`patience_seconds`: how long a slow answer is waited for when no other backend can give it
+        (the member sees a deferred reply meanwhile; Discord keeps it open for 15 minutes)."""
         self.router = router
         self.observer = observer
+        self.patience = patience_seconds
 
     async def serve(
         self, decision: RoutingDecision, guild_id: int, user_id: int, handler: Handler, gate: Gate | None = None
     ) -> tuple[str, Answer]:
-        """(the backend that answered, its answer). Raises when the chosen backend and every fallback fail."""
-        backend = decision.backend
-        try:
-            result = await asyncio.wait_for(
-                answer(self.router.service(backend), guild_id, user_id, handler, gate), decision.budget_seconds
-            )
-        except (InvalidInput, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            self._record(decision.command, backend, ok=False)
-            return await self._fall_back(decision, backend, exc, guild_id, user_id, handler)
-        self._record(decision.command, backend, ok=True)
-        return backend, result
+        """(the backend that answered, its answer).
 
-    async def _fall_back(
-        self, decision: RoutingDecision, failed: str, error: Exception, guild_id: int, user_id: int, handler: Handler
-    ) -> tuple[str, Answer]:
-        why = "timeout" if isinstance(error, TimeoutError) else "error"
-        for target in decision.fallbacks:
-            if self.router.breakers[target].state == "open":
+        The chosen backend gets the decision's time budget; past it the next usable fallback is asked
+        too and the first good answer wins, so slow is never an error while a backend can still answer.
+        Raises RequestError for the request's own failure, else the last backend failure when every
+        usable backend failed.
+        """
+        command = decision.command
+        calls: dict[asyncio.Task[Answer], str] = {}
+        slow: set[str] = set()  # past the budget: a failure unless it still answers first
+
+        def ask(backend: str, with_gate: bool) -> None:
+            # Only the first call is gated: the member was counted against the rate limit once.
+            work = answer(self.router.service(backend), guild_id, user_id, handler, gate if with_gate else None)
+            calls[asyncio.ensure_future(work)] = backend
+
+        ask(decision.backend, True)
+        fallbacks = list(decision.fallbacks)
+        failure: BaseException | None = None
+        budget: float | None = decision.budget_seconds
+        try:
+            while calls:
+                wait = budget if budget is not None else self.patience
+                done, _ = await asyncio.wait(calls, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    slow.update(calls.values())
+                    if budget is None:
+                        raise failure or TimeoutError(f"no backend answered within {self.patience:.0f}s")
+                    budget = None  # spent once: then one more backend is asked alongside, and patience
+                    await self._ask_next(decision, fallbacks, guild_id, next(iter(calls.values())), "timeout", ask)
+                    continue
+                for task in done:
+                    backend = calls.pop(task)
+                    slow.discard(backend)
+                    exc = task.exception()
+                    if exc is None:
+                        self._record(command, backend, ok=True)
+                        return backend, task.result()
+                    if not _backend_failed(exc):
+                        self._release(backend)
+                        if isinstance(exc, InvalidInput):
+                            raise exc
+                        raise RequestError(f"{type(exc).__name__}: {exc}") from exc
+                    self._record(command, backend, ok=False)
+                    failure = exc
+                    if not calls:
+                        await self._ask_next(decision, fallbacks, guild_id, backend, "error", ask, exc)
+            assert failure is not None
+            raise failure
+        finally:
+            for task, backend in calls.items():  # answers no longer needed
+                task.cancel()
+                if backend in slow:
+                    self._record(command, backend, ok=False)
+                else:
+                    self._release(backend)
+
+    async def _ask_next(
+        self,
+        decision: RoutingDecision,
+        fallbacks: list[str],
+        guild_id: int,
+        failed: str,
+        why: str,
+        ask: Callable[[str, bool], None],
+        error: BaseException | None = None,
+    ) -> bool:
+        """Start the next fallback that may serve this guild now; False when none is left."""
+        while fallbacks:
+            target = fallbacks.pop(0)
+            if not await self.router.may_fall_back_to(decision.command, target, guild_id):
                 continue
             log.warning(
-                "fallback command=%s from=%s to=%s after=%s error=%r", decision.command, failed, target, why, error
+                "fallback command=%s guild=%s from=%s to=%s after=%s error=%r",
+                decision.command,
+                guild_id,
+                failed,
+                target,
+                why,
+                error,
             )
             self.observer.fallback(decision.command, failed, target, f"fallback after {why}")
-            try:
-                # No gate: the member was already counted against the rate limit by the first attempt.
-                result = await answer(self.router.service(target), guild_id, user_id, handler)
-            except (InvalidInput, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                self._record(decision.command, target, ok=False)
-                failed, error, why = target, exc, "error"
-                continue
-            self._record(decision.command, target, ok=True)
-            return target, result
-        raise error
+            ask(target, False)
+            return True
+        return False
 
     def _record(self, command: str, backend: str, *, ok: bool) -> None:
         breaker = self.router.breakers[backend]
         breaker.record_success() if ok else breaker.record_failure()
         self.router.rollback.record_call(command, backend, ok=ok)
+
+    def _release(self, backend: str) -> None:
+        self.router.breakers[backend].release()

@@ -581,4 +581,39 @@ async def test_readiness_is_not_asked_of_a_backend_whose_breaker_is_open(tmp_pat
     r.readiness.reasons[("scylla", GUILD)] = "not ready: backfill not finished"
     r.open_breaker("scylla")
     assert await r.route() == ("postgres", "breaker open")
-    assert r.readiness.asked == []
+    assert ("scylla", GUILD) not in r.readiness.asked
+
+
+async def test_a_reroute_for_an_open_breaker_still_honours_readiness(tmp_path: Path) -> None:
+    r = routing(tmp_path, "default_backend: scylla\ncommands:\n  position: {backend: scylla}\n")
+    r.readiness.reasons[("memory", GUILD)] = "not ready: never backfilled"
+    r.open_breaker("scylla")
+    # postgres, the reference, is next; memory is never chosen for a guild it never copied
+    assert await r.route() == ("postgres", "breaker open")
+    r.open_breaker("postgres")
+    assert (await r.route())[0] == "scylla"  # every breaker open, memory not ready: the least harmful
+
+
+async def test_a_reroute_skips_a_latched_backend_and_one_that_is_not_ready(tmp_path: Path) -> None:
+    r = routing(tmp_path, SCYLLA_EVERYWHERE + SMALL_ROLLBACK)
+    for _ in range(4):
+        r.rollback.record_call("position", "scylla", ok=False)
+    await r.latches.saved.wait()
+    r.open_breaker("postgres")
+    r.readiness.reasons[("memory", GUILD)] = "not ready: behind (version 1 of 2)"
+    backend, reason = await r.route()
+    assert backend == "postgres" and reason.startswith("auto-rollback")  # an open breaker beats wrong data
+
+
+async def test_may_fall_back_to_refuses_latched_not_ready_and_open_backends(tmp_path: Path) -> None:
+    r = routing(tmp_path, SCYLLA_EVERYWHERE + SMALL_ROLLBACK)
+    assert await r.router.may_fall_back_to("position", "memory", GUILD)
+    r.readiness.reasons[("memory", GUILD)] = "not ready: never backfilled"
+    assert not await r.router.may_fall_back_to("position", "memory", GUILD)
+    r.open_breaker("postgres")
+    assert not await r.router.may_fall_back_to("position", "postgres", GUILD)
+    for _ in range(4):
+        r.rollback.record_call("threshold", "scylla", ok=False)
+    await r.latches.saved.wait()
+    assert not await r.router.may_fall_back_to("threshold", "scylla", GUILD)
+    assert await r.router.may_fall_back_to("position", "scylla", GUILD)
