@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import nextcord
 
-from backends.protocol import InvalidInput, TenantContext
+from backends.protocol import InvalidInput, SnapshotInfo, TenantContext
 from bot.discord.delivery import Reply, deliver, error_reply
 from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
@@ -79,16 +79,18 @@ class CommandDispatcher:
         started = time.monotonic()
         served_by = "none"
         decision: RoutingDecision | None = None
+        snapshot: SnapshotInfo | None = None
 
         async def produce() -> Reply:
-            nonlocal served_by, decision
+            nonlocal served_by, decision, snapshot
             guild_id, user = interaction.guild_id, interaction.user
             if guild_id is None or user is None:
                 return error_reply(messages.GUILD_ONLY, "refused")
             try:
                 decision = await self.router.route(command, guild_id, user.id)
-                served_by, result = await self.responder.serve(decision, guild_id, user.id, handler, self._rate_limit)
-                return _as_reply(result)
+                served_by, answered = await self.responder.serve(decision, guild_id, user.id, handler, self._rate_limit)
+                snapshot = answered.snapshot
+                return _as_reply(answered.answer)
             except InvalidInput as exc:
                 return error_reply(str(exc), "invalid")
             except RequestError:
@@ -115,7 +117,9 @@ class CommandDispatcher:
                 self._idle.set()
             self.observer.observe(command, served_by, interaction.guild_id, outcome, time.monotonic() - started)
         if decision is not None and decision.shadow and interaction.user is not None and reply.outcome != "error":
-            self.shadow.submit(decision, served_by, reply, interaction.guild_id or 0, interaction.user.id, handler)
+            self.shadow.submit(
+                decision, served_by, reply, snapshot, interaction.guild_id or 0, interaction.user.id, handler
+            )
 
 
 def _as_reply(result: Answer) -> Reply:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from backends.protocol import BackendError, Board, InvalidInput, NotConfigured, TenantContext
+from backends.protocol import BackendError, Board, InvalidInput, NotConfigured, SnapshotInfo, TenantContext
 from bot.domain import messages
 from bot.domain.service import HotPathService
 from bot.routing.router import Router, RoutingDecision
@@ -51,19 +52,38 @@ class FallbackObserver(Protocol):
     def fallback(self, command: str, source: str, target: str, reason: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Answered:
+    """One backend's answer and, when asked for, the snapshot it was read from (for shadow comparisons:
+    an answer from an older snapshot is stale, not wrong)."""
+
+    answer: Answer
+    snapshot: SnapshotInfo | None = None
+
+
 async def answer(
-    service: HotPathService, guild_id: int, user_id: int, handler: Handler, gate: Gate | None = None
-) -> Answer:
+    service: HotPathService,
+    guild_id: int,
+    user_id: int,
+    handler: Handler,
+    gate: Gate | None = None,
+    *,
+    note_snapshot: bool = False,
+) -> Answered:
     """The answer one backend gives; member-facing refusals are answers, backend failures raise."""
+    ctx = TenantContext(guild_id, user_id)
     try:
         ctx = await service.open_context(guild_id, user_id)
         if gate is not None and (refusal := gate(ctx)) is not None:
-            return refusal
-        return await handler(service, ctx)
+            return Answered(refusal)
+        result: Answer = await handler(service, ctx)
     except Refused as refusal:
-        return refusal
+        result = refusal
     except NotConfigured:
-        return Refused(messages.NOT_CONFIGURED, "not_configured")
+        return Answered(Refused(messages.NOT_CONFIGURED, "not_configured"))
+    # The same request context: a snapshot backend reports the snapshot its reads were pinned to.
+    snapshot = await service.backend.snapshot_info(ctx, result.board) if note_snapshot else None
+    return Answered(result, snapshot)
 
 
 class RequestError(Exception):
@@ -86,7 +106,7 @@ class Responder:
 
     async def serve(
         self, decision: RoutingDecision, guild_id: int, user_id: int, handler: Handler, gate: Gate | None = None
-    ) -> tuple[str, Answer]:
+    ) -> tuple[str, Answered]:
         """(the backend that answered, its answer).
 
         The chosen backend gets the decision's time budget; past it the next usable fallback is asked
@@ -95,12 +115,14 @@ class Responder:
         usable backend failed.
         """
         command = decision.command
-        calls: dict[asyncio.Task[Answer], str] = {}
+        calls: dict[asyncio.Task[Answered], str] = {}
+        note = decision.shadow is not None
         slow: set[str] = set()  # past the budget: a failure unless it still answers first
 
         def ask(backend: str, with_gate: bool) -> None:
             # Only the first call is gated: the member was counted against the rate limit once.
-            work = answer(self.router.service(backend), guild_id, user_id, handler, gate if with_gate else None)
+            service = self.router.service(backend)
+            work = answer(service, guild_id, user_id, handler, gate if with_gate else None, note_snapshot=note)
             calls[asyncio.ensure_future(work)] = backend
 
         ask(decision.backend, True)

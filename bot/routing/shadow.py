@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from typing import Any, Protocol
 
-from backends.protocol import TenantContext
+from backends.protocol import SnapshotInfo
 from bot.routing.router import Router, RoutingDecision
 from bot.routing.serving import Answer, Handler, answer
 
@@ -41,8 +41,16 @@ class ShadowComparator:
         self._running: set[asyncio.Task[None]] = set()
 
     def submit(
-        self, decision: RoutingDecision, served_by: str, reply: Answer, guild_id: int, user_id: int, handler: Handler
+        self,
+        decision: RoutingDecision,
+        served_by: str,
+        reply: Answer,
+        snapshot: SnapshotInfo | None,
+        guild_id: int,
+        user_id: int,
+        handler: Handler,
     ) -> None:
+        """Compare `reply` (read from `snapshot`, as the serving backend said) with another backend's answer."""
         target = decision.shadow if decision.shadow != served_by else decision.backend
         if target is None or target == served_by:
             return
@@ -50,7 +58,7 @@ class ShadowComparator:
             self.observer.shadow(decision.command, target, "skipped")
             return
         task = asyncio.get_running_loop().create_task(
-            self._compare(decision.command, served_by, target, reply, guild_id, user_id, handler)
+            self._compare(decision.command, served_by, target, reply, snapshot, guild_id, user_id, handler)
         )
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -61,12 +69,22 @@ class ShadowComparator:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
     async def _compare(
-        self, command: str, served_by: str, target: str, reply: Answer, guild_id: int, user_id: int, handler: Handler
+        self,
+        command: str,
+        served_by: str,
+        target: str,
+        reply: Answer,
+        snapshot: SnapshotInfo | None,
+        guild_id: int,
+        user_id: int,
+        handler: Handler,
     ) -> None:
         try:
-            other = await asyncio.wait_for(
-                answer(self.router.service(target), guild_id, user_id, handler), SHADOW_TIMEOUT_SECONDS
+            answered = await asyncio.wait_for(
+                answer(self.router.service(target), guild_id, user_id, handler, note_snapshot=True),
+                SHADOW_TIMEOUT_SECONDS,
             )
+            other = answered.answer
         except Exception as exc:
             log.warning("shadow read failed command=%s backend=%s guild=%s error=%r", command, target, guild_id, exc)
             self.observer.shadow(command, target, "error")
@@ -74,7 +92,7 @@ class ShadowComparator:
         mine, theirs = comparable((reply.outcome, reply.data)), comparable((other.outcome, other.data))
         if mine == theirs:
             result = "match"
-        elif await self._stale(served_by, target, guild_id, reply):
+        elif _stale(snapshot, answered.snapshot):
             result = "stale"
         else:
             result = "mismatch"
@@ -92,11 +110,13 @@ class ShadowComparator:
         self.observer.shadow(command, target, result)
         self.router.rollback.record_shadow(command, suspect, result)
 
-    async def _stale(self, served_by: str, target: str, guild_id: int, reply: Answer) -> bool:
-        """A snapshot built from an older score version than the live data is stale, not wrong."""
-        infos = [
-            await self.router.service(b).backend.snapshot_info(TenantContext(guild_id), reply.board)
-            for b in (served_by, target)
-        ]
-        live = [i.score_version for i in infos if i.live]
-        return any(not i.live and live and i.score_version < max(live) for i in infos)
+
+def _stale(*snapshots: SnapshotInfo | None) -> bool:
+    """An answer read from a snapshot older than the live data the other answer read is stale, not wrong.
+
+    Each answer carries the snapshot its own request read, so a snapshot replaced between the two reads
+    (a rebuild, `sietch member remove`) is still seen as the one the answer came from.
+    """
+    known = [s for s in snapshots if s is not None]
+    live = [s.score_version for s in known if s.live]
+    return bool(live) and any(not s.live and s.score_version < max(live) for s in known)
