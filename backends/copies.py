@@ -20,7 +20,9 @@ BackfillPhase = Literal["running", "complete"]
 
 @dataclass(frozen=True)
 class BackfillState:
-    """How far a backfill of one community into one copy got, and from which score version."""
+    """How far a backfill of one community into one copy got. `score_version` is the source's version when
+    the pass began: the copy holds everything up to it once complete (later changes come through the
+    outbox), and a resumed pass is only valid while nothing outside the outbox changed since."""
 
     community_id: int
     state: BackfillPhase
@@ -33,6 +35,10 @@ class SourceView(Protocol):
     """Reads of the source of truth that all see one moment: each state is the state at `score_version`."""
 
     async def score_version(self, community_id: int) -> int | None: ...
+
+    async def copy_floor(self, community_id: int) -> int:
+        """The score version from which a copy must hold everything to be current: raised by every write
+        that did not go through the outbox (imports, member removal, settings changes)."""
 
     async def member_states(self, community_id: int, profile_ids: Sequence[UUID]) -> list[MemberState]: ...
 
@@ -70,6 +76,8 @@ class CopySource(Protocol):
     async def count_members(self, community_id: int) -> int: ...
 
     async def score_version(self, community_id: int) -> int | None: ...
+
+    async def copy_floor(self, community_id: int) -> int: ...
 
 
 @runtime_checkable

@@ -32,12 +32,35 @@ class MemberRow:
     line: int | None = None  # where the row came from, for error messages
 
 
+@dataclass(frozen=True)
+class FloorMove:
+    """A write that reached the source of truth but not the copies' outbox: the copy floor moved from
+    `before` to `after` (the write's score version). A copy that held everything from `before` on, and
+    has now been given this change, may acknowledge `after`."""
+
+    before: int
+    after: int
+
+
+async def raise_copy_floor(conn: AsyncConnection[Any], community_id: int) -> FloorMove:
+    cur = await conn.execute(
+        "UPDATE communities SET score_version = score_version + 1, copy_floor = score_version + 1"
+        " WHERE community_id = %s RETURNING copy_floor, (SELECT copy_floor FROM communities WHERE community_id = %s)"
+        " AS before",
+        (community_id, community_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return FloorMove(int(row["before"]), int(row["copy_floor"]))
+
+
 class CommunityWrites:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._backend = PostgresBackend(pool)
 
-    async def upsert_community(self, community: Community) -> None:
-        async with self._backend.connection() as conn:
+    async def upsert_community(self, community: Community) -> FloorMove:
+        """Create or change a community; copies learn of it outside the outbox (see FloorMove)."""
+        async with self._backend.connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO communities (community_id, name, fedaykin, naib, at_risk, waitlist_end, page_size,"
                 " rate_limit_per_minute) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -55,9 +78,10 @@ class CommunityWrites:
                     community.rate_limit_per_minute,
                 ),
             )
+            return await raise_copy_floor(conn, community.community_id)
 
-    async def remove_member(self, community_id: int, discord_user_id: int) -> tuple[UUID, int] | None:
-        """Delete a member (and their scores); return their profile id and the new score version."""
+    async def remove_member(self, community_id: int, discord_user_id: int) -> tuple[UUID, FloorMove] | None:
+        """Delete a member (and their scores); return their profile id and how the copy floor moved."""
         async with self._backend.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM profiles WHERE community_id = %s AND discord_user_id = %s RETURNING profile_id",
@@ -66,14 +90,7 @@ class CommunityWrites:
             row = await cur.fetchone()
             if row is None:
                 return None
-            cur = await conn.execute(
-                "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s"
-                " RETURNING score_version",
-                (community_id,),
-            )
-            version = await cur.fetchone()
-            assert version is not None
-            return row["profile_id"], int(version["score_version"])
+            return row["profile_id"], await raise_copy_floor(conn, community_id)
 
     async def get_community(self, community_id: int) -> Community | None:
         return await self._backend.get_community(TenantContext(community_id))
@@ -161,7 +178,8 @@ _MERGE_INCOMING = (
     "  discord_user_id = coalesce(EXCLUDED.discord_user_id, profiles.discord_user_id),"
     "  wallet_address = coalesce(EXCLUDED.wallet_address, profiles.wallet_address),"
     "  nym = coalesce(EXCLUDED.nym, profiles.nym)",
-    "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %(c)s",
+    "UPDATE communities SET score_version = score_version + 1, copy_floor = score_version + 1"
+    " WHERE community_id = %(c)s",
     "INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, score_version)"
     " SELECT %(c)s, i.profile_id, b.board, 'migration', b.value - b.old, b.value, c.score_version"
     "   FROM incoming i LEFT JOIN scores s ON s.community_id = %(c)s AND s.profile_id = i.profile_id"

@@ -42,6 +42,12 @@ async def score_version(conn: Conn, community_id: int) -> int | None:
     return int(row["score_version"]) if row else None
 
 
+async def copy_floor(conn: Conn, community_id: int) -> int:
+    cur = await conn.execute("SELECT copy_floor FROM communities WHERE community_id = %s", (community_id,))
+    row = await cur.fetchone()
+    return int(row["copy_floor"]) if row else 0
+
+
 async def member_states(conn: Conn, community_id: int, profile_ids: Sequence[UUID]) -> list[MemberState]:
     cur = await conn.execute(
         _STATE + " WHERE p.community_id = %s AND p.profile_id = ANY(%s)", (community_id, list(profile_ids))
@@ -125,6 +131,9 @@ class _View:
     async def score_version(self, community_id: int) -> int | None:
         return await score_version(self._conn, community_id)
 
+    async def copy_floor(self, community_id: int) -> int:
+        return await copy_floor(self._conn, community_id)
+
     async def member_states(self, community_id: int, profile_ids: Sequence[UUID]) -> list[MemberState]:
         return await member_states(self._conn, community_id, profile_ids)
 
@@ -182,3 +191,7 @@ class PostgresCopySource:
     async def score_version(self, community_id: int) -> int | None:
         async with self._backend.connection() as conn:
             return await score_version(conn, community_id)
+
+    async def copy_floor(self, community_id: int) -> int:
+        async with self._backend.connection() as conn:
+            return await copy_floor(conn, community_id)

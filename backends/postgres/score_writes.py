@@ -20,9 +20,12 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
 
     The community row is locked first, so concurrent writers to one community queue up in order.
     """
+    # Updates no copy is waiting for (no outbox) leave the copies behind: they raise the copy floor.
     cur = await conn.execute(
-        "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s RETURNING score_version",
-        (community_id,),
+        "UPDATE communities SET score_version = score_version + 1,"
+        " copy_floor = CASE WHEN %s THEN score_version + 1 ELSE copy_floor END"
+        " WHERE community_id = %s RETURNING score_version",
+        (mirrored, community_id),
     )
     row = await cur.fetchone()
     if row is None:

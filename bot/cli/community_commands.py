@@ -10,7 +10,7 @@ from backends.postgres.community_writes import MemberRow
 from backends.protocol import BackendError, Community
 from bot.app.container import Container, resolved
 from bot.app.startup import opened
-from bot.cli.copies import backfill_guild, replicas
+from bot.cli.copies import acknowledge, backfill_guild, replicas
 from bot.cli.demo import demo_members
 from bot.cli.errors import CliError
 from bot.cli.member_csv import read_members
@@ -30,9 +30,10 @@ async def cmd_community(args: argparse.Namespace, settings: dict[str, Any]) -> N
             "rate_limit_per_minute": args.rate_limit,
         }
         community = Community(**{**current.__dict__, **{k: v for k, v in changes.items() if v is not None}})
-        await writes.upsert_community(community)
+        move = await writes.upsert_community(community)
         for replica in (await replicas(container, required=False)).values():
             await replica.put_community(community)
+            await acknowledge(container, replica, community.community_id, move)
         print(f"community {community.community_id} saved: {community}")
 
 
@@ -73,6 +74,8 @@ async def remove_member(container: Container, guild: int, discord_user_id: int) 
         try:
             copied = await replica.remove_member(guild, discord_user_id, version or 0) or copied
             await replica.rebuild(guild, force=True)
+            if removed is not None:
+                await acknowledge(container, replica, guild, removed[1])
         except BackendError as exc:
             raise CliError(
                 f"removed from the source of truth, but {name} still has the member ({exc}); "

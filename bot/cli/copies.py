@@ -3,7 +3,10 @@ and the backfill of one guild into every copy with a progress bar."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from backends.copies import Replica
+from backends.postgres.community_writes import FloorMove
 from bot.app.container import Container, resolved
 from bot.cli.errors import CliError
 from bot.cli.progress import ProgressBar
@@ -36,3 +39,14 @@ async def backfill_guild(container: Container, guild: int) -> None:
         copied = await backfill(source, replica, guild, progress=bar.moved_to)
         bar.close()
         print(f"guild {guild}: {copied} member(s) copied to {name}, snapshots rebuilt")
+
+
+async def acknowledge(container: Container, replica: Replica, guild: int, move: FloorMove) -> None:
+    """The change behind `move` has been given to `replica` directly: if the copy held everything before
+    it, it holds everything now, and stays ready. Otherwise it waits for a backfill."""
+    state = await replica.backfill_state(guild)
+    if state is None or state.state != "complete" or state.score_version < move.before:
+        return
+    await replica.put_backfill_state(replace(state, score_version=move.after))
+    if not await (await resolved(container.copy_source)).pending(guild):
+        await replica.put_score_version(guild, move.after)

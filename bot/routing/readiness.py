@@ -57,6 +57,8 @@ class Readiness:
         state = await replica.backfill_state(guild_id)
         if state is None or state.state != "complete":
             return "not ready: never backfilled" if state is None else "not ready: backfill not finished"
+        if state.score_version < await self.source.copy_floor(guild_id):
+            return "not ready: changed outside the outbox since the last backfill"
         copied = await replica.score_version(guild_id) or 0
         source = await self.source.score_version(guild_id) or 0
         if copied >= source:

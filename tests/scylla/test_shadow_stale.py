@@ -40,7 +40,7 @@ async def test_an_answer_from_a_replaced_snapshot_is_stale_not_a_mismatch(pair: 
     # ...and then member 100 is removed everywhere and the boards rebuilt, as `sietch member remove` does.
     removed = await pair.admin.remove_member(new_guild_id, 100)
     assert removed is not None
-    await pair.scylla.replica.remove_member(new_guild_id, 100, removed[1])
+    await pair.scylla.replica.remove_member(new_guild_id, 100, removed[1].after)
     await pair.scylla.replica.rebuild(new_guild_id, force=True)
 
     shadow = pair.container.shadow()
