@@ -28,9 +28,11 @@ PREFIX = "lb"
 def page_buttons(page: LeaderboardPage, owner_id: int) -> nextcord.ui.View:
     # prevent_update=False: the view is not kept in memory; clicks are routed by custom id instead.
     view = nextcord.ui.View(timeout=None, prevent_update=False)
+    # Past the end, Previous goes to the last page there is (not one step back through empty pages).
+    previous = min(page.page - 1, max(page.pages, 1))
     for label, target, disabled in (
-        ("◀ Previous", page.page - 1, page.page <= 1),
-        ("Next ▶", page.page + 1, page.page >= page.pages),
+        ("◀ Previous", previous, page.page <= 1),
+        ("Next ▶", page.page + 1, page.page >= page.pages or page.page >= MAX_PAGE),
     ):
         view.add_item(
             nextcord.ui.Button(
@@ -90,8 +92,11 @@ class LeaderboardCog(commands.Cog):
     async def on_interaction(self, interaction: nextcord.Interaction[Any]) -> None:
         if interaction.type != nextcord.InteractionType.component or interaction.data is None:
             return
-        parsed = parse_custom_id(str(interaction.data.get("custom_id", "")))
+        custom_id = str(interaction.data.get("custom_id", ""))
+        parsed = parse_custom_id(custom_id)
         if parsed is None:
+            if custom_id.startswith(f"{PREFIX}:"):  # ours, but not a page we serve: never leave it unanswered
+                await interaction.response.send_message(embed=error_embed(messages.STALE_BUTTONS), ephemeral=True)
             return
         board, page, owner = parsed
         if interaction.user is None or interaction.user.id != owner:

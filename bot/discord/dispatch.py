@@ -13,8 +13,9 @@ import time
 from typing import Any, Protocol
 
 import nextcord
+from cachetools import TTLCache
 
-from backends.protocol import InvalidInput, SnapshotInfo, TenantContext
+from backends.protocol import Community, InvalidInput, SnapshotInfo, TenantContext
 from bot.discord.delivery import Reply, deliver, error_reply
 from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
@@ -23,6 +24,9 @@ from bot.routing.serving import Answer, Handler, Refused, RequestError, Responde
 from bot.routing.shadow import ShadowComparator
 
 log = logging.getLogger(__name__)
+
+UNCONFIGURED_SECONDS = 5.0
+UNCONFIGURED_KEPT = 100_000
 
 
 class CommandObserver(Protocol):
@@ -44,6 +48,9 @@ class CommandDispatcher:
         self.observer = observer
         self.shadow = shadow
         self.defer_after = defer_after_seconds
+        # Guilds found unconfigured a moment ago: their callers are rate limited before any lookup, so a
+        # flood from a guild nobody set up cannot turn into a flood of database reads.
+        self._unconfigured: TTLCache[int, bool] = TTLCache(UNCONFIGURED_KEPT, UNCONFIGURED_SECONDS)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -86,6 +93,10 @@ class CommandDispatcher:
             guild_id, user = interaction.guild_id, interaction.user
             if guild_id is None or user is None:
                 return error_reply(messages.GUILD_ONLY, "refused")
+            if guild_id in self._unconfigured:
+                wait = self.limiter.acquire(guild_id, user.id, Community(guild_id).rate_limit_per_minute)
+                if wait:
+                    return error_reply(messages.slow_down(wait), "rate_limited")
             try:
                 decision = await self.router.route(command, guild_id, user.id)
                 served_by, answered = await self.responder.serve(decision, guild_id, user.id, handler, self._rate_limit)
@@ -111,6 +122,8 @@ class CommandDispatcher:
                 interaction, produce(), ephemeral=ephemeral, update=update, defer_after=self.defer_after
             )
             outcome = reply.outcome
+            if outcome == "not_configured" and interaction.guild_id is not None:
+                self._unconfigured[interaction.guild_id] = True
         finally:
             self._in_flight -= 1
             if not self._in_flight:

@@ -6,6 +6,7 @@ NOT_CONFIGURED = "This server is not configured. Please contact an administrator
 NOT_A_MEMBER = "You are not on this server's board yet. Administrators add members from the holder list."
 NOT_RANKED = "Could not find your position in the eligibility rankings. Your conviction score may be too low to rank."
 GUILD_ONLY = "This command only works inside a server."
+STALE_BUTTONS = "This button no longer leads anywhere. Use `/leaderboard` to open the board again."
 NOT_YOUR_BUTTONS = "These buttons belong to someone else's leaderboard. Use `/leaderboard` to open your own."
 
 # What went wrong, per command, when the cause is ours and not the member's.

@@ -125,3 +125,25 @@ async def test_wei_sized_and_enormous_scores_are_shown_exactly_within_discords_l
     fields = {f["name"]: f["value"] for f in position.embeds[0]["fields"]}
     assert fields["💰 BGT Holdings"] == "**110,000,000,000,000,000,000,000,000** BGT"
     assert fields["⬇️ Buffer"] == "**109,999,999,999,999,999,998,995,000** BGT"
+
+
+async def test_previous_from_past_the_end_goes_to_the_last_page(harness: BotHarness) -> None:
+    await harness.configure()
+    users = await harness.seed([500 - i for i in range(25)])
+    message = await harness.call("leaderboard", "conviction", user=harness.user(users[0]), page=40)
+    prev, nxt = buttons(message)
+    assert prev["custom_id"] == f"lb:conviction:3:{users[0]}" and not prev["disabled"] and nxt["disabled"]
+    click = harness.emulator.click(message, prev["custom_id"], guild_id=harness.guild_id, user=harness.user(users[0]))
+    clicked = await click.done(timeout=5)
+    assert clicked.embeds[0]["footer"]["text"] == "Rankings based on conviction score • Page 3/3"
+
+
+async def test_a_button_that_leads_nowhere_is_still_answered(harness: BotHarness) -> None:
+    await harness.configure()
+    users = await harness.seed([500 - i for i in range(25)])
+    message = await harness.call("leaderboard", "conviction", user=harness.user(users[0]))
+    custom_id = f"lb:conviction:{10**6}:{users[0]}"  # past MAX_PAGE, as a message from an older version might carry
+    buttons(message)[1].update(custom_id=custom_id, disabled=False)
+    click = harness.emulator.click(message, custom_id, guild_id=harness.guild_id, user=harness.user(users[0]))
+    answer = await click.done(timeout=5)
+    assert answer.ephemeral and answer.embeds[0]["description"] == messages.STALE_BUTTONS

@@ -49,6 +49,10 @@ async def test_the_token_never_reaches_logs_or_replies(both: BotHarness, caplog:
     message = await both.call("threshold", user=both.user(users[0]))
     texts = [r.getMessage() for r in caplog.records] + [str(message.embeds)]
     assert not [t for t in texts if both.emulator.token in t]
+    # Interaction tokens are reply credentials for 15 minutes: not even DEBUG logs may show them.
+    tokens = [i.token for i in both.emulator.interactions.values()]
+    assert len(tokens) >= 4 and any("/interactions/" in t for t in texts)
+    assert not [t for t in texts if any(token in t for token in tokens)]
 
 
 @st.composite

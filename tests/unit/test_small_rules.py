@@ -76,3 +76,21 @@ def test_progress_bar_without_a_terminal_prints_each_tenth_once() -> None:
 )
 def test_button_ids(custom_id: str, parsed: object) -> None:
     assert parse_custom_id(custom_id) == parsed
+
+
+def test_the_rate_limiter_forgets_users_a_minute_after_their_last_call() -> None:
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0], max_users=50_000)
+    for user in range(20_000):
+        assert limiter.acquire(1, user, 10) == 0.0
+    assert len(limiter) == 20_000
+    now[0] = 61.0
+    assert limiter.acquire(1, 99_999, 10) == 0.0  # no sweep asked for: idle windows go on their own
+    assert len(limiter) == 1
+
+
+def test_the_rate_limiter_keeps_at_most_its_bound() -> None:
+    limiter = RateLimiter(clock=lambda: 0.0, max_users=1000)
+    for user in range(5000):
+        limiter.acquire(1, user, 10)
+    assert len(limiter) == 1000
