@@ -155,16 +155,20 @@ async def test_no_answer_in_one_guild_shows_the_other_guilds_members(harness: Bo
 
 
 async def test_a_flood_from_an_unconfigured_guild_is_rate_limited_before_any_lookup(harness: BotHarness) -> None:
-    service = (await resolved(harness.container.router)).service(harness.backend)
+    router = await resolved(harness.container.router)
     lookups = 0
-    original = service.backend.get_community
 
-    async def counted(ctx: Any) -> Any:
-        nonlocal lookups
-        lookups += 1
-        return await original(ctx)
+    def counting(original: Any) -> Any:
+        async def counted(ctx: Any) -> Any:
+            nonlocal lookups
+            lookups += 1
+            return await original(ctx)
 
-    service.backend.get_community = counted  # type: ignore[method-assign]
+        return counted
+
+    for name in router.backends:  # whichever backend the router picks for a guild nobody configured
+        backend = router.service(name).backend
+        backend.get_community = counting(backend.get_community)  # type: ignore[method-assign]
     answers = [await harness.call("position", user=harness.user(7)) for _ in range(15)]
     # the first call finds the guild unconfigured; from then on its callers get the default 10 a minute
     assert [is_error(a, messages.NOT_CONFIGURED) for a in answers[:11]] == [True] * 11
