@@ -32,6 +32,7 @@ def _clip(text: str) -> str:
 class BackendsCog(commands.Cog):
     def __init__(self, dispatcher: CommandDispatcher) -> None:
         self.router = dispatcher.router
+        self.shadow = dispatcher.shadow
 
     @nextcord.slash_command(
         name="backends",
@@ -64,6 +65,7 @@ class BackendsCog(commands.Cog):
             ),
             inline=False,
         )
+        embed.add_field(name="Shadow reads (this process)", value=_clip(self._shadow_counts()), inline=False)
         embed.add_field(name="Snapshots", value=_clip(await self._snapshots(guild_id)), inline=False)
         latches = self.router.rollback.latches
         embed.add_field(
@@ -113,6 +115,18 @@ class BackendsCog(commands.Cog):
             return False
         await interaction.response.send_message(embed=error_embed(NOT_ALLOWED), ephemeral=True)
         return True
+
+    def _shadow_counts(self) -> str:
+        """Per command and compared backend: matches, mismatches, stale answers (and errors, skips)."""
+        lines = []
+        for command in COMMANDS:
+            for backend in self.router.backends:
+                counts = {r: n for (c, b, r), n in self.shadow.results.items() if (c, b) == (command, backend)}
+                if counts:
+                    shown = [f"{counts.get(r, 0)} {r}" for r in ("match", "mismatch", "stale")]
+                    shown += [f"{counts[r]} {r}" for r in ("error", "skipped") if r in counts]
+                    lines.append(f"`/{command}` vs {backend}: {', '.join(shown)}")
+        return "\n".join(lines) or "none yet"
 
     async def _snapshots(self, guild_id: int) -> str:
         """Each backend that serves from snapshots: how old its boards are; live backends have none."""

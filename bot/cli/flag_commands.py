@@ -40,7 +40,19 @@ async def cmd_check(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
 
 def _routed(flags: FlagFile) -> str:
-    return ", ".join(f"{name}→{flags.for_command(name).backend or flags.default_backend}" for name in COMMANDS)
+    """Where each command goes as the file stands: the kill switch and the rollout share included."""
+    return ", ".join(f"{name}→{_route_of(flags, name)}" for name in COMMANDS)
+
+
+def _route_of(flags: FlagFile, command: str) -> str:
+    cf = flags.for_command(command)
+    target = cf.backend or flags.default_backend
+    overrides = f", {len(cf.guilds)} guild override(s)" if cf.guilds else ""
+    if target in flags.kill:
+        return f"{flags.default_backend} ({target} killed{overrides})"
+    if target != flags.default_backend and cf.rollout < 100:
+        return f"{target} for {cf.rollout}% else {flags.default_backend}{overrides}"
+    return target + (f" ({overrides[2:]})" if overrides else "")
 
 
 async def cmd_explain(args: argparse.Namespace, settings: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
 from typing import Any, Protocol
 
 from backends.protocol import SnapshotInfo
@@ -38,6 +39,8 @@ class ShadowComparator:
         self.router = router
         self.observer = observer
         self.concurrency = concurrency
+        # (command, compared backend, result) -> count, for /backends status
+        self.results: Counter[tuple[str, str, str]] = Counter()
         self._running: set[asyncio.Task[None]] = set()
 
     def submit(
@@ -55,7 +58,7 @@ class ShadowComparator:
         if target is None or target == served_by:
             return
         if len(self._running) >= self.concurrency:
-            self.observer.shadow(decision.command, target, "skipped")
+            self._count(decision.command, target, "skipped")
             return
         task = asyncio.get_running_loop().create_task(
             self._compare(decision.command, served_by, target, reply, snapshot, guild_id, user_id, handler)
@@ -87,7 +90,7 @@ class ShadowComparator:
             other = answered.answer
         except Exception as exc:
             log.warning("shadow read failed command=%s backend=%s guild=%s error=%r", command, target, guild_id, exc)
-            self.observer.shadow(command, target, "error")
+            self._count(command, target, "error")
             return
         mine, theirs = comparable((reply.outcome, reply.data)), comparable((other.outcome, other.data))
         if mine == theirs:
@@ -107,8 +110,12 @@ class ShadowComparator:
                 (other.outcome, other.data),
             )
         suspect = target if served_by == self.router.reference else served_by
-        self.observer.shadow(command, target, result)
+        self._count(command, target, result)
         self.router.rollback.record_shadow(command, suspect, result)
+
+    def _count(self, command: str, target: str, result: str) -> None:
+        self.results[(command, target, result)] += 1
+        self.observer.shadow(command, target, result)
 
 
 def _stale(*snapshots: SnapshotInfo | None) -> bool:

@@ -136,6 +136,11 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
     await both.call("threshold", user=user)
     await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "stale")] == 1)
 
+    admin = both.user(users[1], permissions=ADMIN)
+    status = await both.call("backends", "status", user=admin)
+    fields = {f["name"]: f["value"] for f in status.embeds[0]["fields"]}
+    assert fields["Shadow reads (this process)"] == "`/threshold` vs scylla: 1 match, 1 mismatch, 1 stale"
+
 
 async def test_auto_rollback_trips_survives_a_reload_and_clears_on_the_admin_command(both: BotHarness) -> None:
     await both.configure(rate_limit_per_minute=1000)

@@ -19,11 +19,11 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture
 def sietch(postgres_dsn: str) -> Any:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-        env["SIETCH_POSTGRES_DSN"] = postgres_dsn
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
+        environ |= {"SIETCH_POSTGRES_DSN": postgres_dsn, **(env or {})}
         return subprocess.run(
-            [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
         )
 
     return run
@@ -56,3 +56,17 @@ async def test_clear_removes_latches(sietch: Any, pool: AsyncConnectionPool[Any]
     assert set(await table.all()) == {("threshold", "scylla")}
     assert sietch("flags", "clear").returncode == 0
     assert await table.all() == {}
+
+
+def test_check_shows_where_commands_really_go(sietch: Any, tmp_path: Path) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_text(
+        "default_backend: postgres\nkill: [scylla]\ncommands:\n"
+        "  position: {backend: scylla}\n  threshold: {backend: postgres}\n  leaderboard: {backend: postgres}\n"
+    )
+    result = sietch("flags", "check", str(path), env={"SIETCH_SCYLLA_HOSTS": "127.0.0.1"})
+    assert result.returncode == 0, result.stderr
+    assert "position→postgres (scylla killed)" in result.stdout
+    path.write_text("default_backend: postgres\ncommands:\n  position: {backend: scylla, rollout: 25}\n")
+    result = sietch("flags", "check", str(path), env={"SIETCH_SCYLLA_HOSTS": "127.0.0.1"})
+    assert "position→scylla for 25% else postgres" in result.stdout and "threshold→postgres" in result.stdout

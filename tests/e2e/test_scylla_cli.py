@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from backends.scylla.session import CqlSession, CqlSettings
@@ -60,6 +61,7 @@ async def test_verify_reports_each_difference_and_fails(
     assert verify.returncode == 1
     assert "conviction page 1:" in verify.stdout and "123456" in verify.stdout
     assert "difference(s) between postgres and scylla" in verify.stderr
+    assert "difference(s): divergence, scylla is not behind" in verify.stdout
     recalc = sietch("recalc", "--guild", str(new_guild_id))
     assert recalc.returncode == 0 and "2 board(s) rebuilt" in recalc.stdout
     assert sietch("verify", "--guild", str(new_guild_id)).returncode == 0
@@ -70,3 +72,22 @@ def test_backfill_of_an_unknown_guild_is_a_clear_error(sietch: Any) -> None:
     assert result.returncode == 1
     assert "guild 12345 is not a configured community" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_verify_tells_a_snapshot_behind_the_scores_from_divergence(
+    sietch: Any, postgres_dsn: str, new_guild_id: int
+) -> None:
+    assert sietch("demo", str(new_guild_id), "--members", "50").returncode == 0
+    # A score update reaches PostgreSQL and the copy's scores, but no snapshot is rebuilt yet.
+    async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE scores SET conviction = conviction + 1000000 WHERE profile_id ="
+            " (SELECT profile_id FROM scores WHERE community_id = %s ORDER BY conviction LIMIT 1)",
+            (new_guild_id,),
+        )
+        await conn.execute(
+            "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s", (new_guild_id,)
+        )
+    verify = sietch("verify", "--guild", str(new_guild_id), "--sample", "0")
+    assert verify.returncode == 1
+    assert "difference(s) from lag: the conviction snapshot is from score version" in verify.stdout
