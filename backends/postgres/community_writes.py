@@ -96,13 +96,25 @@ class CommunityWrites:
         return await self._backend.get_community(TenantContext(community_id))
 
     async def import_members(
-        self, community_id: int, rows: Sequence[MemberRow], progress: Progress | None = None
+        self,
+        community_id: int,
+        rows: Sequence[MemberRow],
+        progress: Progress | None = None,
+        *,
+        create: Community | None = None,
     ) -> list[UUID]:
         """Insert or update the members and set their scores, all in one transaction.
 
-        Returns the profile ids in the order of `rows`. Either every row lands or none does.
+        Returns the profile ids in the order of `rows`. Either every row lands or none does; `create` is
+        the community to create if it does not exist yet, in the same transaction (a failed or killed
+        import leaves no empty community behind).
         """
         async with self._backend.connection() as conn, conn.transaction():
+            if create is not None:
+                await conn.execute(
+                    "INSERT INTO communities (community_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (community_id, create.name),
+                )
             await conn.execute(
                 "CREATE TEMP TABLE incoming (line int, profile_id uuid, discord_user_id bigint,"
                 " wallet_address text, nym text, joined_at timestamptz, conviction numeric, activity numeric)"
@@ -130,6 +142,7 @@ class CommunityWrites:
             for statement in _MATCH_INCOMING:
                 await conn.execute(statement, {"c": community_id})
             await _refuse_identity_changes(conn, rows)
+            await _refuse_ambiguous_rows(conn, rows, community_id)
             try:
                 for statement in _MERGE_INCOMING:
                     await conn.execute(statement, {"c": community_id})
@@ -154,6 +167,31 @@ async def _refuse_identity_changes(conn: AsyncConnection[Any], rows: Sequence[Me
             for c in clashes
         )
         raise InvalidInput(f"the import would move wallets between members, nothing was imported: {described}")
+
+
+async def _refuse_ambiguous_rows(conn: AsyncConnection[Any], rows: Sequence[MemberRow], community_id: int) -> None:
+    """Two rows that are one member, or a row whose id or wallet is another member's: name the lines."""
+    cur = await conn.execute(
+        "SELECT array_agg(line ORDER BY line) AS lines FROM incoming GROUP BY profile_id HAVING count(*) > 1"
+        " ORDER BY min(line) LIMIT 10"
+    )
+    twins = [r["lines"] for r in await cur.fetchall()]
+    if twins:
+        described = "; ".join(" and ".join(_where(rows, i) for i in lines) for lines in twins)
+        raise InvalidInput(f"rows that are one member (by Discord id and by wallet), nothing was imported: {described}")
+    cur = await conn.execute(
+        "SELECT i.line, 'wallet ' || i.wallet_address AS what, p.discord_user_id AS owner FROM incoming i"
+        "  JOIN profiles p ON p.community_id = %(c)s AND p.wallet_address = i.wallet_address"
+        " WHERE p.profile_id <> i.profile_id"
+        " UNION ALL SELECT i.line, 'Discord id ' || i.discord_user_id, q.discord_user_id FROM incoming i"
+        "  JOIN profiles q ON q.community_id = %(c)s AND q.discord_user_id = i.discord_user_id"
+        " WHERE q.profile_id <> i.profile_id ORDER BY 1 LIMIT 10",
+        {"c": community_id},
+    )
+    taken = await cur.fetchall()
+    if taken:
+        described = "; ".join(f"{_where(rows, r['line'])}: {r['what']} belongs to another member" for r in taken)
+        raise InvalidInput(f"the import conflicts with existing members, nothing was imported: {described}")
 
 
 def _where(rows: Sequence[MemberRow], index: int) -> str:

@@ -40,10 +40,8 @@ async def cmd_community(args: argparse.Namespace, settings: dict[str, Any]) -> N
 async def _import(settings: dict[str, Any], guild: int, rows: list[MemberRow], name: str | None, label: str) -> None:
     async with opened(settings) as (container, _):
         writes = await resolved(container.community_writes)
-        if await writes.get_community(guild) is None:
-            await writes.upsert_community(Community(guild, name=name or ""))
         bar = ProgressBar(len(rows), label)
-        await writes.import_members(guild, rows, progress=bar.update)
+        await writes.import_members(guild, rows, progress=bar.update, create=Community(guild, name=name or ""))
         bar.close()
         print(f"{len(rows)} member(s) imported into guild {guild}")
         if await replicas(container, required=False):

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.app.container import make_container, resolved
 from bot.app.startup import opened
+from bot.cli.arguments import snowflake
 from bot.cli.errors import CliError
 from bot.routing.flags import FlagFile, FlagFileError, load_flags
 from bot.routing.router import COMMANDS
@@ -21,8 +22,8 @@ def add_parser(sub: Any) -> None:
     check.set_defaults(handler=cmd_check)
     explain = verbs.add_parser("explain", help="which backend serves COMMAND for a guild, and why")
     explain.add_argument("command", choices=COMMANDS)
-    explain.add_argument("--guild", type=int, required=True)
-    explain.add_argument("--user", type=int)
+    explain.add_argument("--guild", type=snowflake, required=True)
+    explain.add_argument("--user", type=snowflake)
     explain.set_defaults(handler=cmd_explain)
     clear = verbs.add_parser("clear", help="clear auto-rollback latches (all, or one command/backend)")
     clear.add_argument("--command", choices=COMMANDS)

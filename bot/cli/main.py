@@ -19,6 +19,7 @@ from bot.app.container import resolved
 from bot.app.settings import SettingsError, load_settings
 from bot.app.startup import opened
 from bot.cli import community_commands, copy_commands, flag_commands
+from bot.cli.arguments import snowflake
 from bot.cli.errors import CliError
 from bot.cli.member_csv import MemberCsvError
 
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # one line for the operator, never a traceback; the detail goes to the log
+        log.debug("unexpected error", exc_info=True)
+        print(f"sietch: unexpected error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -57,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start the bot (needs DISCORD_TOKEN)").set_defaults(handler=cmd_run)
 
     community = sub.add_parser("community", help="create a community or change its thresholds")
-    community.add_argument("guild", type=int, help="the guild (server) id")
+    community.add_argument("guild", type=snowflake, help="the guild (server) id")
     community.add_argument("--name")
     for flag, help_text in (
         ("--fedaykin", "eligible positions (F, default 69)"),
@@ -70,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     community.set_defaults(handler=community_commands.cmd_community)
 
     imp = sub.add_parser("import", help="import members and scores from a CSV file into a guild")
-    imp.add_argument("guild", type=int)
+    imp.add_argument("guild", type=snowflake)
     imp.add_argument(
         "file",
         type=Path,
@@ -80,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.set_defaults(handler=community_commands.cmd_import)
 
     demo = sub.add_parser("demo", help="fill a guild with synthetic members")
-    demo.add_argument("guild", type=int)
+    demo.add_argument("guild", type=snowflake)
     demo.add_argument("--members", type=int, default=500)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=community_commands.cmd_demo)
@@ -88,20 +93,20 @@ def _parser() -> argparse.ArgumentParser:
     member = sub.add_parser("member", help="manage one member")
     member_verbs = member.add_subparsers(required=True, metavar="ACTION")
     remove = member_verbs.add_parser("remove", help="delete a member and their scores, from every backend")
-    remove.add_argument("guild", type=int)
-    remove.add_argument("user", type=int, help="the member's Discord user id")
+    remove.add_argument("guild", type=snowflake)
+    remove.add_argument("user", type=snowflake, help="the member's Discord user id")
     remove.set_defaults(handler=community_commands.cmd_member_remove)
 
     backfill = sub.add_parser("backfill", help="copy communities from PostgreSQL to Scylla (resumable)")
-    backfill.add_argument("--guild", type=int, help="only this guild (default: every community)")
+    backfill.add_argument("--guild", type=snowflake, help="only this guild (default: every community)")
     backfill.set_defaults(handler=copy_commands.cmd_backfill)
 
     recalc = sub.add_parser("recalc", help="rebuild the Scylla leaderboard snapshots now")
-    recalc.add_argument("--guild", type=int, help="only this guild (default: every community)")
+    recalc.add_argument("--guild", type=snowflake, help="only this guild (default: every community)")
     recalc.set_defaults(handler=copy_commands.cmd_recalc)
 
     verify = sub.add_parser("verify", help="compare the answers of PostgreSQL and Scylla; exit 1 on any difference")
-    verify.add_argument("--guild", type=int, help="only this guild (default: every community)")
+    verify.add_argument("--guild", type=snowflake, help="only this guild (default: every community)")
     verify.add_argument(
         "--sample",
         type=int,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -15,6 +16,11 @@ COLUMNS = ("discord_user_id", "wallet_address", "nym", "joined_at", "conviction"
 WALLET = re.compile(r"^0x[0-9a-f]{40}$")
 MAX_NYM = 64
 MAX_REPORTED = 20
+ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() and int() also take other scripts' digits
+# Dates every store and Python round-trip, whatever the offset written with them.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+MAX_EXPONENT = 1000
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]
     user_id: int | None = None
     if fields.get("discord_user_id"):
         raw = fields["discord_user_id"]
-        if raw.isdigit() and 0 < int(raw) < 2**63:
+        if ASCII_DIGITS.fullmatch(raw) and 0 < int(raw) < 2**63:
             user_id = int(raw)
         else:
             errors.append(f"discord_user_id {raw!r} is not a Discord user id")
@@ -102,6 +108,8 @@ def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]
     nym = fields.get("nym") or None
     if nym is not None and len(nym) > MAX_NYM:
         errors.append(f"nym is longer than {MAX_NYM} characters")
+    if nym is not None and any(unicodedata.category(c) == "Cc" for c in nym):
+        errors.append("nym contains a control character (a NUL, a tab, a line break...)")
     conviction = _decimal(fields.get("conviction", ""), "conviction", errors, required=True)
     activity = _decimal(fields.get("activity", ""), "activity", errors, required=False)
     joined_at = datetime.now(UTC)
@@ -113,6 +121,14 @@ def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]
         else:
             if joined_at.tzinfo is None:
                 joined_at = joined_at.replace(tzinfo=UTC)
+            try:
+                joined_at = joined_at.astimezone(UTC)
+            except OverflowError:
+                joined_at = EARLIEST - timedelta(days=1)
+            if not EARLIEST <= joined_at <= LATEST:
+                errors.append(
+                    f"joined_at {fields['joined_at']!r} is outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (UTC)"
+                )
     if errors:
         return None, errors
     return MemberRow(user_id, wallet, nym, joined_at, conviction, activity, line), []
@@ -130,5 +146,8 @@ def _decimal(raw: str, name: str, errors: list[str], *, required: bool) -> Decim
         return Decimal(0)
     if not value.is_finite():
         errors.append(f"{name} {raw!r} is not a finite number")
+        return Decimal(0)
+    if value and not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        errors.append(f"{name} {raw!r} is out of range (at most {MAX_EXPONENT} digits before or after the point)")
         return Decimal(0)
     return value

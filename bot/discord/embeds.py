@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, datetime
 
 import nextcord
@@ -28,12 +30,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Invisible or direction-changing characters (zero-width, bidi overrides and isolates, BOM): a name
+# could hide in them or reorder the line around it.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
 def _name(name: str) -> str:
-    """Member-chosen names are escaped, kept on one line and shortened: they can neither style, break
-    nor overflow an embed."""
-    name = " ".join(name.split()) or "Unknown"
+    """Member-chosen names are shown as plain text: control and invisible characters dropped, markdown,
+    mentions (`<@id>`, `<#id>`, `<t:...>`) and links escaped, kept on one line and shortened, so they can
+    neither style, ping, link, reorder nor overflow an embed."""
+    one_line = " ".join(_INVISIBLE.sub("", name).split())
+    name = "".join(c for c in one_line if unicodedata.category(c) != "Cc") or "Unknown"
     short = name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
-    return escape_markdown(short)
+    return escape_markdown(short).replace("<", "\\<").replace("://", ":\\/\\/").replace("@", "@\u200b")
 
 
 def _fit(parts: list[str], separator: str, limit: int) -> str:

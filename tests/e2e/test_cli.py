@@ -92,7 +92,7 @@ def test_a_conflict_in_the_database_rolls_the_whole_import_back(
     other_wallet = "0x" + "ef" * 20
     assert sietch("import", str(new_guild_id), str(_csv(tmp_path, f"9,{other_wallet},3"))).returncode == 0
     result = sietch("import", str(new_guild_id), str(_csv(tmp_path, "5,,1", f"1,{other_wallet},1")))
-    assert result.returncode == 1 and "conflicts with an existing member" in result.stderr, result.stderr
+    assert result.returncode == 1 and "line 3: wallet" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert count_members(postgres_dsn, new_guild_id) == 2
 
@@ -116,3 +116,31 @@ def _csv(tmp_path: Path, *rows: str) -> Path:
     path = tmp_path / f"rows{len(list(tmp_path.iterdir()))}.csv"
     path.write_text("discord_user_id,wallet_address,conviction\n" + "\n".join(rows) + "\n")
     return path
+
+
+@pytest.mark.parametrize("guild", ["0", "١٢٣", "9223372036854775808", "12x"])
+def test_a_guild_id_that_is_not_a_discord_id_stops_at_the_door(sietch: Any, guild: str) -> None:
+    for args in (["community", guild], ["demo", guild], ["backfill", "--guild", guild]):
+        result = sietch(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "is not a Discord id" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_rows_that_are_one_member_are_named_and_nothing_is_written(
+    sietch: Any, tmp_path: Path, postgres_dsn: str, new_guild_id: int
+) -> None:
+    wallet = "0x" + "cd" * 20
+    first = tmp_path / "first.csv"
+    first.write_text(f"discord_user_id,wallet_address,conviction\n100,{wallet},5\n")
+    assert sietch("import", str(new_guild_id), str(first)).returncode == 0
+    second = tmp_path / "second.csv"
+    # line 2 finds the member by Discord id, line 3 by wallet: the same member twice
+    second.write_text(f"discord_user_id,wallet_address,conviction\n100,,7\n,{wallet},9\n")
+    result = sietch("import", str(new_guild_id), str(second))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "line 2 and line 3" in result.stderr
+    taken = tmp_path / "taken.csv"
+    taken.write_text(f"discord_user_id,wallet_address,conviction\n200,{wallet},9\n")
+    result = sietch("import", str(new_guild_id), str(taken))
+    assert result.returncode == 1 and f"line 2: wallet {wallet} belongs to Discord user 100" in result.stderr
+    assert count_members(postgres_dsn, new_guild_id) == 1

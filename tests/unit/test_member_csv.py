@@ -71,3 +71,39 @@ def test_binary_files_are_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(MemberCsvError, match="not UTF-8"):
         read_members(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("discord_user_id,conviction\n١٢٣,5\n", "line 2: discord_user_id '١٢٣' is not a Discord user id"),
+        ("discord_user_id,conviction\n0,5\n", "line 2: discord_user_id '0' is not a Discord user id"),
+        ("discord_user_id,conviction\n9223372036854775808,5\n", "is not a Discord user id"),
+        (
+            "discord_user_id,joined_at,conviction\n1,0001-01-01T00:00+01:00,5\n",
+            "line 2: joined_at '0001-01-01T00:00+01:00' is outside 1900-01-01 to 9999-12-30 (UTC)",
+        ),
+        (
+            "discord_user_id,joined_at,conviction\n1,9999-12-31T23:59:59-01:00,5\n",
+            "line 2: joined_at '9999-12-31T23:59:59-01:00' is outside",
+        ),
+        ("discord_user_id,nym,conviction\n1,a\x00b,5\n", "line 2: nym contains a control character"),
+        ("discord_user_id,conviction\n1,1e5000\n", "line 2: conviction '1e5000' is out of range"),
+    ],
+)
+def test_input_no_store_can_keep_is_refused_with_its_line(tmp_path: Path, body: str, expected: str) -> None:
+    with pytest.raises(MemberCsvError) as caught:
+        read_members(write(tmp_path, body))
+    assert expected in str(caught.value)
+
+
+def test_offsets_are_kept_as_the_same_moment_in_utc(tmp_path: Path) -> None:
+    (row,) = read_members(write(tmp_path, "discord_user_id,joined_at,conviction\n1,2024-01-01T01:00+01:00,5\n"))
+    assert row.joined_at.isoformat() == "2024-01-01T00:00:00+00:00"
+
+
+def test_wei_sized_scores_are_read_exactly(tmp_path: Path) -> None:
+    (row,) = read_members(
+        write(tmp_path, "discord_user_id,conviction\n1,123456789012345678901234567890.123456789012345678\n")
+    )
+    assert str(row.conviction) == "123456789012345678901234567890.123456789012345678"

@@ -94,3 +94,21 @@ def test_the_rate_limiter_keeps_at_most_its_bound() -> None:
     for user in range(5000):
         limiter.acquire(1, user, 10)
     assert len(limiter) == 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("<@123456789012345678> hi", "\\<@\u200b123456789012345678> hi"),  # no mention
+        ("<#123> <t:1700000000:R>", "\\<#123> \\<t:1700000000:R>"),  # no channel link, no timestamp
+        ("see https://evil.example", "see https:\\/\\/evil.example"),  # no link
+        ("\u202eevil\u200b\u2066", "evil"),  # no bidi override, nothing invisible
+        ("a\x00b\tc", "ab c"),
+        ("@everyone", "@\u200beveryone"),
+        ("**bold** _it_", "\\*\\*bold\\*\\* \\_it\\_"),
+    ],
+)
+def test_member_names_are_shown_as_plain_text(name: str, shown: str) -> None:
+    from bot.discord.embeds import _name
+
+    assert _name(name) == shown
