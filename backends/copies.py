@@ -91,6 +91,11 @@ class Replica(Protocol):
 
     async def put_history(self, community_id: int, events: Sequence[ScoreEvent]) -> None: ...
 
+    async def forget_members(self, community_id: int, older_than: int) -> None:
+        """Drop every member state stored at a version below `older_than`: a fresh backfill pass rewrites
+        each member that still exists at `older_than` or later, so what is left of the old copy (members
+        removed from the source meanwhile) goes."""
+
     async def remove_member(self, community_id: int, discord_user_id: int, version: int) -> UUID | None:
         """Remove a member deleted from the source at `version`; return their profile id if the copy had them."""
 

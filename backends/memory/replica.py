@@ -138,6 +138,15 @@ class MemoryReplica:
         for event in events:
             self._history.setdefault((community_id, event.profile_id), {})[event.event_id] = (expires, event)
 
+    async def forget_members(self, community_id: int, older_than: int) -> None:
+        # As a Scylla partition tombstone at older_than - 1: newer states survive, older ones go.
+        states = self._states.get(community_id, {})
+        for profile_id in list(states):
+            _write(states, profile_id, older_than - 1, None)
+        users = self._users.get(community_id, {})
+        for user_id in list(users):
+            _write(users, user_id, older_than - 1, None)
+
     async def remove_member(self, community_id: int, discord_user_id: int, version: int) -> UUID | None:
         """As the Scylla copy does: the deletion reaches whichever profile the user maps to, and a newer
         state (a later re-import) survives it; the score version is recorded either way."""

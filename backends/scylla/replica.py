@@ -16,7 +16,7 @@ from backends.copies import BackfillState
 from backends.protocol import BOARDS, Board, Community, MemberState, ScoreEvent
 from backends.scylla.session import CqlSession
 from backends.scylla.snapshots import current_version
-from backends.scylla.tables import Tables, score_shard, to_micros
+from backends.scylla.tables import SCORE_SHARDS, Tables, score_shard, to_micros
 
 WRITE_CONCURRENCY = 64
 BATCH_ROWS = 50
@@ -104,6 +104,21 @@ class ScyllaReplica:
             for rows in partitions
             for i in range(0, len(rows), BATCH_ROWS)
         ]
+
+    async def forget_members(self, community_id: int, older_than: int) -> None:
+        # A partition tombstone at older_than - 1: states written at older_than or later (this pass's,
+        # the outbox's) are newer and survive it. profiles_by_user rows left behind point to no state,
+        # which readers treat as no member.
+        await self.cql.execute_concurrently(
+            (
+                (
+                    f"DELETE FROM {self.t.scores} USING TIMESTAMP ? WHERE community_id = ? AND shard = ?",
+                    (older_than - 1, community_id, shard),
+                )
+                for shard in range(SCORE_SHARDS)
+            ),
+            WRITE_CONCURRENCY,
+        )
 
     async def remove_member(self, community_id: int, discord_user_id: int, version: int) -> UUID | None:
         """Remove a member deleted from PostgreSQL at `version`; a later re-import (newer version) wins."""

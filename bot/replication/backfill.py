@@ -82,6 +82,9 @@ async def _pass(
             states = await view.member_states_after(community_id, after, batch)
         if start is None:
             start = version
+            # A fresh pass: whatever the copy holds from before `start` is rewritten below if it still
+            # exists, and must go if it does not (a member removed while the copy was not told).
+            await replica.forget_members(community_id, start)
         if states:
             await replica.put_states(community_id, states, version)
             after = states[-1].profile.profile_id
