@@ -17,6 +17,9 @@ from uuid import UUID
 Board = Literal["conviction", "activity"]
 BOARDS: tuple[Board, ...] = ("conviction", "activity")
 
+# Scores are exact at any magnitude a wallet can hold (and far beyond); past this, a value is a mistake.
+MAX_SCORE_EXPONENT = 1000
+
 EventType = Literal["token_hold", "nft_ownership", "activity_bonus", "manual_adjustment", "decay", "migration"]
 EVENT_TYPES: tuple[EventType, ...] = (
     "token_hold",
@@ -152,6 +155,8 @@ class ScoreUpdate:
             raise InvalidInput(f"unknown mode {self.mode!r}")
         if not isinstance(self.value, Decimal) or not self.value.is_finite():
             raise InvalidInput(f"score value must be a finite Decimal, got {self.value!r}")
+        if self.value and not -MAX_SCORE_EXPONENT <= self.value.adjusted() <= MAX_SCORE_EXPONENT:
+            raise InvalidInput(f"score value {self.value} is out of range (at most {MAX_SCORE_EXPONENT} digits)")
 
 
 @dataclass(frozen=True)

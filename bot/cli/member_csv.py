@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from backends.postgres.community_writes import MemberRow
+from backends.protocol import MAX_SCORE_EXPONENT as MAX_EXPONENT
 
 COLUMNS = ("discord_user_id", "wallet_address", "nym", "joined_at", "conviction", "activity")
 WALLET = re.compile(r"^0x[0-9a-f]{40}$")
@@ -20,7 +21,6 @@ ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() and int() also take other 
 # Dates every store and Python round-trip, whatever the offset written with them.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-MAX_EXPONENT = 1000
 
 
 @dataclass(frozen=True)
