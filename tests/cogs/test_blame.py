@@ -15,7 +15,7 @@ from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community
 from bot.app.container import resolved
 from bot.domain import formatting, messages
-from tests.cogs.conftest import BotHarness
+from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.cogs.test_failures import blocked_communities, until, waiting_on_a_lock
 from tests.cogs.test_routing import served_by
 
@@ -79,3 +79,16 @@ async def test_a_query_held_behind_a_lock_is_deferred_and_answered(both: BotHarn
     router = await resolved(both.container.router)
     assert router.breakers["postgres"].state == "closed"
     assert users
+
+
+async def test_a_cold_copy_that_cannot_prepare_falls_back_to_postgres(both: BotHarness) -> None:
+    await both.configure()
+    users = await both.seed([30, 20, 10])
+    await both.set_flags(flags_yaml("postgres", position={"backend": "scylla", "rollout": 100}))
+    assert (await served_by(both, "position", user=both.user(users[0])))[0] == "scylla"
+    cql = await resolved(both.container.cql_session)
+    cql._prepared.clear()  # a cold start: nothing prepared yet...
+    await asyncio.to_thread(cql.session.cluster.shutdown)  # ...and the cluster gone
+    backend, message = await served_by(both, "position", user=both.user(users[1]))
+    assert backend == "postgres"
+    assert {"name": "📊 Position", "value": "**#2**", "inline": True} in message.embeds[0]["fields"]

@@ -118,7 +118,7 @@ def _csv(tmp_path: Path, *rows: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("guild", ["0", "١٢٣", "9223372036854775808", "12x"])
+@pytest.mark.parametrize("guild", ["0", "-5", "١٢٣", "9223372036854775808", "12x"])
 def test_a_guild_id_that_is_not_a_discord_id_stops_at_the_door(sietch: Any, guild: str) -> None:
     for args in (["community", guild], ["demo", guild], ["backfill", "--guild", guild]):
         result = sietch(*args)
