@@ -149,13 +149,12 @@ class MemoryReplica:
 
     async def remove_member(self, community_id: int, discord_user_id: int, version: int) -> UUID | None:
         """As the Scylla copy does: the deletion reaches whichever profile the user maps to, and a newer
-        state (a later re-import) survives it; the score version is recorded either way."""
+        state (a later re-import) survives it; no score version is claimed."""
         profile_id = self.profile_id_of(community_id, discord_user_id)
         if profile_id is None:
             return None
         _write(self._states.setdefault(community_id, {}), profile_id, version, None)
         _write(self._users.setdefault(community_id, {}), discord_user_id, version, None)
-        await self.put_score_version(community_id, version)
         return profile_id
 
     async def put_score_version(self, community_id: int, version: int) -> None:

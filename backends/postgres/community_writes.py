@@ -43,15 +43,19 @@ class FloorMove:
 
 
 async def raise_copy_floor(conn: AsyncConnection[Any], community_id: int) -> FloorMove:
+    # The row is locked first: `before` must be the floor this write follows, not the one its statement
+    # began with while another transaction held the row.
+    cur = await conn.execute("SELECT copy_floor FROM communities WHERE community_id = %s FOR UPDATE", (community_id,))
+    before = await cur.fetchone()
+    assert before is not None
     cur = await conn.execute(
         "UPDATE communities SET score_version = score_version + 1, copy_floor = score_version + 1"
-        " WHERE community_id = %s RETURNING copy_floor, (SELECT copy_floor FROM communities WHERE community_id = %s)"
-        " AS before",
-        (community_id, community_id),
+        " WHERE community_id = %s RETURNING copy_floor",
+        (community_id,),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return FloorMove(int(row["before"]), int(row["copy_floor"]))
+    after = await cur.fetchone()
+    assert after is not None
+    return FloorMove(int(before["copy_floor"]), int(after["copy_floor"]))
 
 
 class CommunityWrites:

@@ -137,7 +137,8 @@ class ScyllaReplica:
             f"DELETE FROM {self.t.profiles_by_user} USING TIMESTAMP ? WHERE community_id = ? AND discord_user_id = ?",
             (version, community_id, discord_user_id),
         )
-        await self.put_score_version(community_id, version)
+        # No score version claimed here: what else is pending for the copy is not known here (the CLI
+        # acknowledges the change once it knows the copy holds everything before it).
         return profile_id
 
     async def put_history(self, community_id: int, events: Sequence[ScoreEvent]) -> None:

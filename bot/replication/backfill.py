@@ -53,9 +53,12 @@ async def backfill(
         )
         copied += pass_copied
         if await source.copy_floor(community_id) <= start:
+            # Every member that exists was written at `start` or later by this pass: what is older is a
+            # member removed while the copy was not told. Only then is the copy complete, boards rebuilt.
+            await replica.forget_members(community_id, start)
             await replica.put_score_version(community_id, start)
-            await replica.put_backfill_state(BackfillState(community_id, "complete", None, done, start))
             await replica.rebuild(community_id, force=True)
+            await replica.put_backfill_state(BackfillState(community_id, "complete", None, done, start))
             return copied
         log.warning("backfill pass void guild=%s: changed outside the outbox during the pass", community_id)
         resumable = False
@@ -82,9 +85,7 @@ async def _pass(
             states = await view.member_states_after(community_id, after, batch)
         if start is None:
             start = version
-            # A fresh pass: whatever the copy holds from before `start` is rewritten below if it still
-            # exists, and must go if it does not (a member removed while the copy was not told).
-            await replica.forget_members(community_id, start)
+            await replica.put_backfill_state(BackfillState(community_id, "running", None, 0, start))
         if states:
             await replica.put_states(community_id, states, version)
             after = states[-1].profile.profile_id

@@ -61,11 +61,14 @@ class Readiness:
             return "not ready: changed outside the outbox since the last backfill"
         copied = await replica.score_version(guild_id) or 0
         source = await self.source.score_version(guild_id) or 0
-        if copied >= source:
-            return None
         oldest = await self.source.oldest_pending(guild_id)
+        lagging = oldest is not None and (datetime.now(UTC) - oldest).total_seconds() > self.max_lag
+        # A queued write older than the lag allowed: behind, whatever version the copy claims (a relay
+        # stamps the version with its first batch, and a failing copy can hold the rest back).
+        if lagging:
+            return f"not ready: behind (a queued write is older than {self.max_lag:.0f}s)"
         # Behind, but the outbox is delivering: fine while the oldest queued write is recent.
-        if oldest is not None and (datetime.now(UTC) - oldest).total_seconds() <= self.max_lag:
+        if copied >= source or oldest is not None:
             return None
         return f"not ready: behind (version {copied} of {source})"
 

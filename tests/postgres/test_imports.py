@@ -1,15 +1,19 @@
-"""An import is one transaction with the community it creates: a failure leaves nothing behind."""
+"""Writes that bypass the outbox: an import is one transaction with the community it creates, and the copy
+floor a write raises names the floor it followed, even behind another writer."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.community_writes import CommunityWrites, MemberRow, raise_copy_floor
 from backends.protocol import BackendError, Community
+from tests.cogs.test_failures import until, waiting_on_a_lock
 
 
 async def test_an_import_the_database_refuses_leaves_no_empty_community(
@@ -36,3 +40,17 @@ async def test_an_import_creates_its_community_with_the_members(
     )
     community = await writes.get_community(new_guild_id)
     assert len(ids) == 1 and community is not None and community.name == "Arrakis"
+
+
+async def test_a_floor_raised_behind_another_writer_reports_the_floor_it_follows(
+    pool: AsyncConnectionPool[Any], postgres_dsn: str, new_guild_id: int
+) -> None:
+    writes = CommunityWrites(pool)
+    await writes.upsert_community(Community(new_guild_id))
+    async with pool.connection() as first, first.transaction():
+        first.row_factory = dict_row
+        held = await raise_copy_floor(first, new_guild_id)  # holds the community row
+        second = asyncio.ensure_future(writes.upsert_community(Community(new_guild_id, name="later")))
+        await until(lambda: waiting_on_a_lock(postgres_dsn), "the second writer waiting on the row")
+    move = await second
+    assert move.before == held.after and move.after == held.after + 1

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from backends.postgres.community_writes import MemberRow
-from backends.protocol import Community, TenantContext
+from backends.protocol import Community, ScoreUpdate, TenantContext
 from bot.replication.backfill import backfill
 from bot.replication.verify import compare
 from bot.routing.readiness import Readiness
@@ -158,3 +159,25 @@ async def test_settings_and_removals_given_to_the_copy_keep_it_ready_and_a_kill_
     await acknowledge(pair.container, pair.scylla.replica, new_guild_id, removed[1])
     assert await readiness(pair, new_guild_id) is None
     assert await differences(pair, new_guild_id) == []
+
+
+async def test_a_queued_write_older_than_the_lag_makes_the_copy_not_ready_whatever_version_it_claims(
+    pair: Pair, new_guild_id: int, postgres_dsn: str
+) -> None:
+    await pair.admin.upsert_community(Community(new_guild_id))
+    ids = await pair.admin.import_members(new_guild_id, rows([10, 20]))
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
+    ctx = TenantContext(new_guild_id)
+    await pair.source.apply_score_updates(
+        ctx, [ScoreUpdate(ids[0], "conviction", Decimal(99), "token_hold")], enqueue=True
+    )
+    # The copy claims the newest version (as a relay does after its first batch), the write still queued.
+    await pair.scylla.replica.put_score_version(new_guild_id, await pair.copy_source.score_version(new_guild_id) or 0)
+    assert await readiness(pair, new_guild_id) is None  # queued a moment ago: inside the lag allowed
+    async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE score_events SET created_at = now() - interval '10 minutes'"
+            " WHERE community_id = %s AND NOT mirrored",
+            (new_guild_id,),
+        )
+    assert (await readiness(pair, new_guild_id) or "").startswith("not ready: behind")
