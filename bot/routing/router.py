@@ -128,7 +128,10 @@ class Router:
         return None, 0
 
     async def may_fall_back_to(self, command: str, backend: str, guild_id: int) -> bool:
-        """A fallback is only asked when it would be routed to: breaker not open, not latched, ready."""
+        """A fallback is only asked when its breaker is closed (a half-open one is waiting on its single
+        trial call), it is not latched for the command and it is ready for the guild."""
+        if self.breakers[backend].state != "closed":
+            return False
         why, _ = await self._refusal(command, backend, guild_id, breakers_reroute=True)
         return why is None
 

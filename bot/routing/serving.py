@@ -119,13 +119,22 @@ class Responder:
         note = decision.shadow is not None
         slow: set[str] = set()  # past the budget: a failure unless it still answers first
 
-        def ask(backend: str, with_gate: bool) -> None:
-            # Only the first call is gated: the member was counted against the rate limit once.
+        counted = False
+
+        def once(ctx: TenantContext) -> Refused | None:
+            # The member is counted against the rate limit once per request, by whichever call gets there.
+            nonlocal counted
+            if counted or gate is None:
+                return None
+            counted = True
+            return gate(ctx)
+
+        def ask(backend: str) -> None:  # every call shares the one rate-limit count
             service = self.router.service(backend)
-            work = answer(service, guild_id, user_id, handler, gate if with_gate else None, note_snapshot=note)
+            work = answer(service, guild_id, user_id, handler, once, note_snapshot=note)
             calls[asyncio.ensure_future(work)] = backend
 
-        ask(decision.backend, True)
+        ask(decision.backend)
         fallbacks = list(decision.fallbacks)
         failure: BaseException | None = None
         budget: float | None = decision.budget_seconds
@@ -148,7 +157,7 @@ class Responder:
                         self._record(command, backend, ok=True)
                         return backend, task.result()
                     if not _backend_failed(exc):
-                        self._release(backend)
+                        self._release(decision, backend)
                         if isinstance(exc, InvalidInput):
                             raise exc
                         raise RequestError(f"{type(exc).__name__}: {exc}") from exc
@@ -164,7 +173,7 @@ class Responder:
                 if backend in slow:
                     self._record(command, backend, ok=False)
                 else:
-                    self._release(backend)
+                    self._release(decision, backend)
 
     async def _ask_next(
         self,
@@ -173,7 +182,7 @@ class Responder:
         guild_id: int,
         failed: str,
         why: str,
-        ask: Callable[[str, bool], None],
+        ask: Callable[[str], None],
         error: BaseException | None = None,
     ) -> bool:
         """Start the next fallback that may serve this guild now; False when none is left."""
@@ -191,7 +200,7 @@ class Responder:
                 error,
             )
             self.observer.fallback(decision.command, failed, target, f"fallback after {why}")
-            ask(target, False)
+            ask(target)
             return True
         return False
 
@@ -200,5 +209,8 @@ class Responder:
         breaker.record_success() if ok else breaker.record_failure()
         self.router.rollback.record_call(command, backend, ok=ok)
 
-    def _release(self, backend: str) -> None:
-        self.router.breakers[backend].release()
+    def _release(self, decision: RoutingDecision, backend: str) -> None:
+        """A call that says nothing about its backend frees the half-open trial it held; only the routed
+        backend's call can hold one (fallbacks go to closed breakers only)."""
+        if backend == decision.backend:
+            self.router.breakers[backend].release()
