@@ -30,11 +30,6 @@ def subtract(a: Decimal, b: Decimal) -> Decimal:
         return a - b
 
 
-def negate(a: Decimal) -> Decimal:
-    """-a without rounding (unary minus rounds to the context's precision)."""
-    return a.copy_negate()
-
-
 def scale_down(value: Decimal, powers_of_ten: int) -> Decimal:
     """value / 10**powers_of_ten, exactly."""
     return value.scaleb(-powers_of_ten, _context(value, extra_places=powers_of_ten))

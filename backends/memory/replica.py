@@ -111,13 +111,6 @@ class MemoryReplica:
     def snapshot(self, community_id: int, board: Board) -> Snapshot | None:
         return self._snapshots.get((community_id, board))
 
-    def history(self, community_id: int, profile_id: UUID) -> list[ScoreEvent]:
-        """The member's score events younger than the history's time to live, newest first."""
-        now = self._clock()
-        kept = self._history.get((community_id, profile_id), {})
-        newest_first = sorted(kept.values(), key=lambda kept_event: kept_event[1].event_id, reverse=True)
-        return [event for expires, event in newest_first if now < expires]
-
     # --- Replica ------------------------------------------------------------------------------------
 
     async def put_community(self, community: Community) -> None:

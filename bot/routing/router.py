@@ -109,7 +109,7 @@ class Router:
             if why is None and (not breakers_reroute or self._allows(candidate, consume_trial)):
                 return candidate, reason if candidate == backend else passed_over[0][1]
             passed_over.append((harm if why else 0, why or "breaker open", candidate))
-        harm, why, least = min(passed_over, key=lambda p: p[0])
+        least = min(passed_over, key=lambda p: p[0])[2]
         return least, passed_over[0][1] if least != backend else reason
 
     async def _refusal(

@@ -211,11 +211,38 @@ async def both(
     cql_session: object,
 ) -> AsyncIterator[BotHarness]:
     """The bot with both backends configured; the flag file (PostgreSQL by default) decides."""
+    async with flag_routed_bot(emulator, postgres_dsn, guilds, tmp_path, cql_node) as h:
+        yield h
+
+
+@pytest.fixture
+async def three(
+    emulator: DiscordEmulator,
+    postgres_dsn: str,
+    guilds: int,
+    tmp_path: Path,
+    cql_node: CqlSettings,
+    cql_session: object,
+) -> AsyncIterator[BotHarness]:
+    """As `both`, with the in-memory reference backend registered as a third backend."""
+    async with flag_routed_bot(emulator, postgres_dsn, guilds, tmp_path, cql_node, memory=True) as h:
+        yield h
+
+
+@asynccontextmanager
+async def flag_routed_bot(
+    emulator: DiscordEmulator,
+    postgres_dsn: str,
+    guilds: int,
+    tmp_path: Path,
+    node: CqlSettings,
+    *,
+    memory: bool = False,
+) -> AsyncIterator[BotHarness]:
     flags_path = tmp_path / "flags.yaml"
     flags_path.write_text(flags_yaml("postgres"))
-    async with running_bot(
-        emulator, guilds, flags_path, bot_settings(postgres_dsn, flags_path, cql_node), "postgres"
-    ) as h:
+    settings = bot_settings(postgres_dsn, flags_path, node)
+    async with running_bot(emulator, guilds, flags_path, settings, "postgres", memory=memory) as h:
         yield h
 
 

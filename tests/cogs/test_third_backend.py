@@ -3,36 +3,14 @@ in-memory reference backend serves /position and /leaderboard, falls back, and s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
-
-import pytest
 
 from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community
-from backends.scylla.session import CqlSettings
-from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
+from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.cogs.test_routing import served_by
-from tests.emulator import DiscordEmulator
 
 MANAGE_GUILD = 1 << 5
-
-
-@pytest.fixture
-async def three(
-    emulator: DiscordEmulator,
-    postgres_dsn: str,
-    guilds: int,
-    tmp_path: Path,
-    cql_node: CqlSettings,
-    cql_session: object,
-) -> AsyncIterator[BotHarness]:
-    flags_path = tmp_path / "flags.yaml"
-    flags_path.write_text(flags_yaml("postgres"))
-    settings = bot_settings(postgres_dsn, flags_path, cql_node)
-    async with running_bot(emulator, guilds, flags_path, settings, "postgres", memory=True) as h:
-        yield h
 
 
 async def test_the_flag_file_routes_a_command_to_the_third_backend(three: BotHarness) -> None:
