@@ -37,31 +37,40 @@ log = logging.getLogger(__name__)
 
 HISTORY_RETENTION = timedelta(days=90)
 
-# Queries follow the board index of schema 004: (community, -band, -score, joined_at, profile_id), whose
-# ascending order is the board order, so "ahead of me" and "next to me" are row comparisons on one range.
+# Queries follow the board index (community, -score, joined_at, profile_id), whose ascending order is the
+# board order, and the fences of schema 007: "ahead of me" is the fences before mine plus a count inside
+# mine, and "next to me" is a row comparison on one index range.
+_KEY = "(-x.{s}, x.joined_at, x.profile_id)"
+_FENCE_KEY = "(f.neg_score, f.joined_at, f.profile_id)"
 
-# The member's row and rank: 1 + the members of the bands above theirs + those ahead of them in theirs.
-_MEMBER = """
+# The member's row, the fence holding it, and its rank: 1 + the fences before + those ahead of it in its own.
+_MEMBER = f"""
 WITH m AS (
-    SELECT s.profile_id, s.{s} AS score, s.joined_at, p.nym, p.wallet_address, score_band(s.{s}) AS band
+    SELECT s.profile_id, s.{{s}} AS score, s.joined_at, p.nym, p.wallet_address
       FROM scores s JOIN profiles p USING (profile_id)
-     WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{s} > 0
+     WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{{s}} > 0
+), mf AS (
+    SELECT f.neg_score, f.joined_at, f.profile_id FROM board_fences f, m
+     WHERE f.community_id = %(community)s AND f.board = %(board)s
+       AND {_FENCE_KEY} <= (-m.score, m.joined_at, m.profile_id)
+     ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC LIMIT 1
 )
 SELECT m.profile_id, m.score, m.nym, m.wallet_address,
-       1 + (SELECT coalesce(sum(bb.members), 0) FROM board_bands bb
-             WHERE bb.community_id = %(community)s AND bb.board = %(board)s AND bb.band > m.band)
+       1 + (SELECT coalesce(sum(f.members), 0) FROM board_fences f
+             WHERE f.community_id = %(community)s AND f.board = %(board)s
+               AND {_FENCE_KEY} < (mf.neg_score, mf.joined_at, mf.profile_id))
          + (SELECT count(*) FROM scores x
-             WHERE x.community_id = %(community)s AND x.{s} > 0 AND -score_band(x.{s}) = -m.band
-               AND (-x.{s}, x.joined_at, x.profile_id) < (-m.score, m.joined_at, m.profile_id)) AS rank"""
+             WHERE x.community_id = %(community)s AND x.{{s}} > 0
+               AND {_KEY} >= (mf.neg_score, mf.joined_at, mf.profile_id)
+               AND {_KEY} < (-m.score, m.joined_at, m.profile_id)) AS rank"""
 
 # The nearest row before (`<`, descending) or after (`>`, ascending) the member's key.
 _BESIDE = """
   LEFT JOIN LATERAL (
     SELECT x.profile_id, x.{{s}} AS score, p.nym, p.wallet_address FROM scores x JOIN profiles p USING (profile_id)
      WHERE x.community_id = %(community)s AND x.{{s}} > 0
-       AND (-score_band(x.{{s}}), -x.{{s}}, x.joined_at, x.profile_id)
-           {op} (-m.band, -m.score, m.joined_at, m.profile_id)
-     ORDER BY -score_band(x.{{s}}) {order}, -x.{{s}} {order}, x.joined_at {order}, x.profile_id {order} LIMIT 1
+       AND (-x.{{s}}, x.joined_at, x.profile_id) {op} (-m.score, m.joined_at, m.profile_id)
+     ORDER BY -x.{{s}} {order}, x.joined_at {order}, x.profile_id {order} LIMIT 1
   ) {alias} ON true"""
 
 _NEIGHBOURS = (
@@ -69,24 +78,26 @@ _NEIGHBOURS = (
     + """,
        a.profile_id AS a_id, a.score AS a_score, a.nym AS a_nym, a.wallet_address AS a_wallet,
        b.profile_id AS b_id, b.score AS b_score, b.nym AS b_nym, b.wallet_address AS b_wallet
-  FROM m"""
+  FROM m CROSS JOIN mf"""
     + _BESIDE.format(op="<", order="DESC", alias="a")
     + _BESIDE.format(op=">", order="ASC", alias="b")
 )
 
-# A range starts in the band holding its first rank: the members before that band come from the band
+# A range starts at the fence holding its first rank: the members before that fence come from the fence
 # counts, and only the rest of the way is walked in the index.
-_RANGE = """
-WITH bands AS (
-    SELECT band, sum(members) OVER (ORDER BY band DESC) - members AS before
-      FROM board_bands WHERE community_id = %(community)s AND board = %(board)s AND members > 0
+_RANGE = f"""
+WITH fences AS (
+    SELECT f.neg_score, f.joined_at, f.profile_id,
+           sum(f.members) OVER (ORDER BY f.neg_score, f.joined_at, f.profile_id) - f.members AS before
+      FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
 ), start AS (
-    SELECT band, before FROM bands WHERE before < %(first)s ORDER BY band LIMIT 1
+    SELECT * FROM fences WHERE before < %(first)s ORDER BY neg_score DESC, joined_at DESC, profile_id DESC LIMIT 1
 )
 SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM (
-    SELECT profile_id, {s} AS score, joined_at FROM scores
-     WHERE community_id = %(community)s AND {s} > 0 AND -score_band({s}) >= -(SELECT band FROM start)
-     ORDER BY -score_band({s}), -{s}, joined_at, profile_id
+    SELECT x.profile_id, x.{{s}} AS score, x.joined_at FROM scores x, start
+     WHERE x.community_id = %(community)s AND x.{{s}} > 0
+       AND {_KEY} >= (start.neg_score, start.joined_at, start.profile_id)
+     ORDER BY -x.{{s}}, x.joined_at, x.profile_id
     OFFSET %(first)s - 1 - (SELECT before FROM start) LIMIT %(limit)s
 ) s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"""
 
@@ -163,7 +174,7 @@ class PostgresBackend:
         return {row["profile_id"]: ScoreRecord(**row) for row in rows}
 
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
-        row = await self._fetch_member(_MEMBER + " FROM m", ctx, board, profile_id)
+        row = await self._fetch_member(_MEMBER + " FROM m CROSS JOIN mf", ctx, board, profile_id)
         return (
             RankedEntry(int(row["rank"]), row["profile_id"], row["score"], row["nym"], row["wallet_address"])
             if row
