@@ -87,18 +87,19 @@ _NEIGHBOURS = (
 # counts, and only the rest of the way is walked in the index.
 _RANGE = f"""
 WITH fences AS (
-    SELECT f.neg_score, f.joined_at, f.profile_id,
+    SELECT f.neg_score, f.joined_at AS fence_joined_at, f.profile_id AS fence_profile_id,
            sum(f.members) OVER (ORDER BY f.neg_score, f.joined_at, f.profile_id) - f.members AS before
       FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
 ), start AS (
-    SELECT * FROM fences WHERE before < %(first)s ORDER BY neg_score DESC, joined_at DESC, profile_id DESC LIMIT 1
+    SELECT * FROM fences WHERE before < %(first)s
+     ORDER BY neg_score DESC, fence_joined_at DESC, fence_profile_id DESC LIMIT 1
 )
-SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM (
-    SELECT x.profile_id, x.{{s}} AS score, x.joined_at FROM scores x, start
+SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM start CROSS JOIN LATERAL (
+    SELECT x.profile_id, x.{{s}} AS score, x.joined_at FROM scores x
      WHERE x.community_id = %(community)s AND x.{{s}} > 0
-       AND {_KEY} >= (start.neg_score, start.joined_at, start.profile_id)
+       AND {_KEY} >= (start.neg_score, start.fence_joined_at, start.fence_profile_id)
      ORDER BY -x.{{s}}, x.joined_at, x.profile_id
-    OFFSET %(first)s - 1 - (SELECT before FROM start) LIMIT %(limit)s
+    OFFSET %(first)s - 1 - start.before LIMIT %(limit)s
 ) s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"""
 
 
