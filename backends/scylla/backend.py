@@ -150,7 +150,7 @@ class ScyllaBackend:
         cached = self._pointers.get(key)
         if cached is not None and now - cached[0] < self.pointer_ttl:
             return cached[1]
-        live = await current_version(self.cql, self.t, community_id, board)
+        live = await current_version(self.cql, self.t, community_id, board, with_head=True)
         newest = self._pointers.get(key)
         if newest is not None and newest[1] is not None and (live is None or live.version < newest[1].version):
             return newest[1]  # a slower concurrent read fetched an older pointer: never step back
@@ -174,11 +174,27 @@ class ScyllaBackend:
     async def get_neighbours(
         self, ctx: TenantContext, board: Board, profile_id: UUID
     ) -> tuple[RankedEntry | None, RankedEntry | None, RankedEntry | None]:
-        me = await self.get_rank(ctx, board, profile_id)
-        if me is None:
+        """The member's row, which carries the members either side of it: one read."""
+        snap = await self._pinned(ctx, board)
+        if snap is None:
             return None, None, None
-        around = {e.rank: e for e in await self.get_range(ctx, board, me.rank - 1, me.rank + 1)}
-        return around.get(me.rank - 1), me, around.get(me.rank + 1)
+        rows = await self.cql.execute(
+            f"SELECT rank, score, nym, wallet_address, above_id, above_score, above_nym, above_wallet,"
+            f" below_id, below_score, below_nym, below_wallet FROM {self.t.by_profile}"
+            f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = ? AND profile_id = ?",
+            (ctx.community_id, board, snap.version, snap.profile_bucket(profile_id), profile_id),
+        )
+        if not rows:
+            return None, None, None
+        r = rows[0]
+        me = RankedEntry(r.rank, profile_id, r.score, r.nym, r.wallet_address)
+        above = RankedEntry(me.rank - 1, r.above_id, r.above_score, r.above_nym, r.above_wallet) if r.above_id else None
+        below = RankedEntry(me.rank + 1, r.below_id, r.below_score, r.below_nym, r.below_wallet) if r.below_id else None
+        if (above is None and me.rank > 1) or (below is None and me.rank < snap.ranked):
+            # a version built before rows carried their neighbours
+            around = {e.rank: e for e in await self.get_range(ctx, board, me.rank - 1, me.rank + 1)}
+            above, below = around.get(me.rank - 1), around.get(me.rank + 1)
+        return above, me, below
 
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         snap = await self._pinned(ctx, board)
@@ -187,6 +203,9 @@ class ScyllaBackend:
         first, last = max(first_rank, 1), min(last_rank, snap.ranked)
         if last < first:
             return []
+        head = snap.head_range(first, last)
+        if head is not None:
+            return head
         query = (
             f"SELECT rank, profile_id, score, nym, wallet_address FROM {self.t.by_rank}"
             f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = ? AND rank >= ? AND rank <= ?"

@@ -67,4 +67,4 @@ async def migrate(cql: CqlSession, keyspace: str, replication: Mapping[str, Any]
 
 
 def _qualify(statement: str, keyspace: str) -> str:
-    return re.sub(r"^(CREATE TABLE IF NOT EXISTS )(\w+)", rf"\g<1>{keyspace}.\g<2>", statement)
+    return re.sub(r"^(CREATE TABLE IF NOT EXISTS |ALTER TABLE )(\w+)", rf"\g<1>{keyspace}.\g<2>", statement)

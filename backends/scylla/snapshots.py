@@ -11,22 +11,25 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
-from backends.protocol import Board
+from backends.protocol import Board, RankedEntry
 from backends.scylla.session import CqlSession
 from backends.scylla.tables import SCORE_SHARDS, Tables
 
 log = logging.getLogger(__name__)
 
 RANK_WIDTH = 1000  # ranks per by-rank partition: a page is one bounded partition read
-PROFILE_BUCKETS = 64  # by-profile partitions per version
+# Members per by-profile partition: the number of partitions grows with the board, so a member's row is
+# found in a partition of the same size at 10k and at 1M.
+PROFILE_ROWS = 1000
 # Rows per single-partition batch (a whole by-rank partition): the driver's cost per request is a large
 # part of a rebuild's CPU (100-row batches: ~3.4 s for the writes of 188k members, 1000-row: ~2.6 s),
 # and Cassandra and ScyllaDB exempt single-partition batches from their batch size limits.
@@ -34,6 +37,10 @@ BATCH_ROWS = 1000
 # A superseded version stays this long for readers still on it: bot processes reuse the pointer for a
 # second, and two rebuilds in a row (an import, then `sietch recalc`) must not delete what they read.
 KEEP_SUPERSEDED_SECONDS = 60.0
+# Ranks every reader keeps with the version it pins (refreshed with the pointer, once a second): the entry
+# position and the waiting pool (F and F + 1 .. waitlist_end + 1) and a first page of up to 100 fall in it
+# for any community that keeps DOMAIN.md's bounds.
+HEAD_RANKS = 200
 WRITE_CONCURRENCY = 8  # as fast as 16 with 1000-row batches, and half the rows waiting on the request timeout
 
 
@@ -45,6 +52,16 @@ class SnapshotVersion:
     score_version: int
     rank_width: int
     profile_buckets: int
+    # The first ranks of the board, read with the version: thresholds, waiting pools, first pages and
+    # every position's entry score are answered from them without another read.
+    head: tuple[RankedEntry, ...] = ()
+
+    def head_range(self, first: int, last: int) -> list[RankedEntry] | None:
+        """Ranks first..last from the head, or None when the head does not hold all of them."""
+        last = min(last, self.ranked)
+        if last > len(self.head):
+            return None
+        return list(self.head[first - 1 : last])
 
     def profile_bucket(self, profile_id: UUID) -> int:
         return profile_id.int % self.profile_buckets
@@ -57,13 +74,25 @@ class SnapshotVersion:
             yield bucket, lo, hi
 
 
-async def current_version(cql: CqlSession, t: Tables, community_id: int, board: Board) -> SnapshotVersion | None:
+async def current_version(
+    cql: CqlSession, t: Tables, community_id: int, board: Board, *, with_head: bool = False
+) -> SnapshotVersion | None:
+    """The live version; `with_head` reads its first HEAD_RANKS ranks too (readers keep them with it)."""
     pointer = await cql.execute(
         f"SELECT version FROM {t.pointer} WHERE community_id = ? AND board = ?", (community_id, board)
     )
     if not pointer or pointer[0].version is None:
         return None
-    return await _version_row(cql, t, community_id, board, pointer[0].version)
+    live = await _version_row(cql, t, community_id, board, pointer[0].version)
+    if not with_head:
+        return live
+    rows = await cql.execute(
+        f"SELECT rank, profile_id, score, nym, wallet_address FROM {t.by_rank}"
+        f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = 0 AND rank <= ?",
+        (community_id, board, live.version, min(HEAD_RANKS, live.rank_width)),
+    )
+    head = tuple(RankedEntry(r.rank, r.profile_id, r.score, r.nym, r.wallet_address) for r in rows)
+    return replace(live, head=head)
 
 
 async def _version_row(cql: CqlSession, t: Tables, community_id: int, board: Board, version: int) -> SnapshotVersion:
@@ -86,10 +115,16 @@ class _Row(NamedTuple):  # not a frozen dataclass: one is built per member, and 
     wallet_address: str | None
 
 
-# Both snapshot tables are written with the values in this order, so one serialised row serves both.
+# The columns each snapshot table is written with: the partition key (the same four), then the row.
 _ROW_COLUMNS = "community_id, board, version, bucket, rank, profile_id, score, nym, wallet_address"
+# A member's row carries the members either side of it, so a position is one read.
+_PROFILE_COLUMNS = (
+    "community_id, board, version, bucket, profile_id, rank, score, nym, wallet_address,"
+    " above_id, above_score, above_nym, above_wallet, below_id, below_score, below_nym, below_wallet"
+)
 
 _Values = tuple[bytes | None, ...]
+_NO_NEIGHBOUR: tuple[None, ...] = (None, None, None, None)  # above rank 1, below the last
 
 
 class _PartitionBatches:
@@ -114,18 +149,14 @@ class _PartitionBatches:
             serialize(v, self.protocol_version) for serialize, v in zip(self.serializers[:3], head, strict=True)
         )
 
-    def row_encoder(self) -> Callable[[int, _Row], _Values]:
-        """Serialises rank, profile_id, score, nym and wallet_address: the values after the partition key."""
+    def row_encoder(self) -> Callable[[tuple[Any, ...]], _Values]:
+        """Serialises the values after the partition key, in the prepared statement's column order."""
         proto = self.protocol_version
-        as_rank, as_profile_id, as_score, as_nym, as_wallet_address = self.serializers[4:]
+        serializers = self.serializers[4:]
 
-        def encode(rank: int, row: _Row) -> _Values:
-            return (
-                as_rank(rank, proto),
-                as_profile_id(row.profile_id, proto),
-                as_score(row.score, proto),
-                None if row.nym is None else as_nym(row.nym, proto),
-                None if row.wallet_address is None else as_wallet_address(row.wallet_address, proto),
+        def encode(values: tuple[Any, ...]) -> _Values:
+            return tuple(
+                None if v is None else serialize(v, proto) for serialize, v in zip(serializers, values, strict=True)
             )
 
         return encode
@@ -141,6 +172,50 @@ class _PartitionBatches:
         for values in rows:
             add(True, self.query_id, key + values)
         return batch
+
+
+def _marks(columns: str) -> str:
+    return ", ".join("?" for _ in columns.split(","))
+
+
+def _by_rank_batches(by_rank: _PartitionBatches, ranked: list[_Row]) -> Iterator[tuple[BatchStatement, tuple[()]]]:
+    """The board in rank order, one batch per (part of a) rank partition, generated as they are sent."""
+    encode = by_rank.row_encoder()
+    start = 0
+    while start < len(ranked):
+        bucket = start // RANK_WIDTH
+        stop = min(start + BATCH_ROWS, (bucket + 1) * RANK_WIDTH, len(ranked))
+        rows = [
+            encode((rank, r.profile_id, r.score, r.nym, r.wallet_address))
+            for rank, r in zip(range(start + 1, stop + 1), ranked[start:stop], strict=True)
+        ]
+        yield by_rank.batch(bucket, rows), ()
+        start = stop
+
+
+def _by_profile_batches(
+    by_profile: _PartitionBatches, ranked: list[_Row], buckets: int
+) -> Iterator[tuple[BatchStatement, tuple[()]]]:
+    """Each member's row with its neighbours, partition by partition (only rank numbers wait in memory)."""
+    encode = by_profile.row_encoder()
+    members: list[list[int]] = [[] for _ in range(buckets)]
+    for i, r in enumerate(ranked):
+        members[r.profile_id.int % buckets].append(i)
+    last = len(ranked) - 1
+
+    def side(i: int) -> tuple[Any, ...]:
+        if 0 <= i <= last:
+            r = ranked[i]
+            return (r.profile_id, r.score, r.nym, r.wallet_address)
+        return _NO_NEIGHBOUR
+
+    def values(i: int) -> tuple[Any, ...]:
+        r = ranked[i]
+        return (r.profile_id, i + 1, r.score, r.nym, r.wallet_address, *side(i - 1), *side(i + 1))
+
+    for bucket, indexes in enumerate(members):
+        for lo in range(0, len(indexes), BATCH_ROWS):
+            yield by_profile.batch(bucket, [encode(values(i)) for i in indexes[lo : lo + BATCH_ROWS]]), ()
 
 
 class SnapshotWriter:
@@ -208,7 +283,7 @@ class SnapshotWriter:
             claimed = await self.cql.execute(
                 f"INSERT INTO {self.t.versions} (community_id, board, version, state, ranked, score_version,"
                 f" rank_width, profile_buckets) VALUES (?, ?, ?, 'building', ?, ?, ?, ?) IF NOT EXISTS",
-                (community_id, board, version, ranked, score_version, RANK_WIDTH, PROFILE_BUCKETS),
+                (community_id, board, version, ranked, score_version, RANK_WIDTH, max(1, -(-ranked // PROFILE_ROWS))),
             )
             if claimed[0].applied:
                 return version
@@ -216,44 +291,20 @@ class SnapshotWriter:
 
     async def _write_rows(self, community_id: int, board: Board, version: int, ranked: list[_Row]) -> None:
         by_rank = _PartitionBatches(
-            self.cql.prepare(f"INSERT INTO {self.t.by_rank} ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            self.cql.prepare(f"INSERT INTO {self.t.by_rank} ({_ROW_COLUMNS}) VALUES ({_marks(_ROW_COLUMNS)})"),
             (community_id, board, version),
         )
         by_profile = _PartitionBatches(
-            self.cql.prepare(f"INSERT INTO {self.t.by_profile} ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            self.cql.prepare(
+                f"INSERT INTO {self.t.by_profile} ({_PROFILE_COLUMNS}) VALUES ({_marks(_PROFILE_COLUMNS)})"
+            ),
             (community_id, board, version),
         )
-        await self.cql.execute_concurrently(self._batches(by_rank, by_profile, ranked), WRITE_CONCURRENCY)
-
-    @staticmethod
-    def _batches(
-        by_rank: _PartitionBatches, by_profile: _PartitionBatches, ranked: list[_Row]
-    ) -> Iterator[tuple[BatchStatement, tuple[()]]]:
-        """Both tables' batches in one pass over the ranking, each row serialised once for both.
-
-        Generated lazily so the first batch is sent at once and at most one batch per profile bucket
-        waits in memory, instead of the whole board as statements.
-        """
-        encode = by_rank.row_encoder()
-        waiting: list[list[_Values]] = [[] for _ in range(PROFILE_BUCKETS)]
-        start = 0
-        while start < len(ranked):
-            bucket = start // RANK_WIDTH
-            stop = min(start + BATCH_ROWS, (bucket + 1) * RANK_WIDTH, len(ranked))
-            rows = ranked[start:stop]
-            values = [encode(rank, row) for rank, row in zip(range(start + 1, stop + 1), rows, strict=True)]
-            yield by_rank.batch(bucket, values), ()
-            for row, row_values in zip(rows, values, strict=True):
-                pbucket = row.profile_id.int % PROFILE_BUCKETS
-                pending = waiting[pbucket]
-                pending.append(row_values)
-                if len(pending) == BATCH_ROWS:
-                    yield by_profile.batch(pbucket, pending), ()
-                    waiting[pbucket] = []
-            start = stop
-        for pbucket, pending in enumerate(waiting):
-            if pending:
-                yield by_profile.batch(pbucket, pending), ()
+        buckets = max(1, -(-len(ranked) // PROFILE_ROWS))
+        await self.cql.execute_concurrently(
+            chain(_by_rank_batches(by_rank, ranked), _by_profile_batches(by_profile, ranked, buckets)),
+            WRITE_CONCURRENCY,
+        )
 
     async def _flip(self, community_id: int, board: Board, version: int) -> None:
         """Point readers at `version`, unless a newer rebuild already did (the pointer never goes back)."""

@@ -8,7 +8,7 @@ from uuid import uuid4
 from cassandra.query import BatchStatement, BatchType
 
 from backends.scylla.session import CqlSession
-from backends.scylla.snapshots import _ROW_COLUMNS, _PartitionBatches, _Row
+from backends.scylla.snapshots import _PROFILE_COLUMNS, _ROW_COLUMNS, _marks, _PartitionBatches, _Row
 from backends.scylla.tables import Tables
 
 
@@ -21,15 +21,28 @@ def test_batches_match_the_drivers_own_binding(cql_session: CqlSession, cql_keys
     ]
     head = (900_000_000_000_000_123, "conviction", 7)
     t = Tables(cql_keyspace)
-    for table in (t.by_rank, t.by_profile):
-        prepared = cql_session.prepare(f"INSERT INTO {table} ({_ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    by_rank = [(rank, r.profile_id, r.score, r.nym, r.wallet_address) for rank, r in enumerate(rows, 1)]
+    by_profile = [
+        (
+            r.profile_id,
+            rank,
+            r.score,
+            r.nym,
+            r.wallet_address,
+            *([None] * 4 if rank == 1 else by_rank[rank - 2][1:]),
+            *([None] * 4 if rank == len(rows) else by_rank[rank][1:]),
+        )
+        for rank, r in enumerate(rows, 1)
+    ]
+    for table, columns, values in ((t.by_rank, _ROW_COLUMNS, by_rank), (t.by_profile, _PROFILE_COLUMNS, by_profile)):
+        prepared = cql_session.prepare(f"INSERT INTO {table} ({columns}) VALUES ({_marks(columns)})")
         batches = _PartitionBatches(prepared, head)
         encode = batches.row_encoder()
-        ours = batches.batch(5, [encode(rank, row) for rank, row in enumerate(rows, 1)])
+        ours = batches.batch(5, [encode(v) for v in values])
 
         bound = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for rank, row in enumerate(rows, 1):
-            bound.add(prepared, (*head, 5, rank, row.profile_id, row.score, row.nym, row.wallet_address))
+        for v in values:
+            bound.add(prepared, (*head, 5, *v))
 
         assert [(p, q, list(v)) for p, q, v in ours._statements_and_parameters] == [
             (p, q, list(v)) for p, q, v in bound._statements_and_parameters
