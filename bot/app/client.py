@@ -1,4 +1,4 @@
-"""The nextcord Bot factory: intents, ready timeout and the cogs, each handed its dependencies."""
+"""The nextcord Bot factory: intents, ready timeout, shards and the cogs, each handed its dependencies."""
 
 from __future__ import annotations
 
@@ -10,11 +10,30 @@ from bot.discord.dispatch import CommandDispatcher
 
 EXTENSIONS = ("cogs.position", "cogs.threshold", "cogs.leaderboard", "cogs.backends")
 
+DiscordBot = commands.Bot | commands.AutoShardedBot
 
-def build_bot(dispatcher: CommandDispatcher, guild_ready_timeout: float = 2.0) -> commands.Bot:
+
+def build_bot(
+    dispatcher: CommandDispatcher,
+    guild_ready_timeout: float = 2.0,
+    shard_count: int = 1,
+    shard_ids: list[int] | None = None,
+) -> DiscordBot:
+    """`shard_ids` empty or None: every shard of `shard_count`. One shard is the plain, unsharded client."""
     # Slash commands need no privileged intent: GUILDS fills the guild cache, interactions always arrive.
     redact_discord_logs()
-    bot = commands.Bot(intents=nextcord.Intents(guilds=True), guild_ready_timeout=guild_ready_timeout)
+    intents = nextcord.Intents(guilds=True)
+    bot: DiscordBot
+    if shard_count == 1:
+        bot = commands.Bot(intents=intents, guild_ready_timeout=guild_ready_timeout)
+    else:
+        # A given count skips GET /gateway/bot: every process must agree on it, not on Discord's advice.
+        bot = commands.AutoShardedBot(
+            intents=intents,
+            guild_ready_timeout=guild_ready_timeout,
+            shard_count=shard_count,
+            shard_ids=list(shard_ids) if shard_ids else None,
+        )
     for extension in EXTENSIONS:
         bot.load_extension(extension, extras={"dispatcher": dispatcher})
     return bot

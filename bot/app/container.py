@@ -21,6 +21,7 @@ from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.embedded import start_embedded
 from backends.postgres.export import PostgresCopySource
 from backends.postgres.latches import LatchTable
+from backends.postgres.leases import AdvisoryLeases
 from backends.protocol import Backend
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession, CqlSettings, connect
@@ -31,7 +32,7 @@ from bot.app.metrics_server import MetricsServer
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.ratelimit import RateLimiter
 from bot.domain.service import HotPathService
-from bot.replication.rebuilds import SnapshotRebuilds
+from bot.replication.rebuilds import Leases, SnapshotRebuilds
 from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
 from bot.routing.breaker import CircuitBreaker
@@ -134,8 +135,8 @@ def outbox_relay(source: CopySource, replicas: Mapping[str, Replica], mode: str,
     return OutboxRelay(source, replicas, interval_seconds=interval)
 
 
-def snapshot_rebuilds(replicas: Mapping[str, Replica], interval: float) -> SnapshotRebuilds | None:
-    return SnapshotRebuilds(replicas, interval) if replicas else None
+def snapshot_rebuilds(replicas: Mapping[str, Replica], interval: float, leases: Leases) -> SnapshotRebuilds | None:
+    return SnapshotRebuilds(replicas, interval, leases) if replicas else None
 
 
 def services(
@@ -222,7 +223,9 @@ class Container(containers.DeclarativeContainer):
     writer = providers.Singleton(
         ScoreWriter, postgres_backend, relay, mode=flag_store.provided.writes_mode, default_mode=config.writes.mode
     )
-    rebuilds = providers.Singleton(snapshot_rebuilds, replicas, config.recalculation.interval_seconds)
+    # Shared by every bot process on this database: one process at a time rebuilds a community.
+    rebuild_leases = providers.Singleton(AdvisoryLeases, postgres_backend)
+    rebuilds = providers.Singleton(snapshot_rebuilds, replicas, config.recalculation.interval_seconds, rebuild_leases)
     background = providers.Singleton(
         BackgroundWork, relay=relay, rebuilds=rebuilds, drain_seconds=config.writes.drain_on_shutdown_seconds
     )
@@ -265,7 +268,13 @@ class Container(containers.DeclarativeContainer):
     metrics_server = providers.Singleton(
         MetricsServer, metrics, config.metrics.host, config.metrics.port, providers.Callable(health_report, breakers)
     )
-    bot = providers.Factory(build_bot, dispatcher=dispatcher, guild_ready_timeout=config.discord.guild_ready_timeout)
+    bot = providers.Factory(
+        build_bot,
+        dispatcher=dispatcher,
+        guild_ready_timeout=config.discord.guild_ready_timeout,
+        shard_count=config.discord.shard_count,
+        shard_ids=config.discord.shard_ids,
+    )
 
 
 async def resolved[T](provider: providers.Provider[T]) -> T:

@@ -36,7 +36,36 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             name = f"{ENV_PREFIX}{section}_{key}".upper()
             if name in environ:
                 values[key] = _coerce(name, environ[name], current)
+    if isinstance(data.get("discord"), dict):
+        _check_shards(data["discord"])
     return data
+
+
+def _check_shards(discord: dict[str, Any]) -> None:
+    """`shard_count` and `shard_ids` as whole numbers; an empty `shard_ids` means every shard (one process).
+
+    A process that names a shard outside the count, or one twice, would receive the wrong guilds or
+    none: Discord refuses an IDENTIFY whose shard is not below the count.
+    """
+    count = discord.setdefault("shard_count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise SettingsError(f"discord.shard_count must be a whole number of 1 or more, got {count!r}")
+    raw = discord.setdefault("shard_ids", [])
+    if not isinstance(raw, list):
+        raise SettingsError(f"discord.shard_ids must be a list of shard numbers such as 0,1; got {raw!r}")
+    ids: list[int] = []
+    for item in raw:
+        shard = _whole_number(item)
+        if shard is None:
+            raise SettingsError(f"discord.shard_ids: {item!r} is not a shard number (expected e.g. 0,1)")
+        if not 0 <= shard < count:
+            raise SettingsError(
+                f"discord.shard_ids: shard {shard} is outside 0..{count - 1} (discord.shard_count is {count})"
+            )
+        if shard in ids:
+            raise SettingsError(f"discord.shard_ids: shard {shard} is listed twice")
+        ids.append(shard)
+    discord["shard_ids"] = ids
 
 
 def _coerce(name: str, raw: str, current: Any) -> Any:
@@ -59,3 +88,12 @@ def _coerce(name: str, raw: str, current: Any) -> Any:
     except (ValueError, yaml.YAMLError) as exc:
         raise SettingsError(f"{name}={raw!r}: expected a {type(current).__name__}") from exc
     return raw
+
+
+def _whole_number(value: Any) -> int | None:
+    # YAML gives ints, an environment override gives strings; true and 1.0 are mistakes, not shard 1.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None

@@ -1,10 +1,17 @@
-"""Periodic snapshot rebuilds: each copy rebuilds the boards of the communities whose scores changed."""
+"""Periodic snapshot rebuilds: each copy rebuilds the boards of the communities whose scores changed.
+
+With several bot processes, a community is rebuilt by whichever process takes its lease first; the others
+skip it. The holder rebuilds only what is still older than the copy's scores, so a process that takes the
+lease after another's rebuild finds nothing to do: each change is built once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 from backends.copies import Replica
 from backends.protocol import BackendError
@@ -12,17 +19,52 @@ from backends.protocol import BackendError
 log = logging.getLogger(__name__)
 
 
+def lease_name(copy: str, community_id: int) -> str:
+    """The lease of one community's boards on one copy."""
+    return f"snapshot-rebuild:{copy}:{community_id}"
+
+
+class Leases(Protocol):
+    """Work one bot process at a time may do; a holder that dies frees its lease with it."""
+
+    def hold(self, name: str) -> AbstractAsyncContextManager[bool]:
+        """True inside while this process holds `name`; False when another process does."""
+        ...
+
+
+class Unshared:
+    """Every lease at once: for a caller with nobody to share the work with (`sietch recalc`)."""
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[bool]:
+        yield True
+
+
 class SnapshotRebuilds:
-    def __init__(self, replicas: Mapping[str, Replica], interval_seconds: float) -> None:
+    def __init__(self, replicas: Mapping[str, Replica], interval_seconds: float, leases: Leases | None = None) -> None:
         self.replicas = dict(replicas)
         self.interval = interval_seconds
+        self.leases: Leases = leases or Unshared()
 
     async def run_once(self, community_ids: list[int] | None = None, *, force: bool = False) -> int:
-        """Rebuild every stale board (or every board with `force`); return how many were rebuilt."""
+        """Rebuild every stale board (or every board with `force`) whose lease this process gets; return
+        how many were rebuilt."""
         rebuilt = 0
-        for replica in self.replicas.values():
+        leases = self.leases
+        for name, replica in self.replicas.items():
             for community_id in community_ids if community_ids is not None else await replica.communities():
-                rebuilt += await replica.rebuild(community_id, force=force)
+                async with AsyncExitStack() as lease:
+                    try:
+                        held = await lease.enter_async_context(leases.hold(lease_name(name, community_id)))
+                    except BackendError as exc:
+                        # Two processes on one board only waste work (each claims a version of its own);
+                        # boards left stale while the lease store is down would be worse. One wait per round.
+                        log.warning("rebuild leases unavailable; this round rebuilds without them error=%s", exc)
+                        leases, held = Unshared(), True
+                    if held:
+                        rebuilt += await replica.rebuild(community_id, force=force)
+                    else:
+                        log.debug("rebuild left to the process holding its lease guild=%s copy=%s", community_id, name)
         return rebuilt
 
     async def run(self, stop: asyncio.Event) -> None:

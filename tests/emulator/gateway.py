@@ -25,7 +25,12 @@ class Connection:
         self.seq = 0
         self.session_id = secrets.token_hex(16)
         self.identified = False
+        self.shard: tuple[int, int] | None = None  # [id, count] as identified; None: unsharded
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard else 0
 
     def send(self, op: int, d: Any, t: str | None = None) -> None:
         frame = {"op": op, "d": d, "s": None, "t": None}  # nextcord needs the `s` key, even if null
@@ -61,24 +66,49 @@ async def serve(emulator: DiscordEmulator, request: web.Request) -> web.WebSocke
                 if frame["d"].get("token") != emulator.token:
                     await ws.close(code=4004, message=b"Authentication failed.")
                     break
+                problem = shard_problem(frame["d"].get("shard"), emulator.shard_count)
+                if problem:
+                    emulator.violations.append(f"IDENTIFY refused: {problem}")
+                    await ws.close(code=4010, message=b"Invalid shard.")
+                    break
+                if "shard" in frame["d"]:
+                    conn.shard = (frame["d"]["shard"][0], frame["d"]["shard"][1])
                 conn.identified = True
                 emulator._on_identify(conn)
             elif frame.get("op") == RESUME:  # sessions are not kept: ask for a fresh IDENTIFY
                 conn.send(INVALID_SESSION, False)
     finally:
         emulator._connections.discard(conn)
-        if emulator._gateway is conn:
-            emulator._gateway = None
+        if emulator._shards.get(conn.shard_id) is conn:
+            del emulator._shards[conn.shard_id]
         conn._queue.put_nowait(None)
         await asyncio.gather(writer, return_exceptions=True)
     return ws
 
 
+def shard_problem(shard: Any, count: int) -> str | None:
+    """Why an IDENTIFY's `shard` is refused (Discord closes with 4010 "Invalid shard"), or None.
+
+    A missing field is shard [0, 1]. Discord takes any count from its minimum up; the emulator routes
+    guilds by its own count, so a client counting otherwise is refused rather than left missing events.
+    """
+    if shard is None:
+        shard = [0, 1]
+    if not (isinstance(shard, list) and len(shard) == 2 and all(type(n) is int for n in shard)):
+        return f"shard must be [shard_id, num_shards], got {shard!r}"
+    shard_id, num_shards = shard
+    if not 0 <= shard_id < num_shards:
+        return f"shard id {shard_id} is not within 0..{num_shards - 1}"
+    if num_shards != count:
+        return f"shard count {num_shards} differs from the emulator's shard_count {count}"
+    return None
+
+
 def ready_payload(emulator: DiscordEmulator, conn: Connection) -> dict[str, Any]:
-    return {
+    payload = {
         "v": 10,
         "user": emulator.bot_user(),
-        "guilds": [{"id": str(g.id), "unavailable": True} for g in emulator.guilds.values()],
+        "guilds": [{"id": str(g.id), "unavailable": True} for g in emulator.guilds_of(conn.shard_id)],
         "session_id": conn.session_id,
         "resume_gateway_url": emulator.gateway_url,
         "application": {"id": str(emulator.app_id), "flags": 0},
@@ -87,6 +117,9 @@ def ready_payload(emulator: DiscordEmulator, conn: Connection) -> dict[str, Any]
         "user_settings": {},
         "session_type": "normal",
     }
+    if conn.shard is not None:
+        payload["shard"] = list(conn.shard)
+    return payload
 
 
 def role_payload(role_id: int, name: str, permissions: int, position: int) -> dict[str, Any]:

@@ -161,6 +161,8 @@ class Interaction:
     user: Member
     dispatched_at: float  # event-loop time
     source: Message | None = None  # the clicked message, for components
+    shard: int | None = None  # the shard whose connection it was delivered to, and that connection's session
+    session_id: str | None = None
     original: Message | None = None
     followups: list[Message] = field(default_factory=list)
     callback_types: list[int] = field(default_factory=list)  # every callback attempt, accepted or not

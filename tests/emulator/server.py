@@ -3,6 +3,10 @@
 Point nextcord at it with `nextcord.http.Route.BASE = emulator.base_url`; everything else follows from
 `GET /gateway`. Each rule it enforces follows Discord's API documentation (interactions, messages,
 application commands); the comments name the rule where the reason is not obvious.
+
+Sharding as on Discord: with `shard_count` N, each connection IDENTIFYs as `[shard_id, N]` and receives the
+events of the guilds with `(guild_id >> 22) % N == shard_id` only; each interaction records the shard
+(and session) it was delivered to.
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ MAX_GLOBAL_CHAT_INPUT = 100
 
 class DiscordEmulator(InteractionRoutes):
     def __init__(
-        self, *, token: str = "emulator-token", app_id: int = DEFAULT_APP_ID, response_deadline: float = 3.0
+        self,
+        *,
+        token: str = "emulator-token",
+        app_id: int = DEFAULT_APP_ID,
+        response_deadline: float = 3.0,
+        shard_count: int = 1,
     ) -> None:
+        """`shard_count`: what GET /gateway/bot recommends and every IDENTIFY must use; each connection
+        then gets the events of the guilds on its shard only."""
         self.token = token
+        self.shard_count = shard_count
         self.app_id = app_id
         self.response_deadline = response_deadline  # seconds; Discord: 3
         self.token_lifetime = 15 * 60.0  # seconds; interaction tokens live 15 minutes
@@ -48,7 +60,7 @@ class DiscordEmulator(InteractionRoutes):
         self._members: dict[int, Member] = {}
         self._permission_roles: dict[int, int] = {}  # permission bits -> role id, present in every guild
         self._connections: set[gateway.Connection] = set()
-        self._gateway: gateway.Connection | None = None
+        self._shards: dict[int, gateway.Connection] = {}  # shard id -> its newest identified connection
         self._runner: web.AppRunner | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -62,7 +74,7 @@ class DiscordEmulator(InteractionRoutes):
         app.router.add_get("/ws", self._websocket)
         app.router.add_get(api + "/users/@me", self._get_me)
         app.router.add_get(api + "/gateway", self._get_gateway)
-        app.router.add_get(api + "/gateway/bot", self._get_gateway)
+        app.router.add_get(api + "/gateway/bot", self._get_bot_gateway)
         for base in (cmds, gcmds):
             app.router.add_get(base, self._list_commands)
             app.router.add_post(base, self._upsert_command)
@@ -116,8 +128,11 @@ class DiscordEmulator(InteractionRoutes):
         return json_response(self.bot_user())
 
     async def _get_gateway(self, request: web.Request) -> web.Response:
+        return json_response({"url": self.gateway_url})
+
+    async def _get_bot_gateway(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit})
 
     def _command_store(self, request: web.Request) -> dict[str, dict[str, Any]] | None:
         if int(request.match_info["app"]) != self.app_id:
@@ -170,8 +185,8 @@ class DiscordEmulator(InteractionRoutes):
     def add_guild(self, guild_id: int, name: str = "Guild", owner_id: int = DEFAULT_OWNER_ID) -> None:
         guild = Guild(guild_id, name, owner_id, channel_id=snowflake())
         self.guilds[guild_id] = guild
-        if self._gateway is not None:
-            self._gateway.send(0, gateway.guild_create_payload(self, guild), "GUILD_CREATE")
+        if (conn := self._connection_for(guild_id)) is not None:
+            conn.send(0, gateway.guild_create_payload(self, guild), "GUILD_CREATE")
 
     def member(self, user_id: int, name: str, *, permissions: int = 0) -> Member:
         """A user. Non-zero permissions come from a role present in every guild, so nextcord's
@@ -182,12 +197,32 @@ class DiscordEmulator(InteractionRoutes):
                 role_id = self._permission_roles[permissions] = snowflake()
                 role = gateway.role_payload(role_id, f"perms {permissions}", permissions, 1)
                 for guild in self.guilds.values():
-                    if self._gateway is not None:
-                        self._gateway.send(0, {"guild_id": str(guild.id), "role": role}, "GUILD_ROLE_CREATE")
+                    if (conn := self._connection_for(guild.id)) is not None:
+                        conn.send(0, {"guild_id": str(guild.id), "role": role}, "GUILD_ROLE_CREATE")
             roles.append(self._permission_roles[permissions])
         member = Member(user_id, name, permissions, roles)
         self._members[user_id] = member
         return member
+
+    def shard_of(self, guild_id: int | None) -> int:
+        """The shard a guild's events go to; events without a guild (DMs) go to shard 0, as on Discord."""
+        return 0 if guild_id is None else (guild_id >> 22) % self.shard_count
+
+    def guilds_of(self, shard_id: int) -> list[Guild]:
+        return [g for g in self.guilds.values() if self.shard_of(g.id) == shard_id]
+
+    @property
+    def connected_shards(self) -> set[int]:
+        return set(self._shards)
+
+    async def wait_for_shards(self, shards: set[int], timeout: float = 10) -> None:
+        """Wait until each shard has an identified connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not shards <= self.connected_shards:
+            if loop.time() > deadline:
+                raise TimeoutError(f"shards not connected after {timeout}s: {sorted(shards - self.connected_shards)}")
+            await asyncio.sleep(0.01)
 
     async def wait_for_commands(self, names: set[str], timeout: float = 10) -> None:
         loop = asyncio.get_running_loop()
@@ -278,12 +313,18 @@ class DiscordEmulator(InteractionRoutes):
         data: dict[str, Any],
         source: Message | None = None,
     ) -> Interaction:
-        if self._gateway is None:
-            raise RuntimeError("no bot is connected to the emulator's gateway")
+        conn = self._connection_for(guild.id)
+        if conn is None:
+            shard = self.shard_of(guild.id)
+            raise RuntimeError(f"no bot is connected to the emulator's gateway for shard {shard} (guild {guild.id})")
         inter = Interaction(snowflake(), secrets.token_urlsafe(48), kind, name, guild, user, self._now(), source)
+        inter.shard, inter.session_id = conn.shard_id, conn.session_id
         self.interactions[inter.id] = inter
-        self._gateway.send(0, gateway.interaction_payload(self.app_id, inter, data), "INTERACTION_CREATE")
+        conn.send(0, gateway.interaction_payload(self.app_id, inter, data), "INTERACTION_CREATE")
         return inter
+
+    def _connection_for(self, guild_id: int | None) -> gateway.Connection | None:
+        return self._shards.get(self.shard_of(guild_id))
 
     def _new_message(self, inter: Interaction, body: dict[str, Any], type_: int) -> Message:
         message = Message(
@@ -296,7 +337,7 @@ class DiscordEmulator(InteractionRoutes):
         return message
 
     def _on_identify(self, conn: gateway.Connection) -> None:
-        self._gateway = conn
+        self._shards[conn.shard_id] = conn
         conn.send(0, gateway.ready_payload(self, conn), "READY")
-        for guild in self.guilds.values():
+        for guild in self.guilds_of(conn.shard_id):
             conn.send(0, gateway.guild_create_payload(self, guild), "GUILD_CREATE")

@@ -90,8 +90,14 @@ async def _run(pool: AsyncConnectionPool[Any], guild: int, seed: int, steps: int
             # Many members on one score and one join time: the tie order falls to the profile id.
             score, joined = rng.choice(EDGES[2:]), EPOCH + timedelta(seconds=rng.randint(0, 3))
             rows = [
-                MemberRow(discord_user_id=u, nym=None, wallet_address=None, joined_at=joined,
-                          conviction=score, activity=rng.choice((score, Decimal(0))))
+                MemberRow(
+                    discord_user_id=u,
+                    nym=None,
+                    wallet_address=None,
+                    joined_at=joined,
+                    conviction=score,
+                    activity=rng.choice((score, Decimal(0))),
+                )
                 for u in rng.sample(range(1, 5000), rng.randint(300, 1600))
             ]
             await admin.import_members(guild, rows)
