@@ -118,6 +118,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
         f" AND rank = 69",
         (both.guild_id, "conviction", pointer[0].version),
     )
+    await asyncio.sleep(scylla.pointer_ttl)  # rank 69 is in the head each process keeps with the pointer
     caplog.set_level(logging.WARNING, logger="bot.routing.shadow")
     interaction = both.emulator.invoke("threshold", guild_id=both.guild_id, user=user)
     message = await interaction.done()
@@ -154,12 +155,13 @@ async def test_auto_rollback_trips_survives_a_reload_and_clears_on_the_admin_com
     pointer = await scylla.cql.execute(
         f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
     )
-    # Scylla answers every position one rank off: plant it in the by-rank rows the neighbours come from.
-    for rank in range(1, 21):
+    # Scylla answers every position wrong: plant it in the members' rows, which positions are read from.
+    key = (both.guild_id, "conviction", pointer[0].version)
+    where = "WHERE community_id = ? AND board = ? AND version = ? AND bucket = 0"  # 20 members: one partition
+    for row in await scylla.cql.execute(f"SELECT profile_id, rank FROM {scylla.t.by_profile} {where}", key):
         await scylla.cql.execute(
-            f"UPDATE {scylla.t.by_rank} SET score = ? WHERE community_id = ? AND board = ? AND version = ?"
-            f" AND bucket = 0 AND rank = ?",
-            (1000 + rank, both.guild_id, "conviction", pointer[0].version, rank),
+            f"UPDATE {scylla.t.by_profile} SET score = ? {where} AND profile_id = ?",
+            (1000 + row.rank, *key, row.profile_id),
         )
     metrics = both.container.metrics()
     for i in range(4):
