@@ -68,15 +68,21 @@ class SnapshotRebuilds:
         return rebuilt
 
     async def run(self, stop: asyncio.Event) -> None:
+        """A round starts `interval` after the previous one started (at once if that one took longer): a
+        change waits for at most one round in progress and the next, and a big board is rebuilt back to
+        back while its scores keep changing."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, started + self.interval - loop.time()))
                 return
             except TimeoutError:
                 pass
+            started = loop.time()
             try:
                 rebuilt = await self.run_once()
                 if rebuilt:
-                    log.info("periodic rebuild boards=%s", rebuilt)
+                    log.info("periodic rebuild boards=%s seconds=%.1f", rebuilt, loop.time() - started)
             except BackendError as exc:
                 log.warning("periodic rebuild failed; next try in %.0fs error=%s", self.interval, exc)
