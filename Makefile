@@ -40,6 +40,13 @@ run: venv
 test: venv
 	$(PY) -m pytest
 
+# A node of a two-node CQL cluster (127.0.0.2, 127.0.0.3; tools/cql-node/cluster.sh) dies mid-run and comes
+# back: commands keep answering, no write is lost, `sietch verify` finds 0 differences. Not part of
+# `make test`: it starts two more JVMs (and stops them afterwards unless they were already running).
+.PHONY: test-cluster
+test-cluster: venv
+	$(PY) -m pytest tests/cluster -s --durations=5
+
 # Benchmarks (not part of `make test`): PostgreSQL vs Scylla reads at 10k/100k/1M members, the legacy query
 # shapes, snapshot rebuilds and the bot's interactions per second; writes BENCHMARKS.md (see bench/).
 # Takes about an hour; BENCH_ARGS=--quick for a smoke run (results under .run/bench-quick/).

@@ -5,12 +5,20 @@
 #   node.sh fetch    copy the jars into the cache (once; skipped when complete)
 #   node.sh start    fetch if needed, render the config, start the node, wait until it answers CQL
 #   node.sh stop     stop exactly the recorded pid (TERM, then KILL after a timeout)
+#   node.sh kill     KILL exactly the recorded pid at once (a crash: no drain, no flush)
 #   node.sh status   print running/stopped; exit 0 when running, 3 when stopped
 #   node.sh wipe     stop, then delete the run dir (data, commitlog, logs)
 #
 # Environment (all optional):
 #   SIETCH_CQL_PORT           native (CQL) port, default 9042
 #   SIETCH_CQL_STORAGE_PORT   inter-node port, default 7000
+#   SIETCH_CQL_ADDRESS        listen and rpc address, default 127.0.0.1 (any of 127/8 works on Linux)
+#   SIETCH_CQL_SEEDS          seed list, default <SIETCH_CQL_ADDRESS>:<SIETCH_CQL_STORAGE_PORT> (a cluster of one)
+#   SIETCH_CQL_CLUSTER_NAME   cluster_name, default sietch-local
+#   SIETCH_CQL_RING_DELAY_MS  default 100 (a lone node waits for nobody); a node joining others needs
+#                             a few seconds, its first gossip exchange must come back within this time
+#   SIETCH_CQL_UNSAFE_SYSTEM  true (default): schema changes are not flushed to disk at once (faster DDL;
+#                             a node that is killed forgets them); false for a node that may be killed
 #   SIETCH_CQL_DIR            run dir, default <repo>/.run/cql-node
 #   SIETCH_CQL_CACHE          jar cache root, default ${XDG_CACHE_HOME:-$HOME/.cache}/sietch/cql-node
 #   SIETCH_CQL_JAVA_HOME      JDK 17 home, default /usr/lib/jvm/java-17-openjdk-amd64
@@ -36,6 +44,11 @@ MARKER=$VERSION_DIR/.complete
 RUN_DIR=${SIETCH_CQL_DIR:-$REPO/.run/cql-node}
 PORT=${SIETCH_CQL_PORT:-9042}
 STORAGE_PORT=${SIETCH_CQL_STORAGE_PORT:-7000}
+ADDRESS=${SIETCH_CQL_ADDRESS:-127.0.0.1}
+SEEDS=${SIETCH_CQL_SEEDS:-$ADDRESS:$STORAGE_PORT}
+CLUSTER_NAME=${SIETCH_CQL_CLUSTER_NAME:-sietch-local}
+UNSAFE_SYSTEM=${SIETCH_CQL_UNSAFE_SYSTEM:-true}
+RING_DELAY_MS=${SIETCH_CQL_RING_DELAY_MS:-100}
 JAVA_HOME_17=${SIETCH_CQL_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
 JAVA=$JAVA_HOME_17/bin/java
 HEAP=${SIETCH_CQL_HEAP:-1G}
@@ -122,13 +135,20 @@ node_port() {
     echo "${p:-$PORT}"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Likewise the address the node in this run dir listens on.
+node_address() {
+    local a=''
+    [[ -f $YAML ]] && a=$(sed -n 's/^rpc_address: *\([0-9.][0-9.]*\).*/\1/p' "$YAML")
+    echo "${a:-$ADDRESS}"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$ADDRESS/$1") 2>/dev/null; }
 
 # A real CQL exchange in pure bash (no driver needed): protocol v4 STARTUP must get READY, then
 # QUERY "SELECT release_version FROM system.local" must get a RESULT; prints the release version.
 _cql_probe() {
-    local port=$1 hex
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    local address=$1 port=$2 hex
+    exec 3<>"/dev/tcp/$address/$port" || return 1
     # header: version 0x04, flags 0, stream 1, opcode STARTUP (0x01), body length 22
     # body: string map {"CQL_VERSION": "3.0.0"}
     printf '\x04\x00\x00\x01\x01\x00\x00\x00\x16\x00\x01\x00\x0bCQL_VERSION\x00\x053.0.0' >&3
@@ -154,15 +174,23 @@ _cql_probe() {
 }
 
 cql_probe() {
-    timeout 5 bash -c "$(declare -f _cql_probe); _cql_probe $1" 2>/dev/null
+    timeout 5 bash -c "$(declare -f _cql_probe); _cql_probe $ADDRESS $1" 2>/dev/null
 }
 
 # Optional, when $PYTHON has scylla-driver: the same check through the driver the tests use.
 driver_probe() {
-    timeout 30 "$PYTHON" - "$PORT" <<'PY' >/dev/null 2>&1
+    timeout 30 "$PYTHON" - "$ADDRESS" "$PORT" <<'PY' >/dev/null 2>&1
 import sys
 from cassandra.cluster import Cluster
-cluster = Cluster(["127.0.0.1"], port=int(sys.argv[1]), protocol_version=4, connect_timeout=5)
+from cassandra.policies import WhiteListRoundRobinPolicy
+# Only this node, also when it is one of several (the driver would otherwise use its peers too).
+cluster = Cluster(
+    [sys.argv[1]],
+    port=int(sys.argv[2]),
+    protocol_version=4,
+    connect_timeout=5,
+    load_balancing_policy=WhiteListRoundRobinPolicy([sys.argv[1]]),
+)
 try:
     session = cluster.connect()
     session.execute("SELECT release_version FROM system.local", timeout=5).one()
@@ -191,6 +219,9 @@ render_config() {
     sed -e "s|@DATA_DIR@|$esc_dir|g" \
         -e "s|@NATIVE_PORT@|$PORT|g" \
         -e "s|@STORAGE_PORT@|$STORAGE_PORT|g" \
+        -e "s|@ADDRESS@|$ADDRESS|g" \
+        -e "s|@SEEDS@|$SEEDS|g" \
+        -e "s|@CLUSTER_NAME@|$CLUSTER_NAME|g" \
         "$HERE/cassandra.yaml.in" >"$YAML.tmp"
     mv "$YAML.tmp" "$YAML"
     cp "$HERE/logback.xml" "$CONF_DIR/logback.xml"
@@ -244,9 +275,9 @@ jvm_flags() {
         -Dlogback.configurationFile="$CONF_DIR/logback.xml"
         -Dcassandra-foreground=yes
         -Dcassandra.skip_wait_for_gossip_to_settle=0
-        -Dcassandra.ring_delay_ms=100
+        -Dcassandra.ring_delay_ms="$RING_DELAY_MS"
         -Dcassandra.superuser_setup_delay_ms=0
-        -Dcassandra.unsafesystem=true
+        -Dcassandra.unsafesystem="$UNSAFE_SYSTEM"
         -Dcassandra.shutdown_announce_in_ms=0
         -Dcassandra.triggers_dir="$CONF_DIR/triggers"
         -Djava.io.tmpdir="$RUN_DIR/tmp"
@@ -273,7 +304,7 @@ show_log_tail() {
 wait_ready() {
     local pid=$1 deadline=$((SECONDS + START_TIMEOUT)) version='' use_driver=0
     python_has_driver && use_driver=1
-    printf 'cql-node: waiting for CQL on 127.0.0.1:%s ' "$PORT" >&2
+    printf 'cql-node: waiting for CQL on %s:%s ' "$ADDRESS" "$PORT" >&2
     while ((SECONDS < deadline)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo >&2
@@ -285,7 +316,7 @@ wait_ready() {
         if port_open "$PORT" && version=$(cql_probe "$PORT") && [[ -n $version ]]; then
             if ((use_driver == 0)) || driver_probe; then
                 echo >&2
-                log "Cassandra $version ready on 127.0.0.1:$PORT (pid $pid, run dir $RUN_DIR)"
+                log "Cassandra $version ready on $ADDRESS:$PORT (pid $pid, run dir $RUN_DIR)"
                 return 0
             fi
         fi
@@ -294,7 +325,7 @@ wait_ready() {
     done
     echo >&2
     show_log_tail
-    log "no CQL answer on 127.0.0.1:$PORT after ${START_TIMEOUT}s; stopping pid $pid"
+    log "no CQL answer on $ADDRESS:$PORT after ${START_TIMEOUT}s; stopping pid $pid"
     cmd_stop
     exit 1
 }
@@ -304,13 +335,14 @@ cmd_start() {
     lock_run_dir
     if pid=$(live_pid); then
         local running_port
+        ADDRESS=$(node_address)
         running_port=$(node_port)
         if [[ $running_port != "$PORT" ]]; then
             log "warning: the node in $RUN_DIR runs on port $running_port, not SIETCH_CQL_PORT=$PORT"
             PORT=$running_port
         fi
         if version=$(cql_probe "$PORT") && [[ -n $version ]]; then
-            log "already running: Cassandra $version on 127.0.0.1:$PORT (pid $pid)"
+            log "already running: Cassandra $version on $ADDRESS:$PORT (pid $pid)"
             return 0
         fi
         log "pid $pid is up but not answering yet; waiting"
@@ -368,14 +400,31 @@ cmd_stop() {
     log "stopped"
 }
 
+# A crash, for tests of a cluster losing a node: no drain, no flush. What the commit log had not synced
+# is still in the page cache and is replayed at the next start (only a machine crash would lose it).
+cmd_kill() {
+    local pid
+    [[ -d $RUN_DIR ]] && lock_run_dir
+    if ! pid=$(live_pid); then
+        rm -f "$PID_FILE"
+        log "not running"
+        return 0
+    fi
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -f "$PID_FILE"
+    log "killed pid $pid"
+}
+
 cmd_status() {
     local pid version
     if pid=$(live_pid); then
         PORT=$(node_port)
+        ADDRESS=$(node_address)
         if version=$(cql_probe "$PORT") && [[ -n $version ]]; then
-            echo "running (pid $pid, Cassandra $version on 127.0.0.1:$PORT, run dir $RUN_DIR)"
+            echo "running (pid $pid, Cassandra $version on $ADDRESS:$PORT, run dir $RUN_DIR)"
         else
-            echo "running (pid $pid, not answering CQL on 127.0.0.1:$PORT yet, run dir $RUN_DIR)"
+            echo "running (pid $pid, not answering CQL on $ADDRESS:$PORT yet, run dir $RUN_DIR)"
         fi
         return 0
     fi
@@ -396,6 +445,7 @@ case ${1:-} in
     fetch) cmd_fetch ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
+    kill) cmd_kill ;;
     status) cmd_status ;;
     wipe) cmd_wipe ;;
     *)
