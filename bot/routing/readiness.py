@@ -59,9 +59,11 @@ class Readiness:
             return "not ready: never backfilled" if state is None else "not ready: backfill not finished"
         if state.score_version < await self.source.copy_floor(guild_id):
             return "not ready: changed outside the outbox since the last backfill"
-        copied = await replica.score_version(guild_id) or 0
+        # The source first, the copy last: a write relayed between the reads then finds the copy at or past
+        # the version read, instead of a copy read just before the write looking behind with nothing queued.
         source = await self.source.score_version(guild_id) or 0
         oldest = await self.source.oldest_pending(guild_id)
+        copied = await replica.score_version(guild_id) or 0
         lagging = oldest is not None and (datetime.now(UTC) - oldest).total_seconds() > self.max_lag
         # A queued write older than the lag allowed: behind, whatever version the copy claims (a relay
         # stamps the version with its first batch, and a failing copy can hold the rest back).
