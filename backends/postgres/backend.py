@@ -87,12 +87,13 @@ _NEIGHBOURS = (
 # counts, and only the rest of the way is walked in the index.
 _RANGE = f"""
 WITH fences AS (
-    SELECT f.neg_score, f.joined_at AS fence_joined_at, f.profile_id AS fence_profile_id,
+    SELECT f.neg_score, f.joined_at AS fence_joined_at, f.profile_id AS fence_profile_id, f.members,
            sum(f.members) OVER (ORDER BY f.neg_score, f.joined_at, f.profile_id) - f.members AS before
       FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
 ), start AS (
-    SELECT * FROM fences WHERE before < %(first)s
-     ORDER BY neg_score DESC, fence_joined_at DESC, fence_profile_id DESC LIMIT 1
+    -- in board order, so the running sum stops at the fence holding the first rank (page 1: one fence)
+    SELECT * FROM fences WHERE before < %(first)s AND before + members >= %(first)s
+     ORDER BY neg_score, fence_joined_at, fence_profile_id LIMIT 1
 )
 SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM start CROSS JOIN LATERAL (
     SELECT x.profile_id, x.{{s}} AS score, x.joined_at FROM scores x
