@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +17,7 @@ from backends.postgres.backend import PostgresBackend
 from backends.protocol import Community, InvalidInput, TenantContext, utcnow
 
 Progress = Callable[[int], None]
+REPEATS_KEPT = 100  # rows repeating an earlier row's id that a streamed import names; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,21 @@ class MemberRow:
     conviction: Decimal = Decimal(0)
     activity: Decimal = Decimal(0)
     line: int | None = None  # where the row came from, for error messages
+
+
+@dataclass(frozen=True)
+class RepeatedKey:
+    """A row of a streamed import that repeats an earlier row's Discord id or wallet."""
+
+    line: int
+    column: str  # discord_user_id | wallet_address
+    value: str
+    first_line: int  # the earliest row with that value
+
+
+# Called once every row of a streamed import is staged, with the first REPEATS_KEPT repeated keys (by line)
+# and how many there are in all; raising from it rolls the whole import back.
+StagedCheck = Callable[[list[RepeatedKey], int], None]
 
 
 @dataclass(frozen=True)
@@ -114,16 +130,7 @@ class CommunityWrites:
         import leaves no empty community behind).
         """
         async with self._backend.connection() as conn, conn.transaction():
-            if create is not None:
-                await conn.execute(
-                    "INSERT INTO communities (community_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (community_id, create.name),
-                )
-            await conn.execute(
-                "CREATE TEMP TABLE incoming (line int, profile_id uuid, discord_user_id bigint,"
-                " wallet_address text, nym text, joined_at timestamptz, conviction numeric, activity numeric)"
-                " ON COMMIT DROP"
-            )
+            await _open_staging(conn, community_id, create)
             async with conn.cursor().copy(
                 "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity) FROM STDIN"
             ) as copy:
@@ -145,19 +152,108 @@ class CommunityWrites:
                 progress(len(rows) % 1000)
             for statement in _MATCH_INCOMING:
                 await conn.execute(statement, {"c": community_id})
-            await _refuse_identity_changes(conn, rows)
-            await _refuse_ambiguous_rows(conn, rows, community_id)
-            try:
-                for statement in _MERGE_INCOMING:
-                    await conn.execute(statement, {"c": community_id})
-            except psycopg.errors.UniqueViolation as exc:
-                detail = exc.diag.message_detail or str(exc)
-                raise InvalidInput(f"the import conflicts with an existing member: {detail}") from exc
+            await _refuse_identity_changes(conn, lambda index: _where(rows, index))
+            await _refuse_ambiguous_rows(conn, lambda index: _where(rows, index), community_id)
+            await _merge_incoming(conn, community_id)
             cur = await conn.execute("SELECT profile_id FROM incoming ORDER BY line")
             return [r["profile_id"] for r in await cur.fetchall()]
 
+    async def import_member_stream(
+        self,
+        community_id: int,
+        rows: Iterable[MemberRow],
+        *,
+        create: Community | None = None,
+        staged: StagedCheck | None = None,
+    ) -> int:
+        """`import_members` for a file of any size: each row goes to the staging table as `rows` yields it
+        (a generator is read once, lazily; nothing is held in memory), all in one transaction. Returns how
+        many rows were imported.
 
-async def _refuse_identity_changes(conn: AsyncConnection[Any], rows: Sequence[MemberRow]) -> None:
+        Rows are named in errors by their `line` (by their position from 1 when they have none). Once every
+        row is staged, rows repeating an earlier row's Discord id or wallet are found in SQL and handed to
+        `staged` (without it they are refused as `InvalidInput`); an exception from `staged`, from iterating
+        `rows` or from the database rolls everything back, the community `create` makes included.
+        """
+        async with self._backend.connection() as conn, conn.transaction():
+            await _open_staging(conn, community_id, create)
+            staged_rows = 0
+            async with conn.cursor().copy(
+                "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity) FROM STDIN"
+            ) as copy:
+                for position, row in enumerate(rows, 1):
+                    await copy.write_row(
+                        (
+                            position if row.line is None else row.line,
+                            row.discord_user_id,
+                            row.wallet_address,
+                            row.nym,
+                            row.joined_at,
+                            row.conviction,
+                            row.activity,
+                        )
+                    )
+                    staged_rows = position
+            await conn.execute("ANALYZE incoming")
+            repeats, repeated = await _repeated_keys(conn, REPEATS_KEPT)
+            if staged is not None:
+                staged(repeats, repeated)
+            elif repeats:
+                described = "; ".join(
+                    f"line {r.line}: {r.column} {r.value} already appears on line {r.first_line}" for r in repeats[:10]
+                )
+                raise InvalidInput(f"rows repeat a Discord id or wallet, nothing was imported: {described}")
+            for statement in _MATCH_INCOMING:
+                await conn.execute(statement, {"c": community_id})
+            await _refuse_identity_changes(conn, _line)
+            await _refuse_ambiguous_rows(conn, _line, community_id)
+            await _merge_incoming(conn, community_id)
+            return staged_rows
+
+
+async def _open_staging(conn: AsyncConnection[Any], community_id: int, create: Community | None) -> None:
+    """The community (when `create` names one and it does not exist yet) and the staging table `incoming`."""
+    if create is not None:
+        await conn.execute(
+            "INSERT INTO communities (community_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (community_id, create.name),
+        )
+    await conn.execute(
+        "CREATE TEMP TABLE incoming (line int, profile_id uuid, discord_user_id bigint,"
+        " wallet_address text, nym text, joined_at timestamptz, conviction numeric, activity numeric)"
+        " ON COMMIT DROP"
+    )
+
+
+async def _repeated_keys(conn: AsyncConnection[Any], limit: int) -> tuple[list[RepeatedKey], int]:
+    """Staged rows whose Discord id or wallet an earlier row already has: the first `limit` by line (a row
+    repeating both names its Discord id first), and how many in all."""
+    cur = await conn.execute(
+        "SELECT line, column_name, value, first_line, count(*) OVER () AS total FROM ("
+        "  SELECT line, 0 AS k, 'discord_user_id' AS column_name, discord_user_id::text AS value,"
+        "         min(line) OVER (PARTITION BY discord_user_id) AS first_line"
+        "    FROM incoming WHERE discord_user_id IS NOT NULL"
+        "  UNION ALL"
+        "  SELECT line, 1, 'wallet_address', wallet_address, min(line) OVER (PARTITION BY wallet_address)"
+        "    FROM incoming WHERE wallet_address IS NOT NULL"
+        ") keyed WHERE line <> first_line ORDER BY line, k LIMIT %s",
+        (limit,),
+    )
+    found = await cur.fetchall()
+    repeats = [RepeatedKey(r["line"], r["column_name"], r["value"], r["first_line"]) for r in found]
+    return repeats, int(found[0]["total"]) if found else 0
+
+
+async def _merge_incoming(conn: AsyncConnection[Any], community_id: int) -> None:
+    try:
+        for statement in _MERGE_INCOMING:
+            await conn.execute(statement, {"c": community_id})
+    except psycopg.errors.UniqueViolation as exc:
+        detail = exc.diag.message_detail or str(exc)
+        raise InvalidInput(f"the import conflicts with an existing member: {detail}") from exc
+
+
+async def _refuse_identity_changes(conn: AsyncConnection[Any], where: Callable[[int], str]) -> None:
     """A row matched by wallet must not move that profile to another Discord account."""
     cur = await conn.execute(
         "SELECT i.line, i.wallet_address, p.discord_user_id FROM incoming i JOIN profiles p USING (profile_id)"
@@ -167,13 +263,13 @@ async def _refuse_identity_changes(conn: AsyncConnection[Any], rows: Sequence[Me
     clashes = await cur.fetchall()
     if clashes:
         described = "; ".join(
-            f"{_where(rows, c['line'])}: wallet {c['wallet_address']} belongs to Discord user {c['discord_user_id']}"
+            f"{where(c['line'])}: wallet {c['wallet_address']} belongs to Discord user {c['discord_user_id']}"
             for c in clashes
         )
         raise InvalidInput(f"the import would move wallets between members, nothing was imported: {described}")
 
 
-async def _refuse_ambiguous_rows(conn: AsyncConnection[Any], rows: Sequence[MemberRow], community_id: int) -> None:
+async def _refuse_ambiguous_rows(conn: AsyncConnection[Any], where: Callable[[int], str], community_id: int) -> None:
     """Two rows that are one member, or a row whose id or wallet is another member's: name the lines."""
     cur = await conn.execute(
         "SELECT array_agg(line ORDER BY line) AS lines FROM incoming GROUP BY profile_id HAVING count(*) > 1"
@@ -181,7 +277,7 @@ async def _refuse_ambiguous_rows(conn: AsyncConnection[Any], rows: Sequence[Memb
     )
     twins = [r["lines"] for r in await cur.fetchall()]
     if twins:
-        described = "; ".join(" and ".join(_where(rows, i) for i in lines) for lines in twins)
+        described = "; ".join(" and ".join(where(i) for i in lines) for lines in twins)
         raise InvalidInput(f"rows that are one member (by Discord id and by wallet), nothing was imported: {described}")
     cur = await conn.execute(
         "SELECT i.line, 'wallet ' || i.wallet_address AS what, p.discord_user_id AS owner FROM incoming i"
@@ -194,13 +290,17 @@ async def _refuse_ambiguous_rows(conn: AsyncConnection[Any], rows: Sequence[Memb
     )
     taken = await cur.fetchall()
     if taken:
-        described = "; ".join(f"{_where(rows, r['line'])}: {r['what']} belongs to another member" for r in taken)
+        described = "; ".join(f"{where(r['line'])}: {r['what']} belongs to another member" for r in taken)
         raise InvalidInput(f"the import conflicts with existing members, nothing was imported: {described}")
 
 
 def _where(rows: Sequence[MemberRow], index: int) -> str:
     line = rows[index].line
     return f"line {line}" if line is not None else f"row {index + 1}"
+
+
+def _line(line: int) -> str:
+    return f"line {line}"
 
 
 # Matches incoming rows to existing profiles: by Discord user id, else by wallet, else a new profile.

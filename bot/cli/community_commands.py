@@ -4,16 +4,18 @@ and passed on to every copy."""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
-from backends.postgres.community_writes import MemberRow
+from backends.postgres.community_writes import MemberRow, RepeatedKey
 from backends.protocol import BackendError, Community
 from bot.app.container import Container, resolved
 from bot.app.startup import opened
 from bot.cli.copies import acknowledge, backfill_guild, replicas
 from bot.cli.demo import demo_members
 from bot.cli.errors import CliError
-from bot.cli.member_csv import read_members
+from bot.cli.member_csv import CsvProblem, MemberCsv, count_lines, repeated
 from bot.cli.progress import ProgressBar
 
 
@@ -51,7 +53,39 @@ async def _import(settings: dict[str, Any], guild: int, rows: list[MemberRow], n
 async def cmd_import(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     if not args.file.is_file():
         raise CliError(f"{args.file}: no such file")
-    await _import(settings, args.guild, read_members(args.file), args.name, "importing")
+    await import_file(settings, args.guild, args.file, args.name)
+
+
+async def import_file(settings: dict[str, Any], guild: int, path: Path, name: str | None) -> int:
+    """Stream a members CSV into the source of truth in one transaction, then into every copy.
+
+    The file is read once, line by line, into a staging table: memory does not grow with the file. Every
+    bad line is reported (`MemberCsvError`, the first ones by line and how many in all), rows repeating
+    another row's Discord id or wallet included (found in SQL once every row is staged), and then nothing
+    is written. Returns the number of members imported.
+    """
+    bar = ProgressBar(max(count_lines(path) - 1, 0), "importing")  # progress in lines, the header aside
+    reader = MemberCsv(path, progress=bar.update)
+
+    def staged(repeats: list[RepeatedKey], total: int) -> None:
+        reader.check([CsvProblem(r.line, repeated(r.column, r.value, r.first_line)) for r in repeats], total)
+        bar.close()  # the file is read and good; matching and writing the members follows, in the same transaction
+        print(f"writing {reader.rows_read} member(s)...", file=sys.stderr, flush=True)
+
+    async with opened(settings) as (container, _):
+        writes = await resolved(container.community_writes)
+        try:
+            imported = await writes.import_member_stream(
+                guild, reader.rows(), create=Community(guild, name=name or ""), staged=staged
+            )
+        except BaseException:
+            if sys.stderr.isatty() and bar.done < bar.total:
+                sys.stderr.write("\n")  # the error goes below the unfinished bar, not after it
+            raise
+        print(f"{imported} member(s) imported into guild {guild}")
+        if await replicas(container, required=False):
+            await backfill_guild(container, guild)
+    return imported
 
 
 async def cmd_demo(args: argparse.Namespace, settings: dict[str, Any]) -> None:

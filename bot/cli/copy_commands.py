@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from backends.protocol import BOARDS, TenantContext
@@ -13,7 +14,7 @@ from bot.cli.errors import CliError
 from bot.cli.progress import ProgressBar
 from bot.domain.service import HotPathService
 from bot.replication.rebuilds import SnapshotRebuilds
-from bot.replication.verify import compare
+from bot.replication.verify import Difference, compare_each, member_ids
 
 
 async def cmd_backfill(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -41,27 +42,47 @@ async def cmd_verify(args: argparse.Namespace, settings: dict[str, Any]) -> None
         source = await resolved(container.copy_source)
         found = 0
         for guild in await communities(container, args.guild):
-            async with source.consistent_view() as view:
-                ids = [s.profile.profile_id for s in await view.member_states_after(guild, None, 10**9)]
+            # Members are read from the source a page at a time as they are compared, never all at once.
+            members = await source.count_members(guild)
             for name in copies:
                 before = await source.score_version(guild) or 0
-                bar = ProgressBar(min(len(ids), args.sample) if args.sample else len(ids), f"verify {guild} {name}")
-                diffs = await compare(
-                    services[reference], services[name], guild, ids, sample=args.sample, progress=bar.update
+                bar = ProgressBar(min(members, args.sample) if args.sample else members, f"verify {guild} {name}")
+
+                def show(diff: Difference, guild: int = guild, bar: ProgressBar = bar) -> None:
+                    _print_above(bar, f"guild {guild}: {diff}")
+
+                diffs = await compare_each(
+                    services[reference],
+                    services[name],
+                    guild,
+                    member_ids(source, guild),
+                    members,
+                    sample=args.sample,
+                    progress=bar.update,
+                    report=show,
                 )
                 bar.close()
-                for diff in diffs:
-                    print(f"guild {guild}: {diff}")
                 lag = await _lag(services[name], guild, before, await source.score_version(guild) or 0)
                 if not diffs:
                     print(f"guild {guild}: 0 difference(s)")
                 elif lag:
-                    print(f"guild {guild}: {len(diffs)} difference(s) from lag: {lag}")
+                    print(f"guild {guild}: {diffs} difference(s) from lag: {lag}")
                 else:
-                    print(f"guild {guild}: {len(diffs)} difference(s): divergence, {name} is not behind")
-                found += len(diffs)
+                    print(f"guild {guild}: {diffs} difference(s): divergence, {name} is not behind")
+                found += diffs
         if found:
             raise CliError(f"{found} difference(s) between {reference} and {', '.join(copies)}")
+
+
+def _print_above(bar: ProgressBar, text: str) -> None:
+    """Print a line while the bar is drawn: on a terminal the bar's line is cleared first and redrawn after."""
+    on_terminal = sys.stdout.isatty() and sys.stderr.isatty()
+    if on_terminal:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+    print(text, flush=on_terminal)
+    if on_terminal:
+        bar.update(0)
 
 
 async def _lag(copy: HotPathService, guild: int, before: int, after: int) -> str | None:

@@ -1,10 +1,13 @@
-"""Reads a members CSV for `sietch import`; every problem names its line, and a bad file imports nothing."""
+"""Reads a members CSV for `sietch import` as a stream: rows come out as their lines are read, so a file of
+any size is read in constant memory. Every problem names its line, and a bad file imports nothing."""
 
 from __future__ import annotations
 
 import csv
+import heapq
 import re
 import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -16,7 +19,9 @@ from backends.protocol import MAX_SCORE_EXPONENT as MAX_EXPONENT
 COLUMNS = ("discord_user_id", "wallet_address", "nym", "joined_at", "conviction", "activity")
 WALLET = re.compile(r"^0x[0-9a-f]{40}$")
 MAX_NYM = 64
-MAX_REPORTED = 20
+MAX_REPORTED = 20  # problems printed; the rest are counted ("... and N more")
+MAX_KEPT = 100  # problems kept (the first by line); a file of a million bad lines is only counted past these
+PROGRESS_LINES = 1000  # lines between two progress callbacks
 ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() and int() also take other scripts' digits
 # Dates every store and Python round-trip, whatever the offset written with them.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -33,62 +38,132 @@ class CsvProblem:
 
 
 class MemberCsvError(Exception):
-    def __init__(self, path: Path, problems: list[CsvProblem]) -> None:
+    """`problems` are the first problems by line (at most MAX_KEPT); `total` counts every one."""
+
+    def __init__(self, path: Path, problems: list[CsvProblem], total: int | None = None) -> None:
         self.problems = problems
+        self.total = len(problems) if total is None else total
         shown = "\n".join(f"  {p}" for p in problems[:MAX_REPORTED])
-        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        super().__init__(f"{path}: {len(problems)} problem(s), nothing was imported:\n{shown}{more}")
+        hidden = self.total - min(len(problems), MAX_REPORTED)
+        more = f"\n  ... and {hidden} more" if hidden > 0 else ""
+        super().__init__(f"{path}: {self.total} problem(s), nothing was imported:\n{shown}{more}")
+
+
+def repeated(column: str, value: object, first_line: int) -> str:
+    """The problem of a row whose Discord id or wallet an earlier row already has."""
+    return f"{column} {value} already appears on line {first_line}"
+
+
+class MemberCsv:
+    """A members file read lazily.
+
+    `rows()` is a generator: it reads the file line by line and yields each good row as soon as its line
+    is read, never holding the file. Problems met on the way are counted and the first MAX_KEPT kept;
+    `check()` raises them (with any the caller found across rows) once the caller has read everything.
+    A file that cannot be read at all (no header, an unknown column, not UTF-8, not CSV) raises from
+    `rows()` at once. `progress(lines)` is called every PROGRESS_LINES lines with the lines read since.
+    """
+
+    def __init__(self, path: Path, progress: Callable[[int], None] | None = None) -> None:
+        self.path = path
+        self.problems: list[CsvProblem] = []
+        self.problem_count = 0
+        self.rows_read = 0
+        self._progress = progress
+
+    def rows(self) -> Iterator[MemberRow]:
+        try:
+            with self.path.open(newline="", encoding="utf-8-sig") as handle:
+                yield from self._parse(csv.reader(handle))
+        except UnicodeDecodeError as exc:
+            raise MemberCsvError(self.path, [CsvProblem(0, f"not UTF-8 text ({exc.reason})")]) from exc
+        except csv.Error as exc:
+            raise MemberCsvError(self.path, [CsvProblem(0, f"not a CSV file ({exc})")]) from exc
+
+    def check(self, more: Sequence[CsvProblem] = (), more_total: int | None = None) -> None:
+        """Raise `MemberCsvError` if the file or `more` (problems found across rows, sorted by line, of
+        `more_total` in all) has any problem."""
+        total = self.problem_count + (len(more) if more_total is None else more_total)
+        if total:
+            merged = list(heapq.merge(self.problems, more, key=lambda p: p.line))[:MAX_KEPT]
+            raise MemberCsvError(self.path, merged, total)
+
+    def _problem(self, line: int, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_KEPT:
+            self.problems.append(CsvProblem(line, message))
+
+    def _parse(self, reader: csv.Reader) -> Iterator[MemberRow]:  # type: ignore[name-defined]  # typeshed names csv._reader only
+        header = next(reader, None)
+        if header is None:
+            raise MemberCsvError(self.path, [CsvProblem(1, "the file is empty; expected a header line")])
+        names = [h.strip().lower() for h in header]
+        problems = [
+            CsvProblem(1, f"unknown column {n!r} (known: {', '.join(COLUMNS)})") for n in names if n not in COLUMNS
+        ]
+        if "conviction" not in names:
+            problems.append(CsvProblem(1, "a 'conviction' column is required"))
+        if "discord_user_id" not in names and "wallet_address" not in names:
+            problems.append(CsvProblem(1, "a 'discord_user_id' or 'wallet_address' column is required"))
+        if len(set(names)) != len(names):
+            problems.append(CsvProblem(1, "a column is named twice"))
+        if problems:
+            raise MemberCsvError(self.path, problems)
+
+        reported = reader.line_num
+        for values in reader:
+            line = reader.line_num
+            if self._progress and line - reported >= PROGRESS_LINES:
+                self._progress(line - reported)
+                reported = line
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(names):
+                self._problem(line, f"expected {len(names)} fields, found {len(values)}")
+                continue
+            row, errors = _row(dict(zip(names, (v.strip() for v in values), strict=True)), line)
+            for error in errors:
+                self._problem(line, error)
+            if row is not None:
+                self.rows_read += 1
+                yield row
+        if self._progress and reader.line_num > reported:
+            self._progress(reader.line_num - reported)
 
 
 def read_members(path: Path) -> list[MemberRow]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return _parse(path, csv.reader(handle))
-    except UnicodeDecodeError as exc:
-        raise MemberCsvError(path, [CsvProblem(0, f"not UTF-8 text ({exc.reason})")]) from exc
-    except csv.Error as exc:
-        raise MemberCsvError(path, [CsvProblem(0, f"not a CSV file ({exc})")]) from exc
+    """The whole file as a list, for small files: the same checks as a streamed import, rows that repeat an
+    earlier row's Discord id or wallet included (found here, in memory)."""
+    reader = MemberCsv(path)
+    rows = list(reader.rows())
+    reader.check(_repeats(rows))
+    return rows
 
 
-def _parse(path: Path, reader: csv.Reader) -> list[MemberRow]:  # type: ignore[name-defined]  # typeshed names csv._reader only
-    header = next(reader, None)
-    if header is None:
-        raise MemberCsvError(path, [CsvProblem(1, "the file is empty; expected a header line")])
-    names = [h.strip().lower() for h in header]
-    problems = [CsvProblem(1, f"unknown column {n!r} (known: {', '.join(COLUMNS)})") for n in names if n not in COLUMNS]
-    if "conviction" not in names:
-        problems.append(CsvProblem(1, "a 'conviction' column is required"))
-    if "discord_user_id" not in names and "wallet_address" not in names:
-        problems.append(CsvProblem(1, "a 'discord_user_id' or 'wallet_address' column is required"))
-    if len(set(names)) != len(names):
-        problems.append(CsvProblem(1, "a column is named twice"))
-    if problems:
-        raise MemberCsvError(path, problems)
-
-    rows: list[MemberRow] = []
+def _repeats(rows: Sequence[MemberRow]) -> list[CsvProblem]:
     first_seen: dict[tuple[str, object], int] = {}
-    for values in reader:
-        line = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(names):
-            problems.append(CsvProblem(line, f"expected {len(names)} fields, found {len(values)}"))
-            continue
-        row, errors = _row(dict(zip(names, (v.strip() for v in values), strict=True)), line)
-        problems.extend(CsvProblem(line, e) for e in errors)
-        if row is None:
-            continue
+    problems = []
+    for row in rows:
+        assert row.line is not None
         for key in (("discord_user_id", row.discord_user_id), ("wallet_address", row.wallet_address)):
             if key[1] is None:
                 continue
             if key in first_seen:
-                problems.append(CsvProblem(line, f"{key[0]} {key[1]} already appears on line {first_seen[key]}"))
+                problems.append(CsvProblem(row.line, repeated(key[0], key[1], first_seen[key])))
             else:
-                first_seen[key] = line
-        rows.append(row)
-    if problems:
-        raise MemberCsvError(path, problems)
-    return rows
+                first_seen[key] = row.line
+    return problems
+
+
+def count_lines(path: Path) -> int:
+    """The lines in a file (a last line without a line break counts), read in blocks: for progress totals."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]]:

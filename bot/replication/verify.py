@@ -1,20 +1,27 @@
-"""Compares what two backends answer for a community: thresholds, waitlists, pages and positions."""
+"""Compares what two backends answer for a community: thresholds, waitlists, pages and positions.
+
+Members are walked in profile id order, a page at a time, and each difference is handed on as it is
+found: memory does not grow with the community (nor with the number of differences).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from backends.copies import CopySource
 from backends.protocol import BOARDS, Community, TenantContext
 from bot.domain.service import HotPathService
 
 Progress = Callable[[int], None]
+Report = Callable[["Difference"], None]
 PAGE_SIZE = 10
 MEMBERS_AT_ONCE = 16
+ID_PAGE = 2000  # member ids read from the source at once
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,48 @@ def pages_to_check(total: int, all_pages: bool, sample: int) -> list[int]:
     return sorted({1, 2, *range(1, pages + 1, step), pages, pages + 1})
 
 
-def _spread(items: Sequence[UUID], sample: int) -> list[UUID]:
-    if sample <= 0 or len(items) <= sample:
-        return list(items)
-    step = len(items) / sample
-    return [items[int(i * step)] for i in range(sample)]
+async def _spread(items: AsyncIterable[UUID], total: int, sample: int) -> AsyncIterator[UUID]:
+    """`sample` of the `total` items, evenly spread (the items at int(i * total / sample)); all of them when
+    `sample` is 0 or at least `total`. Reads `items` once, holding none of them."""
+    if sample <= 0 or total <= sample:
+        async for item in items:
+            yield item
+        return
+    step = total / sample
+    picked = 0
+    async for index, item in _enumerate(items):
+        if index == int(picked * step):
+            yield item
+            picked += 1
+            if picked == sample:
+                return
+
+
+async def _enumerate(items: AsyncIterable[UUID]) -> AsyncIterator[tuple[int, UUID]]:
+    index = 0
+    async for item in items:
+        yield index, item
+        index += 1
+
+
+async def member_ids(source: CopySource, guild_id: int, page: int | None = None) -> AsyncIterator[UUID]:
+    """Every member of the community in profile id order, read from the source `page` (ID_PAGE) members at a
+    time (keyset pagination: each page starts after the last id of the one before)."""
+    page = page or ID_PAGE
+    after: UUID | None = None
+    while True:
+        async with source.consistent_view() as view:
+            states = await view.member_states_after(guild_id, after, page)
+        for state in states:
+            yield state.profile.profile_id
+        if len(states) < page:
+            return
+        after = states[-1].profile.profile_id
+
+
+async def _listed(items: Sequence[UUID]) -> AsyncIterator[UUID]:
+    for item in items:
+        yield item
 
 
 async def compare(
@@ -54,10 +98,39 @@ async def compare(
 ) -> list[Difference]:
     """`sample=0` checks every member and page; else at most `sample` of each, spread evenly."""
     diffs: list[Difference] = []
+    await compare_each(
+        expected,
+        actual,
+        guild_id,
+        _listed(profile_ids),
+        len(profile_ids),
+        sample=sample,
+        progress=progress,
+        report=diffs.append,
+    )
+    return diffs
+
+
+async def compare_each(
+    expected: HotPathService,
+    actual: HotPathService,
+    guild_id: int,
+    profile_ids: AsyncIterable[UUID],
+    members: int,
+    *,
+    sample: int = 5000,
+    progress: Progress | None = None,
+    report: Report,
+) -> int:
+    """`compare` over a stream of profile ids (`members` of them, as counted beforehand, e.g. `member_ids`):
+    each difference goes to `report` as it is found, none is kept. Returns how many there were."""
+    found = 0
 
     def check(what: str, a: Any, b: Any) -> None:
+        nonlocal found
         if a != b:
-            diffs.append(Difference(what, a, b))
+            found += 1
+            report(Difference(what, a, b))
 
     ctx_e = await expected.open_context(guild_id)
     ctx_a = await actual.open_context(guild_id)
@@ -77,18 +150,33 @@ async def compare(
                 await actual.get_leaderboard(ctx_a, board, page, PAGE_SIZE),
             )
     assert ctx_a.community is not None
-    members = _spread(profile_ids, sample)
-    for start in range(0, len(members), MEMBERS_AT_ONCE):
-        chunk = members[start : start + MEMBERS_AT_ONCE]
-        answers = await asyncio.gather(
-            *(_member(expected, actual, guild_id, ctx_e.community, ctx_a.community, pid) for pid in chunk)
-        )
-        for pid, ((pos_e, pos_a), (rank_e, rank_a)) in zip(chunk, answers, strict=True):
-            check(f"position of {pid}", pos_e, pos_a)
-            check(f"activity rank of {pid}", rank_e, rank_a)
-        if progress:
-            progress(len(chunk))
-    return diffs
+    chunk: list[UUID] = []
+    async for pid in _spread(profile_ids, members, sample):
+        chunk.append(pid)
+        if len(chunk) == MEMBERS_AT_ONCE:
+            await _members(expected, actual, guild_id, ctx_e.community, ctx_a.community, chunk, check, progress)
+            chunk = []
+    if chunk:
+        await _members(expected, actual, guild_id, ctx_e.community, ctx_a.community, chunk, check, progress)
+    return found
+
+
+async def _members(
+    expected: HotPathService,
+    actual: HotPathService,
+    guild_id: int,
+    settings_e: Community,
+    settings_a: Community,
+    chunk: Sequence[UUID],
+    check: Callable[[str, Any, Any], None],
+    progress: Progress | None,
+) -> None:
+    answers = await asyncio.gather(*(_member(expected, actual, guild_id, settings_e, settings_a, pid) for pid in chunk))
+    for pid, ((pos_e, pos_a), (rank_e, rank_a)) in zip(chunk, answers, strict=True):
+        check(f"position of {pid}", pos_e, pos_a)
+        check(f"activity rank of {pid}", rank_e, rank_a)
+    if progress:
+        progress(len(chunk))
 
 
 async def _member(
