@@ -43,17 +43,20 @@ HISTORY_RETENTION = timedelta(days=90)
 _KEY = "(-x.{s}, x.joined_at, x.profile_id)"
 _FENCE_KEY = "(f.neg_score, f.joined_at, f.profile_id)"
 
-# The member's row, the fence holding it, and its rank: 1 + the fences before + those ahead of it in its own.
+# The member's row, the fence holding it (a lateral read, so the member's key bounds the index scan), and
+# its rank: 1 + the members of the fences before + those ahead of it in its own.
+_FROM_MEMBER = f"""
+  FROM m CROSS JOIN LATERAL (
+    SELECT f.neg_score, f.joined_at, f.profile_id FROM board_fences f
+     WHERE f.community_id = %(community)s AND f.board = %(board)s
+       AND {_FENCE_KEY} <= (-m.score, m.joined_at, m.profile_id)
+     ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC LIMIT 1
+  ) mf"""
 _MEMBER = f"""
 WITH m AS (
     SELECT s.profile_id, s.{{s}} AS score, s.joined_at, p.nym, p.wallet_address
       FROM scores s JOIN profiles p USING (profile_id)
      WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{{s}} > 0
-), mf AS (
-    SELECT f.neg_score, f.joined_at, f.profile_id FROM board_fences f, m
-     WHERE f.community_id = %(community)s AND f.board = %(board)s
-       AND {_FENCE_KEY} <= (-m.score, m.joined_at, m.profile_id)
-     ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC LIMIT 1
 )
 SELECT m.profile_id, m.score, m.nym, m.wallet_address,
        1 + (SELECT coalesce(sum(f.members), 0) FROM board_fences f
@@ -78,7 +81,8 @@ _NEIGHBOURS = (
     + """,
        a.profile_id AS a_id, a.score AS a_score, a.nym AS a_nym, a.wallet_address AS a_wallet,
        b.profile_id AS b_id, b.score AS b_score, b.nym AS b_nym, b.wallet_address AS b_wallet
-  FROM m CROSS JOIN mf"""
+"""
+    + _FROM_MEMBER
     + _BESIDE.format(op="<", order="DESC", alias="a")
     + _BESIDE.format(op=">", order="ASC", alias="b")
 )
@@ -176,7 +180,7 @@ class PostgresBackend:
         return {row["profile_id"]: ScoreRecord(**row) for row in rows}
 
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
-        row = await self._fetch_member(_MEMBER + " FROM m CROSS JOIN mf", ctx, board, profile_id)
+        row = await self._fetch_member(_MEMBER + _FROM_MEMBER, ctx, board, profile_id)
         return (
             RankedEntry(int(row["rank"]), row["profile_id"], row["score"], row["nym"], row["wallet_address"])
             if row
