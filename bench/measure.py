@@ -17,6 +17,7 @@ from bench.data import Members
 from bot.domain.service import HotPathService
 
 WARMUP = 50
+MIN_CALLS = 300  # an op stopped by its time budget still has this many calls (or all of them)
 
 
 def percentile(sorted_ms: Sequence[float], q: float) -> float:
@@ -80,13 +81,24 @@ async def timed(
     return out, False
 
 
-OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "deep_page")
+OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page")
 
 
 async def measure_service(
-    service: HotPathService, c: Community, sample: Sample, ranked: int, calls: int, only: Sequence[str] = ()
+    service: HotPathService,
+    c: Community,
+    sample: Sample,
+    ranked: int,
+    calls: int,
+    only: Sequence[str] = (),
+    budget_s: float | None = None,
+    min_calls: int = 0,
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """Each op with a fresh TenantContext per call (one Discord command = one request = fresh pins)."""
+    """Each op with a fresh TenantContext per call (one Discord command = one request = fresh pins).
+
+    With `budget_s` an op stops once that many seconds are spent and it has `min_calls` calls (a slow op
+    on a slow shape); the call count and `stopped_by_budget` say so.
+    """
     gid = c.community_id
     n = len(sample.ranks)
     pages = max(1, -(-ranked // c.page_size))
@@ -101,22 +113,18 @@ async def measure_service(
         "threshold": lambda i: service.get_threshold(ctx(i)),
         "waitlist": lambda i: service.get_waitlist(ctx(i), 5),
         "page1": lambda i: service.get_leaderboard(ctx(i), "conviction", 1),
+        # ten pages around the middle of the board, in turn
+        "mid_page": lambda i: service.get_leaderboard(ctx(i), "conviction", max(1, (pages + 1) // 2 - 5 + i % 10)),
         # the last ten pages of the board, in turn
         "deep_page": lambda i: service.get_leaderboard(ctx(i), "conviction", max(1, pages - i % 10)),
     }
     results: dict[str, Any] = {}
     raw: dict[str, list[float]] = {}
     for name in only or OPS:
-        samples, _ = await timed(ops[name], calls)
-        results[name] = summary(samples)
+        samples, cut = await timed(ops[name], calls, budget_s=budget_s, min_calls=min(calls, min_calls))
+        results[name] = summary(samples) | {"stopped_by_budget": cut}
         raw[name] = samples
     return results, raw
-
-
-async def measure_service_subset(
-    service: HotPathService, c: Community, sample: Sample, ranked: int, calls: int, only: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    return await measure_service(service, c, sample, ranked, calls, only)
 
 
 def by_rank_decile(samples_ms: list[float], sample: Sample, ranked: int) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 from pyinstrument import Profiler
 
-from backends.postgres.backend import _NEIGHBOURS, _RANGE
 from backends.protocol import Board
 
 
@@ -41,7 +40,7 @@ async def pyinstrument(run: Callable[[], Awaitable[Any]], out: Path, title: str)
 
 
 def _own_frames(root: Any, wall: float, limit: int = 12) -> list[dict[str, Any]]:
-    """Inclusive time of our own functions (bot/, backends/), outermost occurrence only."""
+    """Inclusive time of our own functions (bot/, backends/, cogs/), outermost occurrence only."""
     totals: dict[str, float] = collections.defaultdict(float)
 
     def walk(frame: Any, seen: frozenset[str]) -> None:
@@ -49,8 +48,8 @@ def _own_frames(root: Any, wall: float, limit: int = 12) -> list[dict[str, Any]]
             return
         path = frame.file_path or ""
         key = ""
-        if "/bot/" in path or "/backends/" in path:
-            key = f"{frame.function} ({'/'.join(path.split('/')[-2:])}:{frame.line_no})"
+        if not frame.is_synthetic and ("/bot/" in path or "/backends/" in path or "/cogs/" in path):
+            key = _frame_name(frame)
             if key not in seen:
                 totals[key] += frame.time
         for child in frame.children:
@@ -62,29 +61,53 @@ def _own_frames(root: Any, wall: float, limit: int = 12) -> list[dict[str, Any]]
 
 
 def _top_frames(root: Any, wall: float, limit: int = 12) -> list[dict[str, Any]]:
-    """Self time summed per function over the whole tree: the leaves where the time is actually spent."""
+    """Self time summed per function over the whole tree: the leaves where the time is actually spent.
+
+    pyinstrument's synthetic `[self]` and `[await]` frames are folded into the function they belong to
+    (`total_self_time` already counts them); the `[await]` part is kept apart as time spent waiting.
+    """
     totals: dict[str, float] = collections.defaultdict(float)
+    awaited: dict[str, float] = collections.defaultdict(float)
 
     def walk(frame: Any) -> None:
         if frame is None:
             return
-        key = f"{frame.function} ({Path(frame.file_path_short or frame.file_path or '?').name}:{frame.line_no})"
-        totals[key] += frame.total_self_time
+        if not frame.is_synthetic:
+            key = _frame_name(frame)
+            totals[key] += frame.total_self_time
+            awaited[key] += sum(c.time for c in frame.children if c.is_synthetic and c.function == "[await]")
         for child in frame.children:
             walk(child)
 
     walk(root)
     ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]
-    return [{"frame": k, "seconds": round(v, 3), "share": round(v / wall, 3) if wall else None} for k, v in ranked]
+    return [
+        {
+            "frame": k,
+            "seconds": round(v, 3),
+            "share": round(v / wall, 3) if wall else None,
+            "await_share": round(awaited[k] / wall, 3) if wall else None,
+        }
+        for k, v in ranked
+    ]
+
+
+def _frame_name(frame: Any) -> str:
+    """`Class.function (package/file.py:line)`."""
+    path = frame.file_path_short or frame.file_path or "?"
+    where = "/".join(Path(path).parts[-2:])
+    name = f"{frame.class_name}.{frame.function}" if getattr(frame, "class_name", None) else frame.function
+    return f"{name} ({where}:{frame.line_no})" if frame.line_no else f"{name} ({where})"
 
 
 def py_spy_summary(raw: Path, limit: int = 15) -> dict[str, Any]:
-    """Collapsed stacks from `py-spy record --format raw`: share of samples per leaf function and per
-    package ("own code" = bot/, backends/, cogs/)."""
+    """Collapsed stacks from `py-spy record --format raw`: share of samples per leaf function, per package
+    ("own code" = bot/, backends/, cogs/), and inclusive per function of our own code."""
     if not raw.exists():
         return {"error": f"{raw} missing"}
     leaf: collections.Counter[str] = collections.Counter()
     area: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -95,17 +118,28 @@ def py_spy_summary(raw: Path, limit: int = 15) -> dict[str, Any]:
         total += count
         leaf[_short(frames[-1])] += count
         area[_area(frames)] += count
+        for name in {_short(f, line=False) for f in frames if _is_own(f)}:
+            own[name] += count
+    if not total:
+        return {"error": f"{raw} holds no samples"}
     return {
         "samples": total,
         "leaf": [{"frame": f, "share": round(n / total, 3)} for f, n in leaf.most_common(limit)],
         "area": [{"area": a, "share": round(n / total, 3)} for a, n in area.most_common()],
+        "own": [{"frame": f, "share": round(n / total, 3)} for f, n in own.most_common(limit)],
     }
 
 
-def _short(frame: str) -> str:
+def _is_own(frame: str) -> bool:
+    return "site-packages/" not in frame and any(d in frame for d in ("/bot/", "/backends/", "/cogs/"))
+
+
+def _short(frame: str, line: bool = True) -> str:
     # py-spy raw frames look like "function (path/to/file.py:123)"
     name, _, where = frame.partition(" (")
     path = where.rstrip(")")
+    if not line:
+        path = path.rsplit(":", 1)[0]
     parts = path.split("/")
     short = "/".join(parts[-2:]) if len(parts) > 1 else path
     return f"{name} ({short})"
@@ -141,18 +175,31 @@ async def explain_position(
     pool: AsyncConnectionPool[Any], gid: int, profile_id: UUID, ranked: int, page_size: int, board: Board = "conviction"
 ) -> dict[str, str]:
     """The PostgreSQL backend's own statements, formatted and bound as it sends them: its member-and-neighbours
-    read for `profile_id` (the last-ranked member) and its range read of the board's last page."""
+    read for `profile_id` (the last-ranked member) and its range read of the board's last page.
+
+    Where the backend's statements changed shape (other names or parameters), the plan says so instead."""
+    from backends.postgres import backend as pg_backend
+
     s = sql.Identifier(board)
     last_first = (max(1, -(-ranked // page_size)) - 1) * page_size + 1
-    return {
-        "get_neighbours for the last-ranked member (`_NEIGHBOURS`)": await explain(
-            pool,
-            sql.SQL(_NEIGHBOURS).format(s=s),
+    wanted = {
+        "get_neighbours for the last-ranked member (`_NEIGHBOURS`)": (
+            "_NEIGHBOURS",
             {"community": gid, "profile_id": profile_id, "board": board},
         ),
-        f"get_range of the last page, ranks {last_first:,}-{ranked:,} (`_RANGE`)": await explain(
-            pool,
-            sql.SQL(_RANGE).format(s=s),
+        f"get_range of the last page, ranks {last_first:,}-{ranked:,} (`_RANGE`)": (
+            "_RANGE",
             {"community": gid, "board": board, "first": last_first, "limit": page_size},
         ),
     }
+    plans: dict[str, str] = {}
+    for title, (constant, params) in wanted.items():
+        statement = getattr(pg_backend, constant, None)
+        if not isinstance(statement, str):
+            plans[title] = f"(not explained: backends/postgres/backend.py has no {constant} statement)"
+            continue
+        try:
+            plans[title] = await explain(pool, sql.SQL(statement).format(s=s), params)
+        except Exception as exc:  # the statement's parameters changed: say so, keep the run going
+            plans[title] = f"(not explained: {type(exc).__name__}: {exc})"
+    return plans

@@ -1,9 +1,12 @@
-"""BENCHMARKS.md and bench/latency.png from the raw results (bench/results.json)."""
+"""BENCHMARKS.md and latency.png from the raw results (results.json)."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
+
+from bench.data import DEFAULT_SHAPE, SHAPE_LABELS, SHAPES
 
 OP_LABELS = {
     "position": "position (`get_position`)",
@@ -11,6 +14,7 @@ OP_LABELS = {
     "threshold": "threshold (`get_threshold`)",
     "waitlist": "waitlist (`get_waitlist`, 5)",
     "page1": "leaderboard page 1",
+    "mid_page": "leaderboard middle page (10 pages around the middle)",
     "deep_page": "leaderboard deep page (last 10 pages)",
     "context": "tenant context (`open_context`)",
 }
@@ -20,6 +24,12 @@ LEGACY_LABELS = {
     "top_n_threshold": "legacy threshold: top 200 `ORDER BY conviction DESC LIMIT 200`, scanned",
 }
 PLOT_OPS = ("position", "page1", "deep_page", "threshold")
+SAME_COST_OPS = ("position", "rank", "page1", "mid_page", "deep_page")  # PostgreSQL must cost the same on every shape
+RSS_TARGET_MB = 300
+RSS_COMMANDS = ("migrate", "import", "backfill", "verify")
+MIB = 1.048576  # MB per MiB
+RSS_TARGETED = ("import", "verify")
+STALENESS_TARGET_S = 30.0
 
 
 def fmt_size(size: int) -> str:
@@ -36,64 +46,235 @@ def ms(v: float | None) -> str:
     return f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
+def secs(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if not a or not b:
         return None
     return a / b
 
 
+def label(shape: str) -> str:
+    return SHAPE_LABELS.get(shape, shape)
+
+
+# --- the results, old and new -----------------------------------------------------------------------
+
+
+def normalise(res: dict[str, Any]) -> dict[str, Any]:
+    """Results of runs before shapes existed hold one long-tailed community per size under "sizes"."""
+    if "shapes" not in res and "sizes" in res:
+        res["shapes"] = {DEFAULT_SHAPE: res["sizes"]}
+    return res
+
+
+def shapes_of(res: dict[str, Any]) -> list[str]:
+    known = [s for s in SHAPES if s in res["shapes"]]
+    return known + [s for s in res["shapes"] if s not in known]
+
+
+def main_shape(res: dict[str, Any]) -> str:
+    shapes = shapes_of(res)
+    return DEFAULT_SHAPE if DEFAULT_SHAPE in shapes else shapes[0]
+
+
+def sizes_of(res: dict[str, Any], shape: str | None = None) -> list[int]:
+    shapes = [shape] if shape else shapes_of(res)
+    return sorted({int(s) for sh in shapes for s in res["shapes"].get(sh, {})})
+
+
+def at(res: dict[str, Any], shape: str, size: int) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = res["shapes"].get(shape, {}).get(str(size))
+    return found
+
+
+def p99(community: dict[str, Any], backend: str, op: str) -> float | None:
+    try:
+        value: float | None = community["ops"][backend][op]["p99"]
+    except (KeyError, TypeError):
+        return None
+    return value
+
+
+# --- targets ----------------------------------------------------------------------------------------
+
+
 def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    sizes = sorted(int(s) for s in res["sizes"])
-    big, small = str(sizes[-1]), str(sizes[0])
-    at = res["sizes"][big]
+    """Every target against this run's numbers; `met` None = not measured in this run."""
+    res = normalise(res)
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: str, met: bool | None) -> None:
         out.append({"target": name, "measured": value, "met": met})
 
-    sc = at["ops"]["scylla"]["position"]
-    add(f"Scylla position p99 at {fmt_size(int(big))} <= 3 ms", f"{ms(sc['p99'])} ms", sc["p99"] <= 3.0)
-    sc_small = res["sizes"][small]["ops"]["scylla"]["position"]
-    growth = sc["p99"] / sc_small["p99"]
-    add(
-        f"Scylla position p99({fmt_size(int(big))}) / p99({fmt_size(int(small))}) <= 1.5",
-        f"{growth:.2f} ({ms(sc['p99'])} / {ms(sc_small['p99'])} ms)",
-        growth <= 1.5,
-    )
-    pg = at["ops"]["postgres"]["position"]
-    add(f"PostgreSQL live position p99 at {fmt_size(int(big))} <= 20 ms", f"{ms(pg['p99'])} ms", pg["p99"] <= 20.0)
-    legacy = at["legacy"]
-    best = min(("scan_position", "window_rank"), key=lambda k: legacy[k]["p50"])
-    for backend in ("scylla", "postgres"):
-        ours = at["ops"][backend]["position"]
-        r50 = legacy[best]["p50"] / ours["p50"]
-        r99 = legacy[best]["p99"] / ours["p99"]
+    main = main_shape(res)
+    for shape in shapes_of(res):
+        sizes = sizes_of(res, shape)
+        big, small = sizes[-1], sizes[0]
+        top, low = at(res, shape, big), at(res, shape, small)
+        if top is None or low is None:
+            continue
+        tag = f"[{label(shape)}]"
+        sc = p99(top, "scylla", "position")
+        if sc is not None:
+            add(f"Scylla position p99 at {fmt_size(big)} <= 3 ms {tag}", f"{ms(sc)} ms", sc <= 3.0)
+        sc_small = p99(low, "scylla", "position")
+        if len(sizes) > 1 and sc is not None and sc_small:
+            growth = sc / sc_small
+            add(
+                f"Scylla position p99({fmt_size(big)}) / p99({fmt_size(small)}) <= 1.5 {tag}",
+                f"{growth:.2f} ({ms(sc)} / {ms(sc_small)} ms)",
+                growth <= 1.5,
+            )
+        pg = p99(top, "postgres", "position")
+        if pg is not None:
+            add(f"PostgreSQL live position p99 at {fmt_size(big)} <= 20 ms {tag}", f"{ms(pg)} ms", pg <= 20.0)
+        for backend in ("scylla", "postgres"):
+            deep, first, mid = (p99(top, backend, op) for op in ("deep_page", "page1", "mid_page"))
+            if mid is None:  # results from before the middle page was measured
+                r = ratio(deep, first)
+                if r is not None:
+                    add(
+                        f"{backend} deep page costs about page 1 (p99 ratio <= 1.5) at {fmt_size(big)} {tag}",
+                        f"{r:.2f}x ({ms(deep)} vs {ms(first)} ms)",
+                        r <= 1.5,
+                    )
+                continue
+            # page 1 may be served without a database read (a copy of the board's head kept in the process):
+            # the depth costs nothing when the last pages cost what page 1 or the middle pages cost
+            reference = max(first or 0, mid)
+            r = ratio(deep, reference)
+            if r is not None:
+                add(
+                    f"{backend} deep page costs about page 1 (p99 ratio to page 1 or the middle page, "
+                    f"whichever is dearer, <= 1.5) at {fmt_size(big)} {tag}",
+                    f"{r:.2f}x (last pages {ms(deep)}, page 1 {ms(first)}, middle {ms(mid)} ms)",
+                    r <= 1.5,
+                )
+        base = at(res, main, big)
+        if shape != main and base is not None:
+            ratios = {
+                op: r
+                for op in SAME_COST_OPS
+                if (r := ratio(p99(top, "postgres", op), p99(base, "postgres", op))) is not None
+            }
+            add(
+                f"PostgreSQL position, rank and pages cost the same as on the {label(main)} shape "
+                f"(p99 each <= 1.5x) at {fmt_size(big)} {tag}",
+                ", ".join(f"{op} {r:.1f}x" for op, r in ratios.items()) or "–",
+                all(r <= 1.5 for r in ratios.values()) if ratios else None,
+            )
+    sizes = sizes_of(res, main)
+    big = sizes[-1]
+    top = at(res, main, big)
+    if top is not None:
+        legacy = top.get("legacy")
+        if legacy:
+            best = min(("scan_position", "window_rank"), key=lambda k: legacy[k]["p50"])
+            for backend in ("scylla", "postgres"):
+                ours = top["ops"][backend]["position"]
+                r50 = legacy[best]["p50"] / ours["p50"]
+                r99 = legacy[best]["p99"] / ours["p99"]
+                add(
+                    f"{backend} position >= 20x faster than the faster legacy shape ({best}) at {fmt_size(big)}",
+                    f"{r50:.0f}x at p50, {r99:.0f}x at p99",
+                    min(r50, r99) >= 20,
+                )
+        rc = top["recalc"]
         add(
-            f"{backend} position >= 20x faster than the faster legacy shape ({best}) at {fmt_size(int(big))}",
-            f"{r50:.0f}x at p50, {r99:.0f}x at p99",
-            min(r50, r99) >= 20,
+            f"recalculation of {fmt_size(big)} <= 60 s (conviction board; both boards in brackets) [{label(main)}]",
+            f"{rc['conviction']['seconds']:.1f} s ({rc['both_seconds']:.1f} s)",
+            rc["conviction"]["seconds"] <= 60,
         )
-    for backend in ("scylla", "postgres"):
-        deep, first = at["ops"][backend]["deep_page"], at["ops"][backend]["page1"]
-        r = deep["p99"] / first["p99"]
-        add(
-            f"{backend} deep page costs about page 1 (p99 ratio <= 1.5) at {fmt_size(int(big))}",
-            f"{r:.2f}x ({ms(deep['p99'])} vs {ms(first['p99'])} ms)",
-            r <= 1.5,
-        )
-    rc = at["recalc"]
-    add(
-        f"recalculation of {fmt_size(int(big))} <= 60 s (conviction board; both boards in brackets)",
-        f"{rc['conviction']['seconds']:.1f} s ({rc['both_seconds']:.1f} s)",
-        rc["conviction"]["seconds"] <= 60,
-    )
     for backend, t in res.get("throughput", {}).items():
         add(
-            f"bot throughput >= 500 interactions/s per process ({backend})",
+            f"bot throughput >= 500 interactions/s per process, one process ({backend})",
             f"{t['per_second']:.0f}/s",
             t["per_second"] >= 500,
         )
+    two = res.get("throughput_two")
+    if two is not None:
+        for backend in ("postgres", "scylla"):
+            name = f"bot throughput >= 500 interactions/s per process, two processes ({backend})"
+            t = two.get(backend, {})
+            reason = two.get("not_run") or t.get("not_run")
+            if reason:
+                add(name, f"not run: {reason}", None)
+                continue
+            rates = [p.get("per_second") for p in t.get("per_process", [])]
+            if not rates or any(r is None for r in rates):
+                add(name, f"{t.get('per_second', 0):.0f}/s in total (per process not known)", None)
+                continue
+            add(
+                name,
+                f"{' and '.join(f'{r:.0f}/s' for r in rates)} ({t['per_second']:.0f}/s in total)",
+                min(rates) >= 500,
+            )
+    st = res.get("staleness")
+    if st is not None:
+        size = st.get("community_size")
+        rate = st.get("rate_target", 50)
+        name = (
+            f"staleness p99 <= {STALENESS_TARGET_S:.0f} s at {fmt_size(size) if size else '?'} under {rate:g} updates/s"
+        )
+        if "error" in st:
+            add(name, f"not measured: {st['error']}", None)
+        else:
+            p = st["staleness_s"]["p99"] if st.get("seen") else None
+            acked, unseen = st.get("acknowledged", 0), st.get("not_seen", 0)
+            if acked and unseen > 0.01 * acked:
+                waited = (st.get("not_seen_waited_s") or {}).get("p50")
+                add(
+                    name,
+                    f"more than the run showed: {unseen:,} of {acked:,} updates not seen ({secs(waited)} s+)",
+                    False,
+                )
+            else:
+                extra = f"; {unseen:,} not seen within the run" if unseen else ""
+                achieved = st.get("achieved_rate")
+                slow = achieved is not None and achieved < 0.95 * rate
+                if slow:
+                    extra += f"; the writes reached only {achieved:g} updates/s, not the target rate"
+                add(
+                    name,
+                    f"{secs(p)} s (p50 {secs(st['staleness_s']['p50'])} s{extra})",
+                    p is not None and p <= STALENESS_TARGET_S and not slow,
+                )
+    rss = res.get("rss")
+    if rss is not None:
+        size = rss.get("members")
+        for command in RSS_TARGETED:
+            name = f"`sietch {command}` peak RSS < {RSS_TARGET_MB} MB at {fmt_size(size) if size else '?'} members"
+            reason = rss.get("not_run") or rss.get("error")
+            step = rss.get(command)
+            peak = _rss_peak(step)
+            if reason or peak is None:
+                add(name, f"not measured: {reason or 'no number returned'}", None)
+            elif isinstance(step, dict) and step.get("exit") not in (0, None):
+                add(name, f"{peak * MIB:.0f} MB, but the command failed (exit {step['exit']})", False)
+            else:
+                add(name, f"{peak * MIB:.0f} MB ({peak:.0f} MiB)", peak * MIB < RSS_TARGET_MB)
     return out
+
+
+def _rss_peak(entry: Any) -> float | None:
+    """A step's peak RSS in MiB (bench/rss.py reports `peak_rss_mib`)."""
+    if not isinstance(entry, dict):
+        return None
+    for key in ("peak_rss_mib", "peak_mib"):
+        if isinstance(entry.get(key), int | float):
+            return float(entry[key])
+    for key in ("peak_rss_mb", "peak_mb"):
+        if isinstance(entry.get(key), int | float):
+            return float(entry[key]) / MIB
+    return None
+
+
+# --- the plot ----------------------------------------------------------------------------------------
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
@@ -101,45 +282,122 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    sizes = sorted(int(s) for s in res["sizes"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    res = normalise(res)
+    main = main_shape(res)
+    sizes = sizes_of(res, main)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    styles = {"tied": "--", "all_equal": ":"}
     for ax, backend in zip(axes, ("postgres", "scylla"), strict=True):
         for op in PLOT_OPS:
-            ys = [res["sizes"][str(s)]["ops"][backend][op]["p99"] for s in sizes]
-            ax.plot(sizes, ys, marker="o", label=op)
+            ys = [p99(res["shapes"][main][str(s)], backend, op) for s in sizes]
+            ax.plot(sizes, ys, marker="o", label=f"{op} ({label(main)})")
+        for shape in shapes_of(res):
+            if shape == main:
+                continue
+            xs = sizes_of(res, shape)
+            ys = [p99(res["shapes"][shape][str(s)], backend, "position") for s in xs]
+            ax.plot(xs, ys, marker="s", linestyle=styles.get(shape, "-."), label=f"position ({label(shape)})")
         if backend == "postgres":
-            ys = [res["sizes"][str(s)]["legacy"]["scan_position"]["p99"] for s in sizes]
-            ax.plot(sizes, ys, marker="x", linestyle="--", color="grey", label="legacy scan position")
-            ys = [res["sizes"][str(s)]["legacy"]["window_rank"]["p99"] for s in sizes]
-            ax.plot(sizes, ys, marker="x", linestyle=":", color="black", label="legacy RANK() OVER")
+            for op, style, color, name in (
+                ("scan_position", "--", "grey", "legacy scan position"),
+                ("window_rank", ":", "black", "legacy RANK() OVER"),
+            ):
+                pts = [(s, (res["shapes"][main][str(s)].get("legacy") or {}).get(op)) for s in sizes]
+                pts = [(s, v["p99"]) for s, v in pts if v]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="x", linestyle=style, color=color, label=name)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sizes, [fmt_size(s) for s in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{backend} (p99)")
         ax.set_xlabel("community size (members)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     axes[0].set_ylabel("p99 latency (ms, log)")
-    fig.suptitle("Sietch hot-path reads: p99 latency against community size")
+    fig.suptitle("Sietch hot-path reads: p99 latency against community size, by score shape")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+# --- the report --------------------------------------------------------------------------------------
+
+
 def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
+    res = normalise(res)
     mach = res["machine"]
-    sizes = sorted(int(s) for s in res["sizes"])
+    shapes = shapes_of(res)
     lines: list[str] = []
     w = lines.append
     w("# Benchmarks")
     w("")
+    minutes = res.get("total_minutes", "?")
+    w(f"Measured {mach['date']} by `python -m bench` ({run_kind(res)}; total run time {minutes} min).")
+    w("")
+    for phase, error in (res.get("phase_errors") or {}).items():
+        w(f"**The {phase} phase failed** in this run ({error}); its numbers are missing or partial below.")
+        w("")
+    _machine(res, w)
+    _reproduce(res, w)
+    _what(res, w)
+    w("## Targets")
+    w("")
     w(
-        f"Measured {mach['date']} by `python -m bench` "
-        f"({'quick smoke run' if res['args'].get('quick') else 'full run'}; "
-        f"total run time {res.get('total_minutes', '?')} min)."
+        "Each target is checked against this run's numbers: the largest community measured, and the smallest for "
+        "growth; one row per shape where the target holds for every shape."
     )
     w("")
+    w("| target | measured | |")
+    w("|---|---|---|")
+    for t in targets(res):
+        verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "**missed**")
+        w(f"| {t['target']} | {t['measured']} | {verdict} |")
+    w("")
+    _by_shape(res, w)
+    w("## Latency (ms) by shape and community size")
+    w("")
+    w(f"![p99 latency against community size]({plot_name})")
+    w("")
+    for shape in shapes:
+        for s in sizes_of(res, shape):
+            _size_table(res, shape, s, w)
+    _legacy_ratios(res, w)
+    _loading(res, w)
+    _staleness(res, w)
+    _rss(res, w)
+    _bot(res, w)
+    _profiles(res, w)
+    if notes:
+        w("## Findings")
+        w("")
+        w(notes.strip())
+        w("")
+    return "\n".join(lines) + "\n"
+
+
+def run_kind(res: dict[str, Any]) -> str:
+    """ "full run" only for the whole default run; otherwise what was left out."""
+    args = res.get("args", {})
+    if args.get("quick"):
+        return "quick smoke run"
+    sizes = sizes_of(res)
+    parts = []
+    if sizes != [10_000, 100_000, 1_000_000]:
+        parts.append(f"sizes {', '.join(fmt_size(s) for s in sizes)}")
+    if shapes_of(res) != list(SHAPES):
+        parts.append(f"shapes {', '.join(label(s) for s in shapes_of(res))}")
+    if args.get("skip"):
+        parts.append(f"skipped: {', '.join(args['skip'])}")
+    if args.get("reuse"):
+        parts.append("communities reused where loaded")
+    return "full run" if not parts else "partial run: " + "; ".join(parts)
+
+
+def _machine(res: dict[str, Any], w: Any) -> None:
+    mach = res["machine"]
     w("## Machine")
     w("")
     w(f"- {mach['cores']} cores ({mach['cpu']}), {mach['memory_gib']} GiB RAM, Linux {mach['kernel']}")
@@ -154,8 +412,8 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         f"keyspace `{keyspace}`, consistency LOCAL_ONE"
     )
     w(
-        "- Everything on the one machine: the benchmark client, PostgreSQL and the CQL node share the "
-        f"{mach['cores']} cores."
+        "- Everything on the one machine: the benchmark client, the bot processes, PostgreSQL and the CQL node "
+        f"share the {mach['cores']} cores."
     )
     code = res.get("code")
     if code:
@@ -163,6 +421,22 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         w(
             f"- Code measured: commit `{code['head']}`; uncommitted changes to the application at the start: {changed}"
             + (f" (diff sha256 {code['diff_sha256']})" if code["diff_sha256"] else "")
+            + "."
+        )
+    phases = res.get("phase_minutes")
+    per_community = [
+        f"{label(sh)} {fmt_size(int(s))} {c['minutes']}"
+        for sh in shapes_of(res)
+        for s, c in sorted(res["shapes"][sh].items(), key=lambda kv: int(kv[0]))
+        if c.get("minutes") is not None
+    ]
+    if per_community or phases:
+        w(
+            "- Minutes per phase: "
+            + "; ".join(
+                ([f"load, snapshots and reads per community: {', '.join(per_community)}"] if per_community else [])
+                + [f"{k} {v}" for k, v in (phases or {}).items()]
+            )
             + "."
         )
     loads = res.get("load_seen", [])
@@ -174,220 +448,590 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
             )
         )
     w("")
+
+
+def _reproduce(res: dict[str, Any], w: Any) -> None:
     w("## Reproduce")
     w("")
     w("```sh")
-    w("make bench                      # = .venv/bin/python -m bench (10k, 100k, 1M; 2,000 calls per op)")
-    w(".venv/bin/python -m bench --quick   # smoke run: 1k and 5k, 200 calls, results under .run/bench-quick/")
-    w(".venv/bin/python -m bench --sizes 10000,100000 --calls 2000 --out BENCHMARKS.md")
+    w("make bench    # = .venv/bin/python -m bench: 10k, 100k, 1M; every shape; 2,000 calls per op")
+    w(".venv/bin/python -m bench --quick   # smoke run: 1k and 5k, every shape; report under .run/bench-quick/")
+    w(".venv/bin/python -m bench --sizes 100000 --shapes long_tail,tied,all_equal --skip legacy \\")
+    w("    --out .run/bench-mid/BENCHMARKS.md   # results.json, profiles/ and latency.png next to the report")
     w("```")
+    w("")
+    w(
+        "Options: `--shapes` (score distributions), `--sizes`, `--calls`, `--extra-shape-calls` (calls per op for "
+        "the other shapes at 1M and more), `--op-budget` (seconds per op once it has 300 calls), `--legacy-shapes`, "
+        "`--staleness-seconds` and `--staleness-rate` (the freshness phase), `--rss-sample` (`verify --sample` of "
+        "the memory phase), `--interactions`, `--concurrency`, `--skip` (any of legacy, bot, bot2, profiles, "
+        "staleness, rss), `--reuse`, `--report-only`."
+    )
     w("")
     w(
         "It starts its own embedded PostgreSQL in `.run/bench-postgres` (stopped at the end), uses the CQL node on "
         "127.0.0.1:9042 or starts it with `tools/cql-node/node.sh start` (left running), and recreates the database "
         "`sietch_bench` and the keyspace `sietch_bench` (`sietch_bench_quick` for both with `--quick`; `--reuse` "
-        "keeps loaded communities). Raw numbers: `bench/results.json`; profiles: `bench/profiles/` (under "
-        "`.run/bench-quick/` with `--quick`)."
+        "keeps loaded communities; the memory phase uses `<database>_rss` and `<keyspace>_rss` of its own). Raw "
+        "numbers, profiles and the plot go to `bench/` (`results.json`, `profiles/`, `latency.png`) for this "
+        "file, and next to the report for any other `--out` (`.run/bench-quick/` with `--quick`)."
     )
     w("")
+
+
+def _what(res: dict[str, Any], w: Any) -> None:
+    args = res.get("args", {})
+    shapes = shapes_of(res)
+    main = main_shape(res)
     w("## What is measured")
     w("")
+    shape_text = {
+        "long_tail": (
+            "**long-tailed**: Pareto-tailed conviction (a few whales, most members with small holdings), some "
+            "members at zero (unranked), some on round numbers and many equal small scores, distinct join times"
+        ),
+        "tied": (
+            "**tied holders**: 60 % of the members on exactly one score (1 token), ~30 % on the small integers "
+            "2..10, the rest long-tailed, ~4 % at zero; ~70 % joined in one of 12 batch imports that stamped the "
+            "same `joined_at` on everyone in the batch, so most ties fall through to the profile id"
+        ),
+        "all_equal": (
+            "**all equal**: every ranked member on the same score (~4 % at zero), everyone joined at one of 4 "
+            "instants, so the order inside the tie is the profile id"
+        ),
+    }
     w(
-        "- **Data.** One community per size, generated with a fixed seed: Pareto-tailed conviction (a few whales, "
-        "most members with small holdings), some members at zero (unranked), some on round numbers and many equal "
-        "small scores (ties broken by join time, then profile id), distinct join times, an activity board with heavy "
-        "ties. PostgreSQL is loaded with `COPY` straight into `profiles` and `scores` (the schema's statement-level "
+        "- **Data.** One community per shape and size, each with its own guild, generated with a fixed seed: "
+        + "; ".join(shape_text.get(s, s) for s in shapes)
+        + ". The activity board has heavy ties in every shape. Ties are broken by join time, then profile id. "
+        "PostgreSQL is loaded with `COPY` straight into `profiles` and `scores` (the schema's statement-level "
         "triggers keep the ranked counts; checked after every load), then `VACUUM (ANALYZE)`; Scylla with "
         "`ScyllaReplica.put_states` in chunks, several in flight, the backfill state marked complete; then "
         "`ScyllaBackend.recalculate` for both boards."
     )
+    budget = args.get("op_budget")
+    extra = args.get("extra_shape_calls")
     w(
         "- **Reads.** Each op through `HotPathService`, sequentially, with a fresh `TenantContext` per call (a "
         "Discord command is one request). The backends run as shipped, with their default settings; the service "
         "keeps no community cache, so `context` (`open_context`, the community read a command makes first) reads "
         "the community on every call, and the other ops start from an opened context. Members are spread evenly "
         "over every conviction rank, rank 1 and the last rank included, in shuffled order; warm-up calls are not "
-        "counted. Deep page = the last ten pages of the board in turn."
+        "counted. Middle page = ten pages around the middle of the board in turn, deep page = the last ten."
+        + (
+            f" An op stops after {budget:g} s once it has 300 calls (a slow op on a slow shape); the calls column "
+            "says how many were timed."
+            if budget
+            else ""
+        )
+        + (
+            f" At 1M members and more the shapes other than the {label(main)} one get {extra:,} calls per op "
+            "(`--extra-shape-calls`), to keep the run's length."
+            if extra and any(int(s) >= 1_000_000 for sh in shapes if sh != main for s in res["shapes"][sh])
+            else ""
+        )
     )
-    budget = res["args"].get("legacy_budget")
+    legacy_budget = args.get("legacy_budget")
     stop = (
-        f"each legacy op stops after {budget:g} s once it has {min(int(res['args'].get('calls', 100)), 100)} calls"
-        if budget
+        f"each legacy op stops after {legacy_budget:g} s once it has {min(int(args.get('calls', 100)), 100)} calls"
+        if legacy_budget
         else "each legacy op may stop early on its time budget"
     )
+    legacy_on = [s for s in shapes if any((c or {}).get("legacy") for c in res["shapes"][s].values())]
     w(
         "- **Legacy.** On the same PostgreSQL data and connection pool: (a) the original `/threshold`: "
         "`SELECT ... ORDER BY conviction DESC LIMIT 200` scanned in Python for the entry positions (F and F+1); "
         "(b) the original `/position` made to work for every member: the whole board `ORDER BY conviction DESC, "
         "joined_at, profile_id` through a server-side cursor, fetched 200 rows at a time and scanned in Python until "
         "the member (and the one below) is found; (c) `RANK() OVER (ORDER BY conviction DESC, joined_at, profile_id)` "
-        "over the community, "
-        f"filtered to the member. Same member sample; {stop} (the call count is in the table)."
+        f"over the community, filtered to the member. Same member sample; {stop} (the call count is in the table). "
+        + (
+            f"Run on the {', '.join(label(s) for s in legacy_on)} shape only (the legacy shapes scan the whole board "
+            "whatever the shape)."
+            if legacy_on
+            else "Not run in this run."
+        )
     )
     bot_sizes = sorted({t["community_size"] for t in res.get("throughput", {}).values() if "community_size" in t})
-    on = f"the {', '.join(fmt_size(s) for s in bot_sizes)} community" if bot_sizes else "one community"
+    on = f"the {label(main)} {', '.join(fmt_size(s) for s in bot_sizes)} community" if bot_sizes else "one community"
+    two = res.get("throughput_two")
+    if res.get("throughput"):
+        w(
+            "- **Bot.** The production container and the real nextcord client in processes of their own "
+            "(`bench/botproc.py`, `config/settings.yaml` with the benchmark's database, keyspace and flag file), "
+            "against `tests.emulator.DiscordEmulator` in the benchmark process; a fixed number of `/position` and "
+            f"`/threshold` interactions alternating, a fixed number in flight, on {on} (rate limit raised), timed "
+            "from dispatch to the visible answer; the bot process's CPU time is read from `/proc` over the timed part."
+            + (
+                " Then two processes, each one shard of a two-shard bot (`SIETCH_DISCORD_SHARD_COUNT=2`, "
+                "`SIETCH_DISCORD_SHARD_IDS=0` / `1`), twice the interactions and twice the number in flight, spread "
+                "evenly over that community and a second one of the same shape and size whose guild id falls on the "
+                "other shard; each process reports the commands it answered."
+                if two is not None
+                else ""
+            )
+        )
+    st = res.get("staleness")
+    if st is not None:
+        w(
+            "- **Freshness under writes.** At the largest size, on the "
+            f"{label(st.get('shape', main))} community: a bot process of its own runs the background work "
+            "`sietch run` starts (the outbox relay and the periodic snapshot rebuilds) with the shipped settings; "
+            "the benchmark builds the same production container and applies score updates at a steady rate "
+            "through `HotPathService.apply_score_updates` (PostgreSQL, then the outbox and the copy; acknowledged "
+            "= the call returned), each moving one member (sampled over the whole board) to a new score no other "
+            "update used, up or down. It then reads that member's rank from the Scylla service, a fresh "
+            "`TenantContext` per read, until the answer carries the new score (and a rank its neighbours in the "
+            "same snapshot agree with): acknowledged -> visible is the staleness. Updates never seen before the "
+            "run ends are counted as such."
+        )
+    if res.get("rss") is not None:
+        w(
+            "- **Memory.** At the largest size, `python -m bench.rss` (bench/rss.py) in a process of its own: a CSV "
+            "of that many members, then `sietch migrate`, `import`, `backfill` and `verify`, each a process of its "
+            "own, on an empty database and a keyspace of their own; each command's peak RSS (`ru_maxrss`) and wall "
+            "time."
+        )
     w(
-        "- **Bot.** The production container and the real nextcord client in a process of their own "
-        "(`bench/botproc.py`, `config/settings.yaml` with the benchmark's database, keyspace and flag file), against "
-        "`tests.emulator.DiscordEmulator` in the benchmark process; a fixed number of `/position` and `/threshold` "
-        f"interactions alternating, a fixed number in flight, on {on} (rate limit raised), timed from dispatch to "
-        "the visible answer."
-    )
-    w(
-        "- **Profiles.** On the largest community: pyinstrument of `get_position` on each backend and of a Scylla "
-        "`recalculate`; `EXPLAIN (ANALYZE, BUFFERS)` of the PostgreSQL backend's own statements (its member and "
-        "neighbours read for the last-ranked member, its range read for the last page); py-spy of the bot process "
+        "- **Profiles.** On the largest community of the "
+        f"{label(main)} shape: pyinstrument of `get_position` on each backend and of a Scylla `recalculate`; "
+        "`EXPLAIN (ANALYZE, BUFFERS)` of the PostgreSQL backend's own statements (its member and neighbours read "
+        "for the last-ranked member, its range read for the last page) on every shape; py-spy of the bot process "
         "under load, on the backend with the lower throughput."
     )
     w("")
-    w("## Targets")
+
+
+def _by_shape(res: dict[str, Any], w: Any) -> None:
+    shapes = shapes_of(res)
+    if len(shapes) < 2:
+        return
+    w("## By shape (ms)")
     w("")
-    w("Each target is checked against this run's numbers: the largest community measured, and the smallest for growth.")
+    w(
+        "The reads a shape could change, side by side: PostgreSQL counts ranks live, so ties are where it can "
+        "slow down; Scylla reads a precomputed snapshot."
+    )
     w("")
-    w("| target | measured | |")
-    w("|---|---|---|")
-    for t in targets(res):
-        w(f"| {t['target']} | {t['measured']} | {'met' if t['met'] else '**missed**'} |")
-    w("")
-    w("## Latency (ms) by community size")
-    w("")
-    w(f"![p99 latency against community size]({plot_name})")
-    w("")
-    for s in sizes:
-        at = res["sizes"][str(s)]
-        w(f"### {fmt_size(s)} members ({at['data']['ranked_conviction']:,} ranked)")
-        w("")
-        w("| op | PostgreSQL p50 | p95 | p99 | Scylla p50 | p95 | p99 | calls |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for op, label in OP_LABELS.items():
-            p, c = at["ops"]["postgres"][op], at["ops"]["scylla"][op]
+    w(
+        "| size | shape | PostgreSQL position p50 | p99 | rank p99 | page 1 p99 | middle page p99 | deep page p99 "
+        "| Scylla position p50 | p99 | page 1 p99 | middle page p99 | deep page p99 |"
+    )
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in sizes_of(res):
+        for shape in shapes:
+            c = at(res, shape, s)
+            if c is None:
+                continue
+            pg, sc = c["ops"]["postgres"], c["ops"]["scylla"]
             w(
-                f"| {label} | {ms(p['p50'])} | {ms(p['p95'])} | {ms(p['p99'])} | {ms(c['p50'])} | {ms(c['p95'])} | "
-                f"{ms(c['p99'])} | {p['calls']:,} |"
+                f"| {fmt_size(s)} | {label(shape)} | {ms(pg['position']['p50'])} | {ms(pg['position']['p99'])} | "
+                f"{ms(pg['rank']['p99'])} | {ms(pg['page1']['p99'])} | {ms(p99(c, 'postgres', 'mid_page'))} | "
+                f"{ms(pg['deep_page']['p99'])} | {ms(sc['position']['p50'])} | {ms(sc['position']['p99'])} | "
+                f"{ms(sc['page1']['p99'])} | {ms(p99(c, 'scylla', 'mid_page'))} | {ms(sc['deep_page']['p99'])} |"
             )
-        for op, label in LEGACY_LABELS.items():
-            lg = at["legacy"][op]
-            w(f"| {label} | {ms(lg['p50'])} | {ms(lg['p95'])} | {ms(lg['p99'])} | | | | {lg['calls']:,} |")
+    w("")
+
+
+def _size_table(res: dict[str, Any], shape: str, s: int, w: Any) -> None:
+    c = at(res, shape, s)
+    if c is None:
+        return
+    d = c["data"]
+    extra = ""
+    if "largest_tie" in d:
+        extra = (
+            f"; {d['distinct_conviction_scores']:,} distinct scores, {d['largest_tie']:,} on the most common one"
+            f" ({d['largest_tie_score']}), {d.get('distinct_joined_at', 0):,} distinct join times"
+        )
+    w(f"### {label(shape)}, {fmt_size(s)} members ({d['ranked_conviction']:,} ranked{extra})")
+    w("")
+    w("| op | PostgreSQL p50 | p95 | p99 | Scylla p50 | p95 | p99 | calls |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for op, name in OP_LABELS.items():
+        if op not in c["ops"]["postgres"] or op not in c["ops"]["scylla"]:
+            continue
+        p, q = c["ops"]["postgres"][op], c["ops"]["scylla"][op]
+        calls = f"{p['calls']:,}" if p["calls"] == q["calls"] else f"{p['calls']:,} / {q['calls']:,}"
+        w(
+            f"| {name} | {ms(p['p50'])} | {ms(p['p95'])} | {ms(p['p99'])} | {ms(q['p50'])} | {ms(q['p95'])} | "
+            f"{ms(q['p99'])} | {calls} |"
+        )
+    for op, name in LEGACY_LABELS.items():
+        lg = (c.get("legacy") or {}).get(op)
+        if lg:
+            w(f"| {name} | {ms(lg['p50'])} | {ms(lg['p95'])} | {ms(lg['p99'])} | | | | {lg['calls']:,} |")
+    w("")
+    cut = [
+        f"{b} {op}"
+        for b in ("postgres", "scylla")
+        for op, v in c["ops"][b].items()
+        if isinstance(v, dict) and v.get("stopped_by_budget")
+    ]
+    if cut:
+        w(f"Stopped by the time budget (fewer calls): {', '.join(cut)}.")
         w("")
-        dec = at.get("position_by_decile", {}).get("postgres")
-        if dec:
-            w(
-                "PostgreSQL position p50 by the member's rank decile (1 = top 10 %): "
-                + ", ".join(f"{d['decile']}: {ms(d['p50'])}" for d in dec)
-                + " ms."
-            )
-            w("")
+    dec = c.get("position_by_decile", {}).get("postgres")
+    if dec:
+        w(
+            "PostgreSQL position p50 by the member's rank decile (1 = top 10 %): "
+            + ", ".join(f"{x['decile']}: {ms(x['p50'])}" for x in dec)
+            + " ms."
+        )
+        w("")
+
+
+def _legacy_ratios(res: dict[str, Any], w: Any) -> None:
+    rows: list[str] = []
+    for shape in shapes_of(res):
+        for s in sizes_of(res, shape):
+            c = at(res, shape, s)
+            lg = (c or {}).get("legacy")
+            if not c or not lg:
+                continue
+            for backend in ("postgres", "scylla"):
+                pos, thr = c["ops"][backend]["position"], c["ops"][backend]["threshold"]
+                cells = [
+                    ratio(lg["scan_position"]["p50"], pos["p50"]),
+                    ratio(lg["scan_position"]["p99"], pos["p99"]),
+                    ratio(lg["window_rank"]["p50"], pos["p50"]),
+                    ratio(lg["window_rank"]["p99"], pos["p99"]),
+                    ratio(lg["top_n_threshold"]["p50"], thr["p50"]),
+                    ratio(lg["top_n_threshold"]["p99"], thr["p99"]),
+                ]
+                rows.append(
+                    f"| {fmt_size(s)} | {label(shape)} | {backend} | "
+                    + " | ".join(f"{x:.1f}x" if x else "–" for x in cells)
+                    + " |"
+                )
+    if not rows:
+        return
     w("## Legacy ratios (legacy ÷ ours, position; threshold for the top-200 shape)")
     w("")
-    w("| size | backend | vs scan p50 | vs scan p99 | vs RANK() p50 | vs RANK() p99 | threshold vs top-200 p50 | p99 |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|")
-    for s in sizes:
-        at = res["sizes"][str(s)]
-        lg = at["legacy"]
-        for backend in ("postgres", "scylla"):
-            pos, thr = at["ops"][backend]["position"], at["ops"][backend]["threshold"]
-            cells = [
-                ratio(lg["scan_position"]["p50"], pos["p50"]),
-                ratio(lg["scan_position"]["p99"], pos["p99"]),
-                ratio(lg["window_rank"]["p50"], pos["p50"]),
-                ratio(lg["window_rank"]["p99"], pos["p99"]),
-                ratio(lg["top_n_threshold"]["p50"], thr["p50"]),
-                ratio(lg["top_n_threshold"]["p99"], thr["p99"]),
-            ]
-            w(f"| {fmt_size(s)} | {backend} | " + " | ".join(f"{x:.1f}x" if x else "–" for x in cells) + " |")
+    w(
+        "| size | shape | backend | vs scan p50 | vs scan p99 | vs RANK() p50 | vs RANK() p99 "
+        "| threshold vs top-200 p50 | p99 |"
+    )
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        w(row)
     w("")
+
+
+def _loading(res: dict[str, Any], w: Any) -> None:
     w("## Loading and recalculation")
     w("")
     w(
-        "| size | PostgreSQL COPY | rows/s | VACUUM ANALYZE | Scylla load (put_states) | rows/s "
+        "| size | shape | PostgreSQL COPY | rows/s | VACUUM ANALYZE | Scylla load (put_states) | rows/s "
         "| recalc conviction | rows/s | recalc activity | rows/s |"
     )
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for s in sizes:
-        at = res["sizes"][str(s)]
-        pl, sl, rc = at.get("load_postgres") or {}, at.get("load_scylla") or {}, at["recalc"]
-        w(
-            f"| {fmt_size(s)} | {pl.get('copy_s', '–')} s | {pl.get('rows_per_s', 0):,} | "
-            f"{pl.get('vacuum_analyze_s', '–')} s | "
-            f"{sl.get('load_s', '–')} s | {sl.get('rows_per_s', 0):,} | {rc['conviction']['seconds']} s | "
-            f"{rc['conviction']['rows_per_s']:,} | {rc['activity']['seconds']} s | {rc['activity']['rows_per_s']:,} |"
-        )
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    checks, parity = [], []
+    for s in sizes_of(res):
+        for shape in shapes_of(res):
+            c = at(res, shape, s)
+            if c is None:
+                continue
+            pl, sl, rc = c.get("load_postgres") or {}, c.get("load_scylla") or {}, c["recalc"]
+            w(
+                f"| {fmt_size(s)} | {label(shape)} | {pl.get('copy_s', '–')} s | {pl.get('rows_per_s', 0):,} | "
+                f"{pl.get('vacuum_analyze_s', '–')} s | "
+                f"{sl.get('load_s', '–')} s | {sl.get('rows_per_s', 0):,} | {rc['conviction']['seconds']} s | "
+                f"{rc['conviction']['rows_per_s']:,} | {rc['activity']['seconds']} s | "
+                f"{rc['activity']['rows_per_s']:,} |"
+            )
+            name = f"{label(shape)} {fmt_size(s)}"
+            checks.append(f"{name}: {pl.get('trigger_counts_ok', 'reused')}")
+            parity.append(f"{name}: {c['parity']['mismatches']}")
     w("")
     w(
         "Ranked counts kept by the statement-level triggers matched the data after every COPY: "
-        + ", ".join(
-            f"{fmt_size(s)}: {res['sizes'][str(s)].get('load_postgres', {}).get('trigger_counts_ok', 'reused')}"
-            for s in sizes
-        )
-        + ". Both backends gave the same position and threshold for the first 50 sampled members at every size: "
-        + ", ".join(f"{fmt_size(s)}: {res['sizes'][str(s)]['parity']['mismatches']} mismatches" for s in sizes)
-        + "."
+        + ", ".join(checks)
+        + ". Both backends gave the same position and threshold, and the rank the generator's own sort gives, "
+        "for the first 50 sampled members of every community (mismatches): " + ", ".join(parity) + "."
     )
     w("")
-    if res.get("throughput"):
+
+
+def _staleness(res: dict[str, Any], w: Any) -> None:
+    st = res.get("staleness")
+    if st is None:
+        return
+    w("## Freshness under writes (staleness of the Scylla answers)")
+    w("")
+    if "error" in st:
+        w(f"Not measured: the phase failed ({st['error']}).")
+        w("")
+        return
+    size = st.get("community_size")
+    settings = st.get("settings", {})
+    recalc = settings.get("recalculation") or {}
+    w(
+        f"{label(st.get('shape', DEFAULT_SHAPE))} community of {fmt_size(size) if size else '?'} members; "
+        f"{st['updates']:,} score updates over {st['seconds']:g} s (target {st['rate_target']:g}/s, achieved "
+        f"{st.get('achieved_rate') or '–'}/s"
+        + (
+            f" with at most {st['in_flight_limit']} under way at once: the next update waits for one of them"
+            if st.get("in_flight_limit")
+            else ""
+        )
+        + f"; {st['moves']['up']:,} up, {st['moves']['down']:,} down), then up to "
+        f"{st['grace_seconds']:g} s more to see the last ones; the phase took {st['elapsed_s']:g} s. Shipped "
+        "settings in force: "
+        + ", ".join(f"recalculation.{k}={v}" for k, v in recalc.items())
+        + f", writes.mode={settings.get('writes', {}).get('mode')}, "
+        f"scylla.snapshot_pointer_ttl_seconds={settings.get('scylla.snapshot_pointer_ttl_seconds')}."
+    )
+    w("")
+    sv = st["staleness_s"]
+    w(
+        "| acknowledged | seen | not seen within the run | staleness p50 s | p95 | p99 | max "
+        "| acknowledgement p50 ms | p99 | rank inconsistent with the score |"
+    )
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ap = st.get("apply_ms") or {}
+    w(
+        f"| {st['acknowledged']:,} | {st['seen']:,} | {st['not_seen']:,} | {secs(sv['p50'])} | {secs(sv['p95'])} | "
+        f"{secs(sv['p99'])} | {secs(sv['max'])} | {ms(ap.get('p50'))} | {ms(ap.get('p99'))} | "
+        f"{st.get('rank_inconsistent', 0)} |"
+    )
+    w("")
+    if st.get("errors"):
+        w(f"Updates that failed (not acknowledged): {st['errors']:,}, e.g. {'; '.join(st['error_examples'])}.")
+        w("")
+    if st.get("not_seen"):
+        waited = st.get("not_seen_waited_s") or {}
+        w(
+            f"Not seen within the run: {st['not_seen']:,} acknowledged updates were still not visible when the phase "
+            f"ended, {secs(waited.get('p50'))}-{secs(waited.get('max'))} s after their acknowledgement (median-max); "
+            "their staleness is longer than that, and they are not in the percentiles above."
+        )
+        w("")
+    builds = st.get("rebuilds") or []
+    if builds:
+        by_board: dict[str, list[float]] = {}
+        for b in builds:
+            by_board.setdefault(b["board"], []).append(b["seconds"])
+        w(
+            "Snapshots the background process built for this community during the phase: "
+            + "; ".join(
+                f"{board} {len(v)} ({min(v):.1f}-{max(v):.1f} s, median {statistics.median(v):.1f} s)"
+                for board, v in by_board.items()
+            )
+            + ". Finished at (s after the phase began): "
+            + ", ".join(f"{b['board']} {b['finished_at_s']:g}" for b in builds)
+            + "."
+        )
+    else:
+        w("The background process logged no snapshot build for this community during the phase.")
+    poll = st.get("poll") or {}
+    w("")
+    w(
+        f"Polling: {poll.get('reads', 0):,} rank reads ({poll.get('reads_per_s') or 0:g}/s); a time is when a read "
+        f"saw the new score, so it is late by at most one round (longest {poll.get('max_round_s', 0):g} s) or, "
+        f"when a new snapshot shows, one read of every waiting update (longest {poll.get('max_sweep_s', 0):g} s)."
+        + (
+            f" {poll['read_errors']:,} reads failed and were asked again the next round "
+            f"(e.g. `{poll.get('read_error_example')}`)."
+            if poll.get("read_errors")
+            else ""
+        )
+    )
+    w("")
+
+
+def _rss(res: dict[str, Any], w: Any) -> None:
+    rss = res.get("rss")
+    if rss is None:
+        return
+    size = rss.get("members")
+    w(f"## Memory: import, backfill, verify at {fmt_size(size) if size else '?'} members")
+    w("")
+    reason = rss.get("not_run") or rss.get("error")
+    if reason:
+        w(f"Not measured: {reason}.")
+        w("")
+        return
+    w(
+        f"`python -m bench.rss` in a process of its own (a child's peak RSS as the kernel reports it starts from "
+        f"its parent's at the fork, and the benchmark process holds the generated communities): a CSV of "
+        f"{size:,} members ({rss.get('csv_mib', '?')} MiB), each `sietch` command a process of its own, "
+        f"`verify --sample {rss.get('sample', '?')}`."
+    )
+    w("")
+    w("| command | peak RSS MiB | MB | seconds | exit | target |")
+    w("|---|---:|---:|---:|---:|---|")
+    for command in RSS_COMMANDS:
+        entry = rss.get(command)
+        if not isinstance(entry, dict):
+            continue
+        peak = _rss_peak(entry)
+        seconds = entry.get("seconds", entry.get("wall_s"))
+        target = f"< {RSS_TARGET_MB} MB" if command in RSS_TARGETED else ""
+        w(
+            f"| `sietch {command}` | {'–' if peak is None else f'{peak:.0f}'} | "
+            f"{'–' if peak is None else f'{peak * MIB:.0f}'} | {'–' if seconds is None else f'{seconds:.1f}'} | "
+            f"{entry.get('exit', '–')} | {target} |"
+        )
+    w("")
+    if rss.get("failed"):
+        failed = rss.get(rss["failed"], {})
+        w(f"`sietch {rss['failed']}` failed: {' / '.join(failed.get('stderr_tail', []))}")
+        w("")
+
+
+def _bot(res: dict[str, Any], w: Any) -> None:
+    one, two = res.get("throughput"), res.get("throughput_two")
+    if one:
         w("## Bot throughput (one process)")
         w("")
         w(
-            "| backend | interactions | in flight | seconds | interactions/s | p50 ms | p95 ms | p99 ms | deferred "
-            "| error answers | rule violations |"
+            "| backend | interactions | in flight | seconds | answered/s | p50 ms | p95 ms | p99 ms | deferred "
+            "| error answers | unanswered | rule violations | bot CPU cores | CPU ms per interaction "
+            "| emulator and load CPU cores | machine busy cores |"
         )
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for backend, t in res["throughput"].items():
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for backend, t in one.items():
             lat = t["latency_ms"]
             w(
                 f"| {backend} | {t['interactions']:,} | {t['concurrency']} | {t['seconds']} | {t['per_second']:.0f} | "
                 f"{ms(lat['p50'])} | {ms(lat['p95'])} | {ms(lat['p99'])} | {t['deferred']} | {t['error_answers']} | "
-                f"{t['violations']} |"
+                f"{t.get('unanswered', 0)} | {t['violations']} | {t.get('cores_used', '–')} | "
+                f"{t.get('cpu_ms_per_interaction', '–')} | {_or_dash(t.get('emulator_cores'))} | "
+                f"{_or_dash(t.get('machine_busy_cores'))} |"
             )
         w("")
-    if res.get("profiles"):
-        w("## Profiles")
+        w(
+            f"CPU over the timed part, in cores of the machine's {res['machine']['cores']}: the bot process's own; "
+            "the benchmark process's (the Discord emulator and the load it sends); the whole machine's (everything "
+            "above, PostgreSQL, the CQL node and whatever else runs). When the machine is near all its cores busy, "
+            "the machine is the limit, not the bot process."
+        )
         w("")
-        for name, p in res["profiles"].items():
-            w(f"### {name}")
-            w("")
-            if "top" in p:
-                w(f"pyinstrument, wall {p['wall_s']} s (`{Path(p['file']).name}`); inclusive time of our functions:")
-                w("")
-                for f in p.get("own", [])[:10]:
-                    w(f"- {f['share'] * 100:.1f} % {f['frame']}")
-                w("")
-                w("self time by function (`[await]` = waiting for the database):")
-                w("")
-                for f in p["top"][:10]:
-                    w(f"- {f['share'] * 100:.1f} % {f['frame']}")
-            if "area" in p:
-                w(f"py-spy, {p['samples']:,} samples of the bot process; by whose code:")
-                w("")
-                for a in p["area"][:10]:
-                    w(f"- {a['share'] * 100:.1f} % {a['area']}")
-                w("")
-                w("by leaf function:")
-                w("")
-                for f in p["leaf"][:12]:
-                    w(f"- {f['share'] * 100:.1f} % {f['frame']}")
-            if "plans" in p:
-                for qname, plan in p["plans"].items():
-                    w("")
-                    w(f"`EXPLAIN (ANALYZE, BUFFERS)` of {qname}:")
-                    w("")
-                    w("```")
-                    w(plan)
-                    w("```")
-            w("")
+        _unanswered(one.values(), w)
+    if two is None:
+        return
+    w("## Bot throughput (two processes, one shard each)")
+    w("")
+    if two.get("not_run"):
+        w(f"Not run: {two['not_run']}.")
+        w("")
+        return
+    w(
+        "| backend | interactions | in flight | seconds | answered/s, total | per process (answered, /s, CPU "
+        "cores) | p50 ms | p95 ms | p99 ms | deferred | error answers | unanswered | rule violations "
+        "| emulator and load CPU cores | machine busy cores |"
+    )
+    w("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    notes = []
+    for backend in ("postgres", "scylla"):
+        t = two.get(backend)
+        if not t:
+            continue
+        if "latency_ms" not in t:
+            notes.append(f"{backend}: not run: {t.get('not_run')}")
+            continue
+        lat = t["latency_ms"]
+        per = "; ".join(
+            f"shard {p['shard']}: {p.get('answered') if p.get('answered') is not None else '?'}, "
+            f"{p.get('per_second') or '–'}/s, {p.get('cores_used') if p.get('cores_used') is not None else '–'}"
+            for p in t.get("per_process", [])
+        )
+        w(
+            f"| {backend} | {t['interactions']:,} | {t['concurrency']} | {t['seconds']} | {t['per_second']:.0f} | "
+            f"{per} | {ms(lat['p50'])} | {ms(lat['p95'])} | {ms(lat['p99'])} | {t['deferred']} | "
+            f"{t['error_answers']} | {t.get('unanswered', 0)} | {t['violations']} | "
+            f"{_or_dash(t.get('emulator_cores'))} | {_or_dash(t.get('machine_busy_cores'))} |"
+        )
+        if t.get("not_run"):
+            notes.append(f"{backend}: not a two-process measurement: {t['not_run']}")
+    w("")
+    for n in notes:
+        w(f"- {n}")
     if notes:
-        w("## Findings")
         w("")
-        w(notes.strip())
+    _unanswered([two[b] for b in ("postgres", "scylla") if isinstance(two.get(b), dict)], w)
+
+
+def _or_dash(v: Any) -> str:
+    return "–" if v is None else str(v)
+
+
+def _unanswered(runs: Any, w: Any) -> None:
+    examples = [e for t in runs for e in (t.get("unanswered_examples") or [])]
+    if examples:
+        w(
+            "Unanswered = no visible answer within 30 s (the answers/s count only the answered ones), e.g.: "
+            + " / ".join(f"`{e}`" for e in examples[:2])
+        )
         w("")
-    return "\n".join(lines) + "\n"
+
+
+def _profiles(res: dict[str, Any], w: Any) -> None:
+    if not res.get("profiles"):
+        return
+    w("## Profiles")
+    w("")
+    for name, p in res["profiles"].items():
+        w(f"### {name}")
+        w("")
+        if p.get("error"):
+            w(f"Not profiled: {p['error']}.")
+            w("")
+            continue
+        if "top" in p:
+            w(f"pyinstrument, wall {p['wall_s']} s (`{Path(p['file']).name}`); inclusive time of our functions:")
+            w("")
+            for f in p.get("own", [])[:10]:
+                w(f"- {f['share'] * 100:.1f} % {f['frame']}")
+            w("")
+            w("self time by function (where the time is spent; waiting for the database or the network shown apart):")
+            w("")
+            for f in p["top"][:10]:
+                waited = f.get("await_share")
+                w(
+                    f"- {f['share'] * 100:.1f} % {f['frame']}"
+                    + (f", of which {waited * 100:.1f} % waiting" if waited else "")
+                )
+        if "area" in p:
+            w(
+                f"py-spy, {p['samples']:,} samples of the bot process (every thread, 200 a second, idle time not "
+                "counted). Where its time goes, by whose code runs:"
+            )
+            w("")
+            w("| code | share of samples |")
+            w("|---|---:|")
+            for a in p["area"][:12]:
+                w(f"| {a['area']} | {a['share'] * 100:.1f} % |")
+            w("")
+            if p.get("own"):
+                w("Our functions, inclusive (the share of samples with the function anywhere on the stack):")
+                w("")
+                for f in p["own"][:12]:
+                    w(f"- {f['share'] * 100:.1f} % {f['frame']}")
+                w("")
+            w("By leaf function (the frame running when sampled):")
+            w("")
+            for f in p["leaf"][:12]:
+                w(f"- {f['share'] * 100:.1f} % {f['frame']}")
+        if "plans" in p:
+            for qname, plan in p["plans"].items():
+                w("")
+                w(f"`EXPLAIN (ANALYZE, BUFFERS)` of {qname}:")
+                w("")
+                w("```")
+                w(plan)
+                w("```")
+        w("")
 
 
 def write(res: dict[str, Any], out: Path, plot_path: Path, notes_path: Path | None) -> None:
+    res = normalise(res)
     plot(res, plot_path)
     try:
         plot_name = str(plot_path.resolve().relative_to(out.resolve().parent))
     except ValueError:
         plot_name = str(plot_path.resolve())
     notes = notes_path.read_text() if notes_path and notes_path.exists() else ""
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(res, plot_name, notes))

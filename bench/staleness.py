@@ -1,0 +1,361 @@
+"""Freshness of the Scylla answers under writes: acknowledged score update -> the Scylla answer shows it.
+
+The application's freshness machinery runs as shipped: a bot process of its own (`bench.botproc
+--background-only`, the production container with `config/settings.yaml` and the benchmark's database
+and keyspace) runs the background work `sietch run` starts (the outbox relay and the periodic snapshot
+rebuilds, with the default settings). This process builds the same container and applies score updates
+at a steady rate through the service's `apply_score_updates` (PostgreSQL, then the outbox and the
+copy); an update is acknowledged when that call returns. Each update moves one member to a new score
+nobody else was given (up or down, never to zero). The Scylla service is then asked, with a fresh
+`TenantContext` per read, for that member's rank until the answer carries the new score; the time from
+acknowledgement to that read is the update's staleness. A seen answer is also checked for a rank
+consistent with its score (the neighbours in the same snapshot order around it).
+
+Polling: while few updates wait, every one of them is read each round; past that, the oldest and a
+rotating slice of the others, and the moment the oldest is seen all of them (snapshots switch whole).
+A time is when our read saw the new score, so it is late by at most one round or one such sweep (both
+reported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from backends.protocol import BackendError, Community, ScoreUpdate, TenantContext
+from bench import botload
+from bench.data import Members
+from bench.env import ROOT
+from bench.measure import summary
+from bot.app.container import make_container, resolved
+from bot.app.settings import load_settings
+
+log = logging.getLogger("bench.staleness")
+
+IN_FLIGHT = 32  # score updates under way at once (the schedule keeps the rate, not a sequence)
+ROUND_ALL = 64  # up to this many waiting updates are all read every round
+ROUND_SLICE = 32  # past that: the oldest and this many others per round
+SWEEP_CONCURRENCY = 16
+ROUND_PAUSE = 0.1  # seconds between rounds that saw nothing new
+BUILT = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) .*snapshot built guild=(?P<guild>\d+) board=(?P<board>\w+)"
+    r".*ranked=(?P<ranked>\d+) seconds=(?P<seconds>[\d.]+)"
+)
+
+
+@dataclass
+class Update:
+    n: int
+    member: int  # index into Members
+    profile_id: UUID
+    old_cents: int
+    new_cents: int
+    dispatched: float
+    acked: float | None = None
+    seen: float | None = None
+    apply_ms: float | None = None
+    rank_ok: bool | None = None
+    error: str | None = None
+
+    @property
+    def value(self) -> Decimal:
+        return Decimal(self.new_cents).scaleb(-2)
+
+
+def default_grace(seconds: float) -> float:
+    """How long to keep looking after the last update: a rebuild interval and a large rebuild or two."""
+    return max(90.0, 1.25 * seconds)
+
+
+async def run(
+    dsn: str,
+    c: Community,
+    m: Members,
+    seconds: float,
+    rate: float,
+    workdir: Path,
+    grace: float | None = None,
+    seed: int = 11,
+) -> dict[str, Any]:
+    grace = default_grace(seconds) if grace is None else grace
+    flags = workdir / "flags-staleness.yaml"
+    flags.write_text(botload.flags_text("postgres"))
+    env = botload.bot_env(dsn, flags)
+    settings = load_settings(ROOT / "config" / "settings.yaml", env)
+    ready = workdir / "background.ready"
+    ready.unlink(missing_ok=True)
+    log_path = workdir / "background.log"
+    phase_wall = time.time()
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.botproc", "--background-only", "--ready", str(ready)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        container = make_container(settings)
+        try:
+            await _wait_ready(proc, ready, log_path)
+            await container.init_resources()  # type: ignore[misc]
+            services = await resolved(container.services)
+            result = await _measure(services["postgres"], services["scylla"], c, m, seconds, rate, grace, seed)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(Exception):
+                await container.shutdown_resources()  # type: ignore[misc]
+    result["rebuilds"] = _rebuilds(log_path, c.community_id, phase_wall)
+    result["settings"] = {
+        "recalculation": settings.get("recalculation"),
+        "writes": {k: v for k, v in settings.get("writes", {}).items()},
+        "scylla.snapshot_pointer_ttl_seconds": settings.get("scylla", {}).get("snapshot_pointer_ttl_seconds"),
+    }
+    result["community_size"] = m.size
+    result["shape"] = m.shape
+    result["guild"] = c.community_id
+    result["log"] = str(log_path)
+    return result
+
+
+async def _wait_ready(proc: subprocess.Popen[bytes], ready: Path, log_path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            tail = log_path.read_text()[-2000:] if log_path.exists() else ""
+            raise RuntimeError(f"the background process exited with {proc.returncode}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the background process was not up after {timeout:.0f}s")
+        await asyncio.sleep(0.1)
+
+
+async def _measure(
+    writes: Any, reads: Any, c: Community, m: Members, seconds: float, rate: float, grace: float, seed: int
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    gid = c.community_id
+    ranked = list(m.ranked)
+    busy: set[int] = set()  # members with an update not seen yet: one at a time per member
+    used: set[int] = set()
+    updates: list[Update] = []
+    pending: dict[int, Update] = {}  # acknowledged, not seen yet, in acknowledgement order
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    poll: dict[str, Any] = {
+        "reads": 0,
+        "read_errors": 0,
+        "read_error_example": None,
+        "rounds": 0,
+        "sweeps": 0,
+        "max_sweep_s": 0.0,
+        "max_round_s": 0.0,
+    }
+    tasks: list[asyncio.Task[None]] = []
+    write_window = [seconds]
+    moves = {"up": 0, "down": 0}
+    done_writing = asyncio.Event()
+
+    def ctx() -> TenantContext:
+        return TenantContext(gid).with_community(c)
+
+    def pick() -> Update | None:
+        if len(busy) >= 0.9 * len(ranked):
+            return None
+        while (i := rng.choice(ranked)) in busy:
+            pass
+        old = m.conviction[i]
+        up = rng.random() < 0.5
+        new = max(1, round(old * (rng.uniform(1.1, 4.0) if up else rng.uniform(0.25, 0.9))))
+        while new == old or new in used:
+            new += 1
+        moves["up" if new > old else "down"] += 1
+        used.add(new)
+        busy.add(i)
+        m.conviction[i] = new
+        return Update(len(updates), i, m.profile_ids[i], old, new, loop.time())
+
+    async def apply(u: Update) -> None:
+        try:
+            update = ScoreUpdate(u.profile_id, "conviction", u.value, "manual_adjustment")
+            await writes.apply_score_updates(ctx(), [update])
+        except Exception as exc:  # counted and reported; the run goes on
+            u.error = f"{type(exc).__name__}: {exc}"
+            busy.discard(u.member)
+            return
+        finally:
+            gate.release()
+        u.acked = loop.time()
+        u.apply_ms = (u.acked - u.dispatched) * 1000
+        pending[u.n] = u
+
+    async def write_loop() -> None:
+        """One update every 1/rate s for `seconds`; when IN_FLIGHT are under way the next waits for one to
+        finish (the schedule then falls behind, and the achieved rate says so)."""
+        interval = 1.0 / rate
+        t0 = loop.time()
+        end = t0 + seconds
+        n = 0
+        while (due := t0 + n * interval) < end:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await gate.acquire()
+            if loop.time() >= end:
+                gate.release()
+                break
+            u = pick()
+            if u is None:
+                gate.release()
+                break
+            u.dispatched = loop.time()
+            updates.append(u)
+            tasks.append(asyncio.create_task(apply(u)))
+            n += 1
+        write_window[0] = min(loop.time(), end) - t0
+        await asyncio.gather(*tasks)
+        done_writing.set()
+
+    async def check(u: Update) -> bool:
+        read_ctx = ctx()
+        try:
+            entry = await reads.get_rank(read_ctx, u.profile_id, "conviction")
+        except BackendError as exc:  # a read that failed (a timeout on a busy node): asked again next round
+            poll["read_errors"] += 1
+            poll["read_error_example"] = poll["read_error_example"] or f"{type(exc).__name__}: {exc}"[:300]
+            return False
+        now = loop.time()
+        poll["reads"] += 1
+        if entry is None or entry.score != u.value or u.n not in pending:
+            return False
+        u.seen = now
+        del pending[u.n]
+        busy.discard(u.member)
+        # the rank agrees with the score: the same snapshot orders the neighbours around it
+        try:
+            above, me, below = await reads.backend.get_neighbours(read_ctx, "conviction", u.profile_id)
+        except BackendError:
+            poll["read_errors"] += 1
+            return True
+        u.rank_ok = (
+            me is not None
+            and me.rank == entry.rank
+            and me.score == u.value
+            and (above is None or above.score >= me.score)
+            and (below is None or below.score <= me.score)
+        )
+        return True
+
+    async def check_all(batch: list[Update], concurrency: int) -> list[bool]:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(u: Update) -> bool:
+            async with sem:
+                return await check(u)
+
+        return list(await asyncio.gather(*(one(u) for u in batch)))
+
+    async def poll_loop() -> None:
+        cursor = 0
+        give_up: float | None = None
+        while True:
+            if done_writing.is_set():
+                give_up = give_up or loop.time() + grace
+                if not pending or loop.time() > give_up:
+                    return
+            waiting = list(pending.values())
+            if not waiting:
+                await asyncio.sleep(0.02)
+                continue
+            started = loop.time()
+            poll["rounds"] += 1
+            if len(waiting) <= ROUND_ALL:
+                seen = await check_all(waiting, SWEEP_CONCURRENCY)
+            else:
+                rest = waiting[1:]
+                cursor %= len(rest)
+                batch = [waiting[0], *rest[cursor : cursor + ROUND_SLICE]]
+                cursor += ROUND_SLICE
+                seen = await check_all(batch, SWEEP_CONCURRENCY)
+                if seen[0]:  # the oldest is visible: a new snapshot, read every one waiting
+                    sweep_started = loop.time()
+                    await check_all(list(pending.values()), SWEEP_CONCURRENCY)
+                    poll["sweeps"] += 1
+                    poll["max_sweep_s"] = max(poll["max_sweep_s"], loop.time() - sweep_started)
+            poll["max_round_s"] = max(poll["max_round_s"], loop.time() - started)
+            if not any(seen):
+                await asyncio.sleep(ROUND_PAUSE)
+
+    began = loop.time()
+    loops = [asyncio.create_task(write_loop()), asyncio.create_task(poll_loop())]
+    try:
+        await asyncio.gather(*loops)
+    finally:  # on a failure, nothing of this phase keeps running into the next one
+        for task in [*loops, *tasks]:
+            task.cancel()
+        await asyncio.gather(*loops, *tasks, return_exceptions=True)
+    ended = loop.time()
+    acked = [u for u in updates if u.acked is not None]
+    seen = [u for u in acked if u.seen is not None]
+    unseen = [u for u in acked if u.seen is None]
+    return {
+        "rate_target": rate,
+        "seconds": seconds,
+        "grace_seconds": grace,
+        "elapsed_s": round(ended - began, 1),
+        "updates": len(updates),
+        "acknowledged": len(acked),
+        "errors": len(updates) - len(acked),
+        "error_examples": sorted({u.error for u in updates if u.error})[:3],
+        "achieved_rate": round(len(updates) / write_window[0], 1) if write_window[0] > 0 else None,
+        "acknowledged_rate": round(len(acked) / write_window[0], 1) if write_window[0] > 0 else None,
+        "in_flight_limit": IN_FLIGHT,
+        "moves": moves,
+        "seen": len(seen),
+        "not_seen": len(unseen),
+        "not_seen_waited_s": summary([(ended - u.acked) for u in unseen if u.acked is not None]) if unseen else None,
+        "staleness_s": summary([u.seen - u.acked for u in seen if u.acked is not None and u.seen is not None]),
+        "apply_ms": summary([u.apply_ms for u in acked if u.apply_ms is not None]),
+        "rank_inconsistent": sum(1 for u in seen if u.rank_ok is False),
+        "poll": poll
+        | {
+            "reads_per_s": round(poll["reads"] / (ended - began), 1) if ended > began else None,
+            "max_sweep_s": round(poll["max_sweep_s"], 2),
+            "max_round_s": round(poll["max_round_s"], 2),
+        },
+    }
+
+
+def _rebuilds(log_path: Path, guild: int, phase_wall: float) -> list[dict[str, Any]]:
+    """The snapshots the background process built for the guild, from its log."""
+    out: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError):
+        for line in log_path.read_text().splitlines():
+            hit = BUILT.search(line)
+            if hit is None or int(hit["guild"]) != guild:
+                continue
+            with contextlib.suppress(ValueError):
+                finished = datetime.strptime(hit["at"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                out.append(
+                    {
+                        "board": hit["board"],
+                        "ranked": int(hit["ranked"]),
+                        "seconds": float(hit["seconds"]),
+                        "finished_at_s": round(finished - phase_wall, 1),
+                    }
+                )
+    return out
