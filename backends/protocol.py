@@ -7,7 +7,7 @@ waitlists, pages) lives once in `bot.domain.service`, above this Protocol.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -145,6 +145,7 @@ class ScoreUpdate:
     event_type: EventType
     mode: Literal["set", "add"] = "set"
     tx_hash: str | None = None
+    at: datetime | None = None  # when it happened (the event's time in history); None: when applied
 
     def __post_init__(self) -> None:
         if self.board not in BOARDS:
@@ -265,6 +266,23 @@ class ScoreSource(Protocol):
 
         `enqueue` says whether copies are waiting for these updates (an outbox); None: the store decides.
         """
+
+    async def apply_score_batches(self, batches: ScoreBatches, *, enqueue: bool | None = None) -> dict[int, int]:
+        """`apply_score_updates` of every (community id, updates) batch, read lazily one after another, in
+        one transaction; returns each community's new score version."""
+
+
+# Score updates by community, from a list or from a stream read while the writes go on.
+ScoreBatches = Iterable[tuple[int, Sequence["ScoreUpdate"]]] | AsyncIterable[tuple[int, Sequence["ScoreUpdate"]]]
+
+
+async def each_batch(batches: ScoreBatches) -> AsyncIterator[tuple[int, Sequence[ScoreUpdate]]]:
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            yield batch
+    else:
+        for batch in batches:
+            yield batch
 
 
 def utcnow() -> datetime:

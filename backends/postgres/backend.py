@@ -26,10 +26,12 @@ from backends.protocol import (
     InvalidInput,
     Profile,
     RankedEntry,
+    ScoreBatches,
     ScoreRecord,
     ScoreUpdate,
     SnapshotInfo,
     TenantContext,
+    each_batch,
     utcnow,
 )
 
@@ -289,9 +291,18 @@ class PostgresBackend:
     async def apply_score_updates(
         self, ctx: TenantContext, updates: Sequence[ScoreUpdate], *, enqueue: bool | None = None
     ) -> int:
+        versions = await self.apply_score_batches([(ctx.community_id, updates)], enqueue=enqueue)
+        return versions[ctx.community_id]
+
+    async def apply_score_batches(self, batches: ScoreBatches, *, enqueue: bool | None = None) -> dict[int, int]:
+        """`apply_score_updates` for a stream of any length: every (community, updates) batch, read one
+        after another, in one transaction (all or nothing). Returns each community's new score version."""
         queue = self.outbox if enqueue is None else enqueue
+        versions: dict[int, int] = {}
         async with self.connection() as conn, conn.transaction():
-            return await apply_updates(conn, ctx.community_id, updates, mirrored=not queue)
+            async for community_id, updates in each_batch(batches):
+                versions[community_id] = await apply_updates(conn, community_id, updates, mirrored=not queue)
+        return versions
 
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Live positions need no rebuild; this trims score history past its retention."""

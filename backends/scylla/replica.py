@@ -68,6 +68,8 @@ class ScyllaReplica:
             f"INSERT INTO {self.t.profiles_by_user} (community_id, discord_user_id, profile_id) VALUES (?, ?, ?)"
             f" USING TIMESTAMP ?"
         )
+        # A cached eligibility was checked against the score this state replaces.
+        forget = f"DELETE FROM {self.t.eligibility} WHERE community_id = ? AND profile_id = ?"
         by_shard: dict[int, list[tuple[str, tuple[Any, ...]]]] = defaultdict(list)
         users: list[tuple[str, tuple[Any, ...]]] = []
         for state in states:
@@ -93,6 +95,7 @@ class ScyllaReplica:
             )
             if p.discord_user_id is not None:
                 users.append((by_user, (community_id, p.discord_user_id, p.profile_id, version)))
+            users.append((forget, (community_id, p.profile_id)))
         await self.cql.execute_concurrently([*self._partition_batches(by_shard.values()), *users], WRITE_CONCURRENCY)
 
     def _partition_batches(

@@ -26,22 +26,32 @@ def conviction_balance(backend: Backend) -> BalanceChecker:
 
 
 class MemoryEligibilityCache:
-    """The first cache layer, in front of the backend's own; keyed by (community, profile, rule)."""
+    """The first cache layer, in front of the backend's own: per (community, profile), each rule's result
+    with its own expiry, so forgetting a member is one lookup whatever the cache holds."""
 
     def __init__(
         self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000
     ) -> None:
-        self._entries: TTLCache[tuple[int, UUID, str], EligibilityResult] = TTLCache(
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: TTLCache[tuple[int, UUID], dict[str, tuple[float, EligibilityResult]]] = TTLCache(
             max_entries, ttl_seconds, timer=clock
         )
 
     def get(self, community_id: int, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
-        return self._entries.get((community_id, profile_id, rule_id))
+        found = self._entries.get((community_id, profile_id), {}).get(rule_id)
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1]
 
     def put(self, community_id: int, result: EligibilityResult) -> None:
-        self._entries[(community_id, result.profile_id, result.rule_id)] = result
+        key = (community_id, result.profile_id)
+        rules = self._entries.get(key) or {}
+        rules[result.rule_id] = (self._clock() + self._ttl, result)
+        self._entries[key] = rules
 
     def delete(self, community_id: int, profile_id: UUID, rule_id: str | None) -> None:
-        for key in [k for k in self._entries if k[0] == community_id and k[1] == profile_id]:
-            if rule_id is None or key[2] == rule_id:
-                self._entries.pop(key, None)
+        if rule_id is None:
+            self._entries.pop((community_id, profile_id), None)
+        else:
+            self._entries.get((community_id, profile_id), {}).pop(rule_id, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
@@ -216,6 +216,12 @@ class HotPathService:
         await self.backend.put_eligibility(ctx, result, self._eligibility_ttl)
         self._eligibility_cache.put(ctx.community_id, result)
         return Eligibility(result.eligible, result.balance, result.checked_at, from_cache=False)
+
+    def forget_eligibility(self, ctx: TenantContext, profile_ids: Iterable[UUID]) -> None:
+        """Drop this process's cached results of the members (the write that changed their scores dropped
+        the backends' own)."""
+        for profile_id in profile_ids:
+            self._eligibility_cache.delete(ctx.community_id, profile_id, None)
 
     async def invalidate_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:
         self._eligibility_cache.delete(ctx.community_id, profile_id, rule_id)

@@ -5,7 +5,6 @@ outage loses nothing: the events wait and are replayed, with backoff, until they
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -33,7 +32,13 @@ class OutboxRelay:
         self.interval = interval_seconds
         self.max_backoff = max_backoff_seconds
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self.running = False
         self.failures = 0
+
+    def nudge(self) -> None:
+        """Ask the running loop to flush now rather than at its next interval."""
+        self._wake.set()
 
     async def flush(self) -> int:
         """Relay every pending event; return how many. Raises when a copy refuses (events stay queued)."""
@@ -68,7 +73,15 @@ class OutboxRelay:
         Not tenacity: this loop never ends and waits on `stop`, where tenacity retries one call to success.
         """
         delay = self.interval
+        self.running = True
+        try:
+            await self._loop(stop, delay)
+        finally:
+            self.running = False
+
+    async def _loop(self, stop: asyncio.Event, delay: float) -> None:
         while not stop.is_set():
+            self._wake.clear()
             try:
                 moved = await self.flush()
                 if moved:
@@ -82,8 +95,18 @@ class OutboxRelay:
                 log.warning(
                     "relay failed; events stay queued failures=%s retry_in=%.1fs error=%s", self.failures, delay, exc
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            await self._sleep(stop, delay)
+
+    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
+        """Wait `delay`, or less when stopped or nudged (a failing copy is not nudged before its backoff)."""
+        waits = [asyncio.ensure_future(stop.wait())]
+        if not self.failures:
+            waits.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def drain(self, timeout_seconds: float) -> int:
         """On shutdown: try to empty the outbox within the time; what is left stays durably queued."""

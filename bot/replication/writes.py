@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from backends.protocol import BackendError, ScoreSource, ScoreUpdate, TenantContext
+from backends.protocol import BackendError, ScoreBatches, ScoreSource, ScoreUpdate, TenantContext
 from bot.replication.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -28,16 +28,25 @@ class ScoreWriter:
         self.default_mode = default_mode
 
     async def apply(self, ctx: TenantContext, updates: Sequence[ScoreUpdate]) -> int:
-        """Apply the updates; return the new score version once the source of truth has them.
+        """Apply the updates; return the new score version once the source of truth has them."""
+        return (await self.apply_batches([(ctx.community_id, updates)]))[ctx.community_id]
 
-        The copy is attempted at once; if it fails the updates wait in the outbox and the relay's
-        background loop replays them, so the caller never loses a write to a copy's outage.
+    async def apply_batches(self, batches: ScoreBatches) -> dict[int, int]:
+        """Apply every (community, updates) batch in one transaction of the source of truth (all or none);
+        return each community's new score version.
+
+        The answer waits for the source of truth only. The copy is the relay's: when its loop runs in
+        this process it is nudged to copy now, so acknowledgements never queue behind each other's copy;
+        without a loop (a one-shot command) the copy is attempted here. A failed copy waits in the
+        outbox and is replayed, so the caller never loses a write to a copy's outage.
         """
         dual = self.relay is not None and (self.mode() or self.default_mode) == "dual"
-        version = await self.source.apply_score_updates(ctx, updates, enqueue=dual)
-        if dual and self.relay is not None:
+        versions = await self.source.apply_score_batches(batches, enqueue=dual)
+        if dual and self.relay is not None and self.relay.running:
+            self.relay.nudge()
+        elif dual and self.relay is not None:
             try:
                 await self.relay.flush()
             except BackendError as exc:
-                log.warning("copy deferred to the outbox guild=%s version=%s error=%s", ctx.community_id, version, exc)
-        return version
+                log.warning("copy deferred to the outbox versions=%s error=%s", versions, exc)
+        return versions
