@@ -130,31 +130,10 @@ class CommunityWrites:
         import leaves no empty community behind).
         """
         async with self._backend.connection() as conn, conn.transaction():
-            await _open_staging(conn, community_id, create)
-            async with conn.cursor().copy(
-                "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity) FROM STDIN"
-            ) as copy:
-                for i, row in enumerate(rows):
-                    await copy.write_row(
-                        (
-                            i,
-                            row.discord_user_id,
-                            row.wallet_address,
-                            row.nym,
-                            row.joined_at,
-                            row.conviction,
-                            row.activity,
-                        )
-                    )
-                    if progress and (i + 1) % 1000 == 0:
-                        progress(1000)
-            if progress:
-                progress(len(rows) % 1000)
-            for statement in _MATCH_INCOMING:
-                await conn.execute(statement, {"c": community_id})
-            await _refuse_identity_changes(conn, lambda index: _where(rows, index))
-            await _refuse_ambiguous_rows(conn, lambda index: _where(rows, index), community_id)
-            await _merge_incoming(conn, community_id)
+            # Staged by index so the ids come back in the order of `rows`; errors name each row's line.
+            await _stage_and_merge(
+                conn, community_id, enumerate(rows), lambda index: _where(rows, index), create, None, progress
+            )
             cur = await conn.execute("SELECT profile_id FROM incoming ORDER BY line")
             return [r["profile_id"] for r in await cur.fetchall()]
 
@@ -175,40 +154,51 @@ class CommunityWrites:
         `staged` (without it they are refused as `InvalidInput`); an exception from `staged`, from iterating
         `rows` or from the database rolls everything back, the community `create` makes included.
         """
+        lined = ((position if row.line is None else row.line, row) for position, row in enumerate(rows, 1))
         async with self._backend.connection() as conn, conn.transaction():
-            await _open_staging(conn, community_id, create)
-            staged_rows = 0
-            async with conn.cursor().copy(
-                "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity) FROM STDIN"
-            ) as copy:
-                for position, row in enumerate(rows, 1):
-                    await copy.write_row(
-                        (
-                            position if row.line is None else row.line,
-                            row.discord_user_id,
-                            row.wallet_address,
-                            row.nym,
-                            row.joined_at,
-                            row.conviction,
-                            row.activity,
-                        )
-                    )
-                    staged_rows = position
-            await conn.execute("ANALYZE incoming")
-            repeats, repeated = await _repeated_keys(conn, REPEATS_KEPT)
-            if staged is not None:
-                staged(repeats, repeated)
-            elif repeats:
-                described = "; ".join(
-                    f"line {r.line}: {r.column} {r.value} already appears on line {r.first_line}" for r in repeats[:10]
-                )
-                raise InvalidInput(f"rows repeat a Discord id or wallet, nothing was imported: {described}")
-            for statement in _MATCH_INCOMING:
-                await conn.execute(statement, {"c": community_id})
-            await _refuse_identity_changes(conn, _line)
-            await _refuse_ambiguous_rows(conn, _line, community_id)
-            await _merge_incoming(conn, community_id)
-            return staged_rows
+            return await _stage_and_merge(conn, community_id, lined, _line, create, staged, None)
+
+
+async def _stage_and_merge(
+    conn: AsyncConnection[Any],
+    community_id: int,
+    rows: Iterable[tuple[int, MemberRow]],
+    where: Callable[[int], str],
+    create: Community | None,
+    staged: StagedCheck | None,
+    progress: Progress | None,
+) -> int:
+    """COPY the (key, row) pairs into `incoming`, refuse repeats, ambiguous rows and identity changes
+    (naming rows by `where(key)`), then merge into profiles, score events and scores. Returns the rows."""
+    await _open_staging(conn, community_id, create)
+    count = 0
+    async with conn.cursor().copy(
+        "COPY incoming (line, discord_user_id, wallet_address, nym, joined_at, conviction, activity) FROM STDIN"
+    ) as copy:
+        for key, row in rows:
+            await copy.write_row(
+                (key, row.discord_user_id, row.wallet_address, row.nym, row.joined_at, row.conviction, row.activity)
+            )
+            count += 1
+            if progress and count % 1000 == 0:
+                progress(1000)
+    if progress:
+        progress(count % 1000)
+    await conn.execute("ANALYZE incoming")
+    repeats, repeated = await _repeated_keys(conn, REPEATS_KEPT)
+    if staged is not None:
+        staged(repeats, repeated)
+    elif repeats:
+        described = "; ".join(
+            f"{where(r.line)}: {r.column} {r.value} already appears on {where(r.first_line)}" for r in repeats[:10]
+        )
+        raise InvalidInput(f"rows repeat a Discord id or wallet, nothing was imported: {described}")
+    for statement in _MATCH_INCOMING:
+        await conn.execute(statement, {"c": community_id})
+    await _refuse_identity_changes(conn, where)
+    await _refuse_ambiguous_rows(conn, where, community_id)
+    await _merge_incoming(conn, community_id)
+    return count
 
 
 async def _open_staging(conn: AsyncConnection[Any], community_id: int, create: Community | None) -> None:

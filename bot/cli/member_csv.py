@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import csv
 import heapq
-import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from backends.postgres.community_writes import MemberRow
-from backends.protocol import MAX_SCORE_EXPONENT as MAX_EXPONENT
+from bot.domain import inputs
 
 COLUMNS = ("discord_user_id", "wallet_address", "nym", "joined_at", "conviction", "activity")
-WALLET = re.compile(r"^0x[0-9a-f]{40}$")
 MAX_NYM = 64
 MAX_REPORTED = 20  # problems printed; the rest are counted ("... and N more")
 MAX_KEPT = 100  # problems kept (the first by line); a file of a million bad lines is only counted past these
 PROGRESS_LINES = 1000  # lines between two progress callbacks
-ASCII_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() and int() also take other scripts' digits
-# Dates every store and Python round-trip, whatever the offset written with them.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -168,16 +164,18 @@ def count_lines(path: Path) -> int:
 
 def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]]:
     errors: list[str] = []
-    user_id: int | None = None
-    if fields.get("discord_user_id"):
-        raw = fields["discord_user_id"]
-        if ASCII_DIGITS.fullmatch(raw) and 0 < int(raw) < 2**63:
-            user_id = int(raw)
-        else:
-            errors.append(f"discord_user_id {raw!r} is not a Discord user id")
-    wallet = fields.get("wallet_address", "").lower() or None
-    if wallet is not None and not WALLET.match(wallet):
-        errors.append(f"wallet_address {fields['wallet_address']!r} is not a 0x-prefixed 40-hex-digit address")
+
+    def checked(check: Callable[[], T], default: T) -> T:
+        try:
+            return check()
+        except ValueError as exc:
+            errors.append(str(exc))
+            return default
+
+    raw_id = fields.get("discord_user_id")
+    user_id = checked(lambda: inputs.discord_id(raw_id), None) if raw_id else None
+    raw_wallet = fields.get("wallet_address")
+    wallet = checked(lambda: inputs.wallet(raw_wallet), None) if raw_wallet else None
     if user_id is None and wallet is None and not errors:
         errors.append("a member needs a discord_user_id or a wallet_address")
     nym = fields.get("nym") or None
@@ -185,44 +183,13 @@ def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]
         errors.append(f"nym is longer than {MAX_NYM} characters")
     if nym is not None and any(unicodedata.category(c) == "Cc" for c in nym):
         errors.append("nym contains a control character (a NUL, a tab, a line break...)")
-    conviction = _decimal(fields.get("conviction", ""), "conviction", errors, required=True)
-    activity = _decimal(fields.get("activity", ""), "activity", errors, required=False)
+    if not fields.get("conviction"):
+        errors.append("conviction is empty")
+    conviction = checked(lambda: inputs.score(fields.get("conviction") or "0", "conviction"), Decimal(0))
+    activity = checked(lambda: inputs.score(fields.get("activity") or "0", "activity"), Decimal(0))
     joined_at = datetime.now(UTC)
     if fields.get("joined_at"):
-        try:
-            joined_at = datetime.fromisoformat(fields["joined_at"])
-        except ValueError:
-            errors.append(f"joined_at {fields['joined_at']!r} is not an ISO 8601 date and time")
-        else:
-            if joined_at.tzinfo is None:
-                joined_at = joined_at.replace(tzinfo=UTC)
-            try:
-                joined_at = joined_at.astimezone(UTC)
-            except OverflowError:
-                joined_at = EARLIEST - timedelta(days=1)
-            if not EARLIEST <= joined_at <= LATEST:
-                errors.append(
-                    f"joined_at {fields['joined_at']!r} is outside {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (UTC)"
-                )
+        joined_at = checked(lambda: inputs.instant(fields["joined_at"], "joined_at"), joined_at)
     if errors:
         return None, errors
     return MemberRow(user_id, wallet, nym, joined_at, conviction, activity, line), []
-
-
-def _decimal(raw: str, name: str, errors: list[str], *, required: bool) -> Decimal:
-    if not raw:
-        if required:
-            errors.append(f"{name} is empty")
-        return Decimal(0)
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        errors.append(f"{name} {raw!r} is not a number")
-        return Decimal(0)
-    if not value.is_finite():
-        errors.append(f"{name} {raw!r} is not a finite number")
-        return Decimal(0)
-    if value and not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
-        errors.append(f"{name} {raw!r} is out of range (at most {MAX_EXPONENT} digits before or after the point)")
-        return Decimal(0)
-    return value
