@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from .models import ADMINISTRATOR, ALL_PERMISSIONS, EVERYONE_PERMISSIONS, JOINED_AT, Guild, Interaction
+from .models import (
+    ADMINISTRATOR,
+    ALL_PERMISSIONS,
+    EVERYONE_PERMISSIONS,
+    JOINED_AT,
+    Guild,
+    Interaction,
+    role_payload,
+)
 
 if TYPE_CHECKING:
     from .server import DiscordEmulator
@@ -122,26 +130,10 @@ def ready_payload(emulator: DiscordEmulator, conn: Connection) -> dict[str, Any]
     return payload
 
 
-def role_payload(role_id: int, name: str, permissions: int, position: int) -> dict[str, Any]:
-    return {
-        "id": str(role_id),
-        "name": name,
-        "permissions": str(permissions),
-        "position": position,
-        "color": 0,
-        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-        "hoist": False,
-        "managed": False,
-        "mentionable": False,
-        "icon": None,
-        "unicode_emoji": None,
-        "flags": 0,
-    }
-
-
 def guild_create_payload(emulator: DiscordEmulator, guild: Guild) -> dict[str, Any]:
     roles = [role_payload(guild.id, "@everyone", EVERYONE_PERMISSIONS, 0)]
     roles += [role_payload(rid, f"perms {bits}", bits, 1) for bits, rid in emulator._permission_roles.items()]
+    roles += [role.payload() for role in guild.roles.values()]
     channel = {
         "id": str(guild.channel_id),
         "type": 0,
@@ -157,7 +149,7 @@ def guild_create_payload(emulator: DiscordEmulator, guild: Guild) -> dict[str, A
     }
     bot_member: dict[str, Any] = {
         "user": emulator.bot_user(),
-        "roles": [],
+        "roles": [str(r) for r in sorted(guild.bot_roles)],
         "joined_at": JOINED_AT,
         "nick": None,
         "deaf": False,
@@ -214,6 +206,8 @@ def user_payload(user_id: int, name: str) -> dict[str, Any]:
 def interaction_payload(app_id: int, inter: Interaction, data: dict[str, Any]) -> dict[str, Any]:
     """INTERACTION_CREATE `d` (receiving-and-responding.mdx, "Interaction Structure")."""
     member = inter.user.payload()
+    if (roles := inter.guild.members.get(inter.user.id)) is not None:
+        member["roles"] = [str(r) for r in sorted(roles)]
     if inter.user.permissions & ADMINISTRATOR or inter.user.id == inter.guild.owner_id:
         member["permissions"] = str(ALL_PERMISSIONS)  # permissions.mdx: admins and the owner get ALL
     payload: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Records the Discord emulator keeps: snowflakes, guilds, members, messages and interactions."""
+"""Records the Discord emulator keeps: snowflakes, guilds, roles, members, messages and interactions."""
 
 from __future__ import annotations
 
@@ -31,12 +31,47 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def role_payload(role_id: int, name: str, permissions: int, position: int) -> dict[str, Any]:
+    return {
+        "id": str(role_id),
+        "name": name,
+        "permissions": str(permissions),
+        "position": position,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": False,
+        "managed": False,
+        "mentionable": False,
+        "icon": None,
+        "unicode_emoji": None,
+        "flags": 0,
+    }
+
+
+@dataclass
+class Role:
+    id: int
+    name: str
+    position: int  # @everyone is 0; a member may only manage roles below its own highest one
+    permissions: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        return role_payload(self.id, self.name, self.permissions, self.position)
+
+
 @dataclass
 class Guild:
+    """`roles` holds the roles made with `add_role`; @everyone (id = guild id) and the permission roles
+    of `DiscordEmulator.member` exist in every guild besides. `members` maps user id -> role ids."""
+
     id: int
     name: str
     owner_id: int
     channel_id: int
+    roles: dict[int, Role] = field(default_factory=dict)
+    bot_roles: set[int] = field(default_factory=set)
+    members: dict[int, set[int]] = field(default_factory=dict)
+    left: set[int] = field(default_factory=set)  # users who left: no longer members, even implicitly
 
 
 @dataclass
@@ -93,6 +128,7 @@ class Message:
     timestamp: str = field(default_factory=iso_now)
     edited_timestamp: str | None = None
     deleted: bool = False
+    via_webhook: bool = True  # interaction responses are posted through the interaction's webhook
 
     @property
     def ephemeral(self) -> bool:
@@ -141,9 +177,9 @@ class Message:
             "mentions": [],
             "mention_roles": [],
             "author": self.author,
-            "webhook_id": str(self.application_id),
-            "application_id": str(self.application_id),
         }
+        if self.via_webhook:
+            data["webhook_id"] = data["application_id"] = str(self.application_id)
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
         return data

@@ -2,7 +2,9 @@
 
 Point nextcord at it with `nextcord.http.Route.BASE = emulator.base_url`; everything else follows from
 `GET /gateway`. Each rule it enforces follows Discord's API documentation (interactions, messages,
-application commands); the comments name the rule where the reason is not obvious.
+application commands, member roles, DMs, rate limits); the comments name the rule where the reason is not
+obvious. Interaction routes live in webhooks.py, guild roles and members in guild_routes.py, DMs in
+dm_routes.py.
 
 Sharding as on Discord: with `shard_count` N, each connection IDENTIFYs as `[shard_id, N]` and receives the
 events of the guilds with `(guild_id >> 22) % N == shard_id` only; each interaction records the shard
@@ -19,7 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from . import gateway
-from .models import ADMINISTRATOR, Guild, Interaction, Member, Message, snowflake
+from .dm_routes import DirectMessageRoutes
+from .guild_routes import GuildRoutes
+from .models import ADMINISTRATOR, Guild, Interaction, Member, Message, role_payload, snowflake
 from .options import build_options
 from .rules import command_problems, form_error
 from .webhooks import InteractionRoutes, error_response, json_response, read_body
@@ -27,9 +31,10 @@ from .webhooks import InteractionRoutes, error_response, json_response, read_bod
 DEFAULT_APP_ID = 1100000000000000001
 DEFAULT_OWNER_ID = 1100000000000000002
 MAX_GLOBAL_CHAT_INPUT = 100
+BOT_AUTH_PREFIXES = ("users", "applications", "guilds", "channels")  # interactions and webhooks: token in path
 
 
-class DiscordEmulator(InteractionRoutes):
+class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
     def __init__(
         self,
         *,
@@ -58,10 +63,13 @@ class DiscordEmulator(InteractionRoutes):
         self.unknown_routes: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self._members: dict[int, Member] = {}
+        self._everywhere: set[int] = set()  # users made with member(): in every guild until they leave
         self._permission_roles: dict[int, int] = {}  # permission bits -> role id, present in every guild
         self._connections: set[gateway.Connection] = set()
         self._shards: dict[int, gateway.Connection] = {}  # shard id -> its newest identified connection
         self._runner: web.AppRunner | None = None
+        self._init_guild_routes()
+        self._init_dm_routes()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -84,6 +92,8 @@ class DiscordEmulator(InteractionRoutes):
         app.router.add_post(hook, self._followup)
         for method in ("GET", "PATCH", "DELETE"):
             app.router.add_route(method, hook + "/messages/{mid}", self._message_route)
+        self._add_guild_routes(app.router, api)
+        self._add_dm_routes(app.router, api)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -109,7 +119,7 @@ class DiscordEmulator(InteractionRoutes):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
-        bot_route = request.path.startswith(("/api/v10/users", "/api/v10/applications"))
+        bot_route = request.path.startswith(tuple(f"/api/v10/{p}" for p in BOT_AUTH_PREFIXES))
         if bot_route and request.headers.get("Authorization") != f"Bot {self.token}":
             return error_response(401, 0, "401: Unauthorized")
         response: web.StreamResponse = await handler(request)
@@ -195,13 +205,14 @@ class DiscordEmulator(InteractionRoutes):
         if permissions:
             if permissions not in self._permission_roles:
                 role_id = self._permission_roles[permissions] = snowflake()
-                role = gateway.role_payload(role_id, f"perms {permissions}", permissions, 1)
+                role = role_payload(role_id, f"perms {permissions}", permissions, 1)
                 for guild in self.guilds.values():
                     if (conn := self._connection_for(guild.id)) is not None:
                         conn.send(0, {"guild_id": str(guild.id), "role": role}, "GUILD_ROLE_CREATE")
             roles.append(self._permission_roles[permissions])
         member = Member(user_id, name, permissions, roles)
         self._members[user_id] = member
+        self._everywhere.add(user_id)
         return member
 
     def shard_of(self, guild_id: int | None) -> int:
