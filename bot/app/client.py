@@ -5,8 +5,12 @@ from __future__ import annotations
 import nextcord
 from nextcord.ext import commands
 
+from backends.postgres.standing import StandingStore
 from bot.app.redaction import redact_discord_logs
 from bot.discord.dispatch import CommandDispatcher
+from bot.discord.ratelimit import RateLimiter
+from bot.domain.service import HotPathService
+from cogs.alerts import AlertsCog
 
 EXTENSIONS = ("cogs.position", "cogs.threshold", "cogs.leaderboard", "cogs.backends")
 
@@ -18,8 +22,12 @@ def build_bot(
     guild_ready_timeout: float = 2.0,
     shard_count: int = 1,
     shard_ids: list[int] | None = None,
+    standing: StandingStore | None = None,
+    source: HotPathService | None = None,
+    limiter: RateLimiter | None = None,
 ) -> DiscordBot:
-    """`shard_ids` empty or None: every shard of `shard_count`. One shard is the plain, unsharded client."""
+    """`shard_ids` empty or None: every shard of `shard_count`. One shard is the plain, unsharded client.
+    With `standing` and `source` (the source of truth's service), /alerts and /roles are offered."""
     # Slash commands need no privileged intent: GUILDS fills the guild cache, interactions always arrive.
     redact_discord_logs()
     intents = nextcord.Intents(guilds=True)
@@ -36,4 +44,6 @@ def build_bot(
         )
     for extension in EXTENSIONS:
         bot.load_extension(extension, extras={"dispatcher": dispatcher})
+    if standing is not None and source is not None:
+        bot.add_cog(AlertsCog(standing, source, limiter or RateLimiter()))
     return bot

@@ -20,8 +20,10 @@ from backends.postgres.backend import PostgresBackend
 from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.embedded import start_embedded
 from backends.postgres.export import PostgresCopySource
+from backends.postgres.ingest import IngestDirectory
 from backends.postgres.latches import LatchTable
 from backends.postgres.leases import AdvisoryLeases
+from backends.postgres.standing import FollowedCommunities, StandingStore
 from backends.protocol import Backend
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession, CqlSettings, connect
@@ -32,9 +34,13 @@ from bot.app.metrics_server import MetricsServer
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.ratelimit import RateLimiter
 from bot.domain.service import HotPathService
+from bot.feed.apply import ScoreFeed
+from bot.feed.http import FeedServer
 from bot.replication.rebuilds import Leases, SnapshotRebuilds
 from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
+from bot.roles.alerts import AlertSender
+from bot.roles.sync import RoleSync
 from bot.routing.breaker import CircuitBreaker
 from bot.routing.flag_store import FlagStore
 from bot.routing.flags import FlagWatcher
@@ -135,8 +141,15 @@ def outbox_relay(source: CopySource, replicas: Mapping[str, Replica], mode: str,
     return OutboxRelay(source, replicas, interval_seconds=interval)
 
 
-def snapshot_rebuilds(replicas: Mapping[str, Replica], interval: float, leases: Leases) -> SnapshotRebuilds | None:
-    return SnapshotRebuilds(replicas, interval, leases) if replicas else None
+def snapshot_rebuilds(
+    replicas: Mapping[str, Replica], interval: float, leases: Leases, rebuilt: Callable[[int], None]
+) -> SnapshotRebuilds | None:
+    return SnapshotRebuilds(replicas, interval, leases, rebuilt) if replicas else None
+
+
+def source_service(services: Mapping[str, HotPathService]) -> HotPathService:
+    """The source of truth's service: roles and alerts follow PostgreSQL, whatever serves the commands."""
+    return services["postgres"]
 
 
 def services(
@@ -225,12 +238,7 @@ class Container(containers.DeclarativeContainer):
     )
     # Shared by every bot process on this database: one process at a time rebuilds a community.
     rebuild_leases = providers.Singleton(AdvisoryLeases, postgres_backend)
-    rebuilds = providers.Singleton(snapshot_rebuilds, replicas, config.recalculation.interval_seconds, rebuild_leases)
-    background = providers.Singleton(
-        BackgroundWork, relay=relay, rebuilds=rebuilds, drain_seconds=config.writes.drain_on_shutdown_seconds
-    )
 
-    # --- routing ---------------------------------------------------------------------------------
     services = providers.Singleton(
         services,
         backends,
@@ -238,6 +246,53 @@ class Container(containers.DeclarativeContainer):
         eligibility_ttl=config.eligibility.cache_ttl_seconds,
         community_ttl=config.communities.cache_seconds,
     )
+
+    # --- the living community: the score feed, roles and alerts ---------------------------------------
+    ingest = providers.Singleton(IngestDirectory, pool=postgres_pool)
+    standing_store = providers.Singleton(StandingStore, pool=postgres_pool)
+    # The Discord side (`DiscordMembers` on the bot's HTTP client) is attached by `sietch run`.
+    alert_sender = providers.Singleton(AlertSender, standing_store, None, period_seconds=config.alerts.period_seconds)
+    role_sync = providers.Singleton(
+        RoleSync,
+        standing_store,
+        providers.Callable(source_service, services),
+        None,
+        alert_sender,
+        debounce_seconds=config.roles.debounce_seconds,
+        interval_seconds=config.roles.sweep_seconds,
+        leases=rebuild_leases,
+        followed=providers.Singleton(FollowedCommunities, pool=postgres_pool),
+    )
+    score_feed = providers.Singleton(
+        ScoreFeed, ingest, writer, services=services.provided.values.call(), moved=role_sync.provided.schedule
+    )
+    feed_server = providers.Singleton(
+        FeedServer,
+        score_feed,
+        ingest,
+        host=config.feed.host,
+        port=config.feed.port,
+        max_body_bytes=config.feed.max_body_bytes,
+        max_items=config.feed.max_batch,
+        requests_per_minute=config.feed.requests_per_minute,
+    )
+
+    rebuilds = providers.Singleton(
+        snapshot_rebuilds,
+        replicas,
+        config.recalculation.interval_seconds,
+        rebuild_leases,
+        rebuilt=role_sync.provided.schedule,
+    )
+    background = providers.Singleton(
+        BackgroundWork,
+        relay=relay,
+        rebuilds=rebuilds,
+        drain_seconds=config.writes.drain_on_shutdown_seconds,
+        roles=role_sync,
+    )
+
+    # --- routing ---------------------------------------------------------------------------------
     breakers = providers.Singleton(breakers, backend_names, config.breaker, metrics.provided.breaker)
     rollback = providers.Singleton(RollbackMonitor, latch_table, flag_store.provided.auto_rollback)
     readiness = providers.Singleton(Readiness, copy_source, replicas, max_lag_seconds=config.readiness.max_lag_seconds)
@@ -274,6 +329,9 @@ class Container(containers.DeclarativeContainer):
         guild_ready_timeout=config.discord.guild_ready_timeout,
         shard_count=config.discord.shard_count,
         shard_ids=config.discord.shard_ids,
+        standing=standing_store,
+        source=providers.Callable(source_service, services),
+        limiter=limiter,
     )
 
 

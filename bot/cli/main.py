@@ -22,6 +22,7 @@ from bot.cli import community_commands, copy_commands, flag_commands
 from bot.cli.arguments import snowflake
 from bot.cli.errors import CliError
 from bot.cli.member_csv import MemberCsvError
+from bot.discord.members import DiscordMembers
 
 log = logging.getLogger("sietch")
 
@@ -134,7 +135,11 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         store = await resolved(container.flag_store)
         watcher = await resolved(container.flag_watcher)
         metrics_server = await resolved(container.metrics_server)
+        feed_server = await resolved(container.feed_server)
         dispatcher = await resolved(container.dispatcher)
+        members = DiscordMembers(lambda: bot.http)
+        (await resolved(container.role_sync)).gateway = members
+        (await resolved(container.alert_sender)).dms = members
         loop = asyncio.get_running_loop()
 
         async def shut_down() -> None:
@@ -149,6 +154,7 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         watcher.start()
         await watcher.check_now()  # an edit saved between loading the file and starting the watcher
         await metrics_server.start()
+        await feed_server.start()
         try:
             await bot.start(token)
         except nextcord.LoginFailure as exc:
@@ -157,6 +163,7 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
             if not bot.is_closed():
                 await bot.close()
             await watcher.stop()
+            await feed_server.stop()
             await metrics_server.stop()
             await background.stop()
             log.info("stopped")

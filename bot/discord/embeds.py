@@ -82,6 +82,7 @@ def position_embed(data: PositionData) -> nextcord.Embed:
         embed.add_field(name="⬇️ Buffer", value=f"**{bgt(data.distance_to_below)}** BGT", inline=True)
     if data.distance_to_entry is not None and not data.is_fedaykin:
         embed.add_field(name="🚪 To Entry", value=f"+**{bgt(data.distance_to_entry)}** BGT", inline=True)
+    embed.set_footer(text="Use /alerts to manage position notifications")
     return embed
 
 

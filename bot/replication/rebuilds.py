@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
@@ -41,10 +41,18 @@ class Unshared:
 
 
 class SnapshotRebuilds:
-    def __init__(self, replicas: Mapping[str, Replica], interval_seconds: float, leases: Leases | None = None) -> None:
+    def __init__(
+        self,
+        replicas: Mapping[str, Replica],
+        interval_seconds: float,
+        leases: Leases | None = None,
+        rebuilt: Callable[[int], None] | None = None,
+    ) -> None:
+        """`rebuilt(guild)` is told of each community with a new snapshot (the role sync follows them)."""
         self.replicas = dict(replicas)
         self.interval = interval_seconds
         self.leases: Leases = leases or Unshared()
+        self.rebuilt = rebuilt
 
     async def run_once(self, community_ids: list[int] | None = None, *, force: bool = False) -> int:
         """Rebuild every stale board (or every board with `force`) whose lease this process gets; return
@@ -62,7 +70,10 @@ class SnapshotRebuilds:
                         log.warning("rebuild leases unavailable; this round rebuilds without them error=%s", exc)
                         leases, held = Unshared(), True
                     if held:
-                        rebuilt += await replica.rebuild(community_id, force=force)
+                        boards = await replica.rebuild(community_id, force=force)
+                        rebuilt += boards
+                        if boards and self.rebuilt is not None:
+                            self.rebuilt(community_id)
                     else:
                         log.debug("rebuild left to the process holding its lease guild=%s copy=%s", community_id, name)
         return rebuilt

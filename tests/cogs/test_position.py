@@ -42,7 +42,7 @@ async def test_a_naib_sees_gold_and_both_neighbours(harness: BotHarness) -> None
         {"name": "⬆️ To Move Up", "value": "+**10** BGT", "inline": True},
         {"name": "⬇️ Buffer", "value": "**10** BGT", "inline": True},
     ]
-    assert "footer" not in embed  # DOMAIN.md: no footer until /alerts exists
+    assert embed["footer"]["text"] == "Use /alerts to manage position notifications"  # /alerts exists
 
 
 async def test_an_at_risk_member_sees_orange(harness: BotHarness) -> None:

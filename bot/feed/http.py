@@ -1,0 +1,152 @@
+"""The score feed's HTTP door, for indexers and webhooks.
+
+    POST /v1/guilds/{guild}/scores
+    Authorization: Bearer <the community's feed token>
+    [{"member": "5678", "board": "conviction", "value": "12.5", "mode": "add", "event_type": "token_hold",
+      "tx_hash": "0x..."}, ...]
+
+Items are the file feed's objects (`bot.feed.items`); `guild` may be left out (the path names it) and must
+match when given. The answer comes once the whole batch is durable in PostgreSQL, or nothing was written:
+
+    200 {"accepted": n, "score_version": v}
+    401 no token, a wrong token or an unknown guild (one answer for all three: which is not told)
+    413 a body over the limit; 400 not JSON or not a list; 422 item problems, each with its index
+    429 the community's request rate is spent, with Retry-After
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from backends.postgres.ingest import IngestDirectory
+from backends.protocol import BackendError, InvalidInput, NotConfigured
+from bot.discord.ratelimit import RateLimiter
+from bot.domain.inputs import ASCII_DIGITS
+from bot.feed.apply import ItemProblem, ScoreFeed
+from bot.feed.items import FeedItemError, loads, parse_item
+
+log = logging.getLogger(__name__)
+
+PROBLEMS_SHOWN = 100
+
+
+def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
+
+
+class FeedServer:
+    def __init__(
+        self,
+        feed: ScoreFeed,
+        directory: IngestDirectory,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = 1 << 20,
+        max_items: int = 5000,
+        requests_per_minute: int = 600,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        """`port` 0 leaves the door closed (`start` does nothing)."""
+        self.feed = feed
+        self.directory = directory
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self.max_items = max_items
+        self.requests_per_minute = requests_per_minute
+        self.limiter = limiter or RateLimiter()
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        # aiohttp refuses bodies past client_max_size itself (413) while reading them.
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[self._errors])
+        app.router.add_post("/v1/guilds/{guild}/scores", self._post_scores)
+        return app
+
+    async def start(self) -> None:
+        if not self.port:
+            return
+        self._runner = web.AppRunner(self.app())
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("score feed listening host=%s port=%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _answer(413, {"error": f"the body is over {self.max_body_bytes} bytes"})
+        except web.HTTPException:
+            raise
+        except BackendError as exc:  # the database's failure, not the caller's: retry later
+            log.warning("score feed could not write path=%s error=%s", request.path, exc)
+            return _answer(
+                503, {"error": "the scores could not be stored now; nothing was written"}, {"Retry-After": "5"}
+            )
+
+    async def _post_scores(self, request: web.Request) -> web.Response:
+        raw_guild = request.match_info["guild"]
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header[:7].lower() == "bearer " else ""
+        guild = int(raw_guild) if ASCII_DIGITS.fullmatch(raw_guild) and 0 < int(raw_guild) < 2**63 else 0
+        if not token or not guild or not await self.directory.token_matches(guild, token):
+            return _answer(401, {"error": "unknown guild or wrong token"}, {"WWW-Authenticate": "Bearer"})
+        wait = self.limiter.acquire(guild, 0, self.requests_per_minute)
+        if wait:
+            retry = str(math.ceil(wait))
+            return _answer(429, {"error": "too many requests", "retry_after": math.ceil(wait)}, {"Retry-After": retry})
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            return _answer(413, {"error": f"the body is over {self.max_body_bytes} bytes"})
+        body = await request.read()
+        try:
+            data = loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _answer(400, {"error": f"the body is not JSON: {exc}"})
+        if isinstance(data, dict) and set(data) == {"updates"}:
+            data = data["updates"]
+        if not isinstance(data, list):
+            return _answer(400, {"error": 'the body must be a JSON list of updates (or {"updates": [...]})'})
+        if len(data) > self.max_items:
+            return _answer(413, {"error": f"a batch holds at most {self.max_items} updates, got {len(data)}"})
+        return await self._apply(guild, data)
+
+    async def _apply(self, guild: int, data: list[Any]) -> web.Response:
+        items, problems = [], []
+        for index, raw in enumerate(data):
+            if isinstance(raw, dict) and raw.get("guild") is None:
+                raw = {**raw, "guild": str(guild)}
+            try:
+                items.append((index, parse_item(raw)))
+            except FeedItemError as exc:
+                problems.append(ItemProblem(index, str(exc)))
+        updates, unknown = await self.feed.resolve(guild, items)
+        problems = sorted(problems + unknown, key=lambda p: p.index)
+        if problems:
+            return _refused(problems)
+        try:
+            versions = await self.feed.write([(guild, updates)])
+        except (InvalidInput, NotConfigured) as exc:  # a member removed since it was resolved
+            return _answer(422, {"error": f"{exc}; nothing was written", "problems": []})
+        return _answer(200, {"accepted": len(updates), "score_version": versions[guild]})
+
+
+def _refused(problems: list[ItemProblem]) -> web.Response:
+    shown = [{"index": p.index, "error": p.message} for p in problems[:PROBLEMS_SHOWN]]
+    return _answer(
+        422,
+        {"error": f"{len(problems)} update(s) refused; nothing was written", "count": len(problems), "problems": shown},
+    )

@@ -1,0 +1,112 @@
+"""One score-feed item: what a line of `sietch scores apply` or an element of an HTTP batch may say.
+
+    {"guild": "1234", "member": "5678" | "0x...", "board": "conviction", "value": "12.5",
+     "mode": "set" | "add", "event_type": "token_hold", "tx_hash": "0x...", "at": "2026-11-29T10:00:00Z"}
+
+`guild` and `member` are strings or integers of ASCII digits (a wallet is a 0x string); `value` is a
+string or a JSON number read exactly (never through a float); `mode` defaults to "set"; `tx_hash` and
+`at` are optional.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from backends.protocol import BOARDS, EVENT_TYPES
+from bot.domain import inputs
+
+FIELDS = ("guild", "member", "board", "value", "mode", "event_type", "tx_hash", "at")
+REQUIRED = ("guild", "member", "board", "value", "event_type")
+MAX_TX_HASH = 200
+
+
+class FeedItemError(ValueError):
+    """Every problem of one item, joined in one line."""
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    guild: int
+    discord_user_id: int | None  # the member, by Discord id ...
+    wallet: str | None  # ... or by wallet
+    board: str
+    value: Decimal
+    mode: str
+    event_type: str
+    tx_hash: str | None = None
+    at: datetime | None = None
+
+    @property
+    def member(self) -> str:
+        return str(self.discord_user_id) if self.discord_user_id is not None else str(self.wallet)
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON with every number kept exact: integers and fractions become Decimals."""
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+def parse_item(raw: Any) -> FeedItem:
+    """The item, or `FeedItemError` naming each problem."""
+    if not isinstance(raw, dict):
+        raise FeedItemError("an update must be a JSON object")
+    problems = [f"unknown field {k!r}" for k in raw if k not in FIELDS]
+    problems += [f"{k} is required" for k in REQUIRED if raw.get(k) is None]
+    if problems:
+        raise FeedItemError("; ".join(problems))
+    guild = _checked(problems, lambda: inputs.discord_id(_digits(raw["guild"], "guild"), "guild", "guild"))
+    user_id, wallet = None, None
+    member = raw["member"]
+    if isinstance(member, str) and member[:2].lower() == "0x":
+        wallet = _checked(problems, lambda: inputs.wallet(member, "member"))
+    else:
+        user_id = _checked(problems, lambda: inputs.discord_id(_digits(member, "member"), "member"))
+    board = raw["board"]
+    if board not in BOARDS:
+        problems.append(f"board {board!r} is not one of {', '.join(BOARDS)}")
+    value = raw["value"]
+    if isinstance(value, bool) or not isinstance(value, str | Decimal):
+        problems.append(f"value {value!r} must be a number or a string of one")
+    else:
+        value = _checked(problems, lambda: inputs.score(value, "value"))
+    mode = raw.get("mode") or "set"
+    if mode not in ("set", "add"):
+        problems.append(f"mode {mode!r} is not set or add")
+    event_type = raw["event_type"]
+    if event_type not in EVENT_TYPES:
+        problems.append(f"event_type {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
+    tx_hash = raw.get("tx_hash")
+    good_hash = isinstance(tx_hash, str) and 0 < len(tx_hash) <= MAX_TX_HASH and tx_hash.isprintable()
+    if tx_hash is not None and not good_hash:
+        problems.append(f"tx_hash must be a printable string of 1 to {MAX_TX_HASH} characters")
+    at = raw.get("at")
+    if at is not None:
+        at = _checked(problems, lambda: inputs.instant(at, "at") if isinstance(at, str) else _not_text("at", at))
+    if problems:
+        raise FeedItemError("; ".join(problems))
+    return FeedItem(guild, user_id, wallet, board, value, mode, event_type, tx_hash, at)
+
+
+def _digits(raw: Any, name: str) -> str:
+    """An id written as a string, or as a JSON integer (read as an integral Decimal)."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, Decimal) and raw == raw.to_integral_value() and raw.as_tuple().exponent == 0:
+        return str(raw)
+    raise ValueError(f"{name} {raw!r} is not a Discord id")
+
+
+def _not_text(name: str, raw: Any) -> datetime:
+    raise ValueError(f"{name} {raw!r} must be an ISO 8601 string")
+
+
+def _checked(problems: list[str], check: Any) -> Any:
+    try:
+        return check()
+    except ValueError as exc:
+        problems.append(str(exc))
+        return None

@@ -1,0 +1,267 @@
+"""Keeps each member at exactly the roles their position gives, from the source of truth.
+
+A sync reads the first W positions from PostgreSQL, works out every member's standing (their parts of
+naib / fedaykin / at risk / waiting pool, and the head of the pool), compares it with the standing and
+the roles recorded at the last sync, and makes only the differences through Discord's member-role
+routes, each with an audit-log reason. A member whose roles or standing changed less than one debounce
+window ago is left alone until the window has passed (a follow-up sync is scheduled), so nobody flaps.
+What Discord refuses (a role above the bot's own, a member who left) is logged and kept for
+`/roles`-style reports, and not tried again for an hour. Standings are recorded before any alert is sent,
+so a DM is sent at most once per change.
+
+Syncs run after score changes (debounced), after each snapshot, and on a sweep of communities whose score
+version moved; one process at a time per community (a lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from backends.postgres.standing import FollowedCommunities, RoleConfig, Standing, StandingStore
+from backends.protocol import BackendError, Community, NotConfigured, utcnow
+from bot.discord.members import MISSING_PERMISSIONS, UNKNOWN_MEMBER, UNKNOWN_ROLE, MemberGatewayError
+from bot.domain.records import EligibilityRule
+from bot.domain.service import HotPathService
+from bot.replication.rebuilds import Leases, Unshared
+from bot.roles.alerts import AlertSender
+from bot.roles.standing import Alert, decode, encode, events_between, roles_for, standing_of
+
+log = logging.getLogger(__name__)
+
+PROBLEM_RETRY = timedelta(hours=1)
+
+
+class MemberGateway(Protocol):
+    async def add_role(self, guild_id: int, user_id: int, role_id: int, reason: str) -> None: ...
+    async def remove_role(self, guild_id: int, user_id: int, role_id: int, reason: str) -> None: ...
+    async def send_dm(self, user_id: int, content: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    discord_user_id: int
+    role_id: int
+    add: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{'+' if self.add else '-'} role {self.role_id} for user {self.discord_user_id} ({self.reason})"
+
+
+@dataclass
+class Plan:
+    """What a sync of one community would do."""
+
+    community: Community
+    config: RoleConfig
+    changes: list[RoleChange] = field(default_factory=list)
+    standings: dict[int, Standing] = field(default_factory=dict)  # the members whose record moves
+    gone: list[int] = field(default_factory=list)  # members who no longer stand anywhere
+    alerts: list[Alert] = field(default_factory=list)
+    waiting: dict[int, float] = field(default_factory=dict)  # members left alone: seconds until they may move
+    skipped: list[RoleChange] = field(default_factory=list)  # refused within the last hour: not tried
+
+    def describe(self) -> str:
+        lines = [f"guild {self.community.community_id}: {len(self.changes)} role change(s)"]
+        lines += [f"  {c}" for c in self.changes]
+        if self.skipped:
+            lines.append(f"  ({len(self.skipped)} change(s) Discord refused within the hour are not retried yet)")
+        if self.waiting:
+            lines.append(f"  ({len(self.waiting)} member(s) changed less than a debounce window ago wait)")
+        if not self.config.role_ids:
+            lines.append("  (no roles are configured: see `sietch community GUILD --naib-role ID ...`)")
+        return "\n".join(lines)
+
+
+class RoleSync:
+    def __init__(
+        self,
+        store: StandingStore,
+        service: HotPathService,
+        gateway: MemberGateway | None = None,
+        alerts: AlertSender | None = None,
+        *,
+        debounce_seconds: float = 5.0,
+        interval_seconds: float = 30.0,
+        leases: Leases | None = None,
+        followed: FollowedCommunities | None = None,
+    ) -> None:
+        """`service`: the source of truth's service (settings, eligibility checks with their cache)."""
+        self.store = store
+        self.service = service
+        self.gateway = gateway
+        self.alerts = alerts
+        self.debounce = debounce_seconds
+        self.interval = interval_seconds
+        self.leases: Leases = leases or Unshared()
+        self.followed = followed
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seen_versions: dict[int, int] = {}
+
+    async def plan(self, guild: int, now: datetime | None = None) -> Plan:
+        now = now or utcnow()
+        ctx = await self.service.open_context(guild)
+        assert ctx.community is not None
+        community = ctx.community
+        config = await self.store.role_config(guild)
+        ranked = {r.discord_user_id: r for r in await self.store.first_positions(guild, community.waitlist_end)}
+        recorded = await self.store.standings(guild)
+        refused = await self.store.recent_problems(guild, now - PROBLEM_RETRY)
+        plan = Plan(community, config)
+        rule = EligibilityRule(config.rule_id, config.minimum_balance) if config.minimum_balance is not None else None
+        first_sync = not recorded
+        for user in sorted(ranked.keys() | recorded.keys()):
+            member = ranked.get(user)
+            position = member.position if member else None
+            eligible = True
+            if rule is not None and member is not None and position is not None and position <= community.fedaykin:
+                eligible = (await self.service.check_eligibility(ctx, member.profile_id, rule)).eligible
+            parts = standing_of(position, community, eligible)
+            before = recorded.get(user)
+            held = before.roles if before else frozenset()
+            had = decode(before.status) if before else frozenset()
+            wanted = roles_for(parts, config)
+            if before is not None and parts == had and wanted == held and before.position == position:
+                continue
+            moved = parts != had or wanted != held
+            if moved and before is not None and before.changed_at is not None:
+                left = (before.changed_at + timedelta(seconds=self.debounce) - now).total_seconds()
+                if left > 0:
+                    plan.waiting[user] = left
+                    continue
+            reason = f"Sietch: position {position} ({encode(parts)})" if position else "Sietch: no longer ranked"
+            for role in sorted(wanted - held):
+                change = RoleChange(user, role, True, reason)
+                (plan.skipped if (user, role) in refused else plan.changes).append(change)
+            for role in sorted(held - wanted):
+                plan.changes.append(RoleChange(user, role, False, reason))
+            if not parts and not wanted:
+                plan.gone.append(user)
+            plan.standings[user] = Standing(
+                user, encode(parts), position, wanted, now if moved else (before.changed_at if before else now)
+            )
+            events = events_between(had, parts)
+            if events and not first_sync:
+                plan.alerts.append(Alert(user, events, position))
+        return plan
+
+    async def sync(self, guild: int) -> Plan | None:
+        """Plan and carry out one sync; None when another process holds the community's lease."""
+        lock = self._locks.setdefault(guild, asyncio.Lock())
+        async with lock, self.leases.hold(f"roles:{guild}") as held:
+            if not held:
+                return None
+            plan = await self.plan(guild)
+            await self._apply(guild, plan)
+            if plan.waiting:
+                self.schedule(guild, delay=max(plan.waiting.values()) + 0.05)
+            return plan
+
+    async def _apply(self, guild: int, plan: Plan) -> None:
+        failed_adds: set[tuple[int, int]] = set()
+        kept: set[tuple[int, int]] = set()
+        problems: list[tuple[int, int, str]] = []
+        done: list[tuple[int, int]] = []
+        for change in plan.changes:
+            problem = await self._change(guild, change)
+            if problem is None:
+                done.append((change.discord_user_id, change.role_id))
+                continue
+            log.warning(
+                "role change refused guild=%s user=%s role=%s add=%s problem=%s",
+                guild,
+                change.discord_user_id,
+                change.role_id,
+                change.add,
+                problem,
+            )
+            problems.append((change.discord_user_id, change.role_id, problem))
+            (failed_adds if change.add else kept).add((change.discord_user_id, change.role_id))
+        standings = []
+        for user, standing in plan.standings.items():
+            roles = {r for r in standing.roles if (user, r) not in failed_adds}
+            roles |= {r for (u, r) in kept if u == user}
+            standings.append(replace(standing, roles=frozenset(roles)))
+        gone = [u for u in plan.gone if not any(k[0] == u for k in kept)]
+        await self.store.note_problems(guild, problems)
+        await self.store.clear_problems(guild, done)
+        await self.store.put_standings(guild, [s for s in standings if s.discord_user_id not in set(gone)], gone)
+        if plan.changes:
+            log.info("roles synced guild=%s changes=%s refused=%s", guild, len(plan.changes), len(problems))
+        if self.alerts is not None and plan.alerts:
+            await self.alerts.send(plan.community, plan.alerts)
+
+    async def _change(self, guild: int, change: RoleChange) -> str | None:
+        """None when done; else what went wrong, in words for an admin."""
+        if self.gateway is None:
+            return "the bot is not connected to Discord"
+        route = self.gateway.add_role if change.add else self.gateway.remove_role
+        try:
+            await route(guild, change.discord_user_id, change.role_id, change.reason)
+        except MemberGatewayError as exc:
+            if exc.code == UNKNOWN_MEMBER:
+                return None if not change.add else "the member is not in the server"
+            if exc.code == MISSING_PERMISSIONS:
+                return "the role is above the bot's highest role, or the bot lacks Manage Roles"
+            if exc.code == UNKNOWN_ROLE:
+                return "the role does not exist (any more)"
+            return f"Discord refused: {exc}"
+        return None
+
+    def schedule(self, guild: int, delay: float | None = None) -> None:
+        """Sync `guild` once after `delay` (the debounce window by default); calls meanwhile join it.
+
+        Without a Discord connection (a one-shot command) nothing is scheduled: the running bot's sweep
+        finds the community's new score version."""
+        if guild in self._timers or self.gateway is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[guild] = loop.call_later(self.debounce if delay is None else delay, self._start, guild)
+
+    def _start(self, guild: int) -> None:
+        self._timers.pop(guild, None)
+        task = asyncio.get_running_loop().create_task(self._sync_logged(guild), name=f"role-sync-{guild}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sync_logged(self, guild: int) -> None:
+        try:
+            await self.sync(guild)
+        except (BackendError, NotConfigured) as exc:
+            log.warning("role sync failed guild=%s error=%s; the next change or sweep retries", guild, exc)
+        except Exception:  # a sync task that dies silently would stop roles for good
+            log.exception("role sync crashed guild=%s", guild)
+
+    async def sweep(self) -> int:
+        """Schedule a sync of every followed community whose scores moved since this process last looked."""
+        if self.followed is None:
+            return 0
+        versions: Mapping[int, int] = await self.followed.versions()
+        moved = [g for g, v in versions.items() if self._seen_versions.get(g) != v]
+        self._seen_versions = dict(versions)
+        for guild in moved:
+            self.schedule(guild, delay=0.0)
+        return len(moved)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except BackendError as exc:
+                log.warning("role sweep failed error=%s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 10)
