@@ -13,7 +13,7 @@ from bench import data, env, report
 from bench.env import ROOT
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("legacy", "bot", "bot2", "profiles", "staleness", "rss")
+PHASES = ("legacy", "bot", "bot2", "profiles", "staleness", "feed", "rss")
 
 
 def _names(text: str, known: tuple[str, ...], what: str, p: argparse.ArgumentParser) -> list[str]:

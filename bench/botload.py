@@ -103,12 +103,22 @@ class Window:
 class BotProcess:
     """One `bench.botproc` subprocess and its log and stats files."""
 
-    def __init__(self, emulator: DiscordEmulator, env: dict[str, str], log_path: Path, stats_path: Path) -> None:
+    def __init__(
+        self,
+        emulator: DiscordEmulator,
+        env: dict[str, str],
+        log_path: Path,
+        stats_path: Path,
+        *,
+        background: bool = False,
+    ) -> None:
+        """`background`: the process also runs the background work `sietch run` starts."""
         self.stats_path = stats_path
         stats_path.unlink(missing_ok=True)
         self.log: IO[str] = log_path.open("w")
+        command = [sys.executable, "-m", "bench.botproc", emulator.base_url, emulator.token, "--stats", str(stats_path)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.botproc", emulator.base_url, emulator.token, "--stats", str(stats_path)],
+            [*command, *(["--background"] if background else [])],
             cwd=ROOT,
             env=env,
             stdout=self.log,

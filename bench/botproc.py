@@ -6,7 +6,8 @@
 with the SIETCH_* overrides in the environment. The first form runs the bot (the real nextcord client
 and cogs) until SIGTERM, then closes it as `sietch run` does; with `--background` it also runs the
 background work `sietch run` starts (the outbox relay and the periodic snapshot rebuilds). The second
-form runs only that background work, as `sietch run` would next to the bot, until SIGTERM.
+form runs only that background work and the score feed's HTTP door (when SIETCH_FEED_PORT is set), as
+`sietch run` would next to the bot, until SIGTERM.
 
 `--stats PATH`: on the way out, the commands this process answered (by command, backend and outcome)
 are written there as JSON. `--ready PATH`: written once the process is up.
@@ -26,6 +27,7 @@ from typing import Any
 import nextcord
 
 from bot.app.container import make_container, resolved
+from bot.app.discord_side import attach_discord
 from bot.app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,12 +45,18 @@ async def main(args: argparse.Namespace) -> None:
         if args.background_only:
             stop = asyncio.Event()
             loop.add_signal_handler(signal.SIGTERM, stop.set)
+            feed = await resolved(container.feed_server)  # open when SIETCH_FEED_PORT is set
+            await feed.start()
             if args.ready:
                 Path(args.ready).write_text("up\n")
             await stop.wait()
+            await feed.stop()
             return
         nextcord.http.Route.BASE = args.base_url
         bot: Any = await resolved(container.bot)
+        await attach_discord(container, bot)
+        feed = await resolved(container.feed_server)  # open when SIETCH_FEED_PORT is set
+        await feed.start()
         loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
         if args.ready:
             Path(args.ready).write_text("up\n")
@@ -57,6 +65,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             if not bot.is_closed():
                 await bot.close()
+            await feed.stop()
     finally:
         if background is not None:
             await background.stop()

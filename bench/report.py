@@ -367,6 +367,7 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
     _legacy_ratios(res, w)
     _loading(res, w)
     _staleness(res, w)
+    _feed(res, w)
     _rss(res, w)
     _bot(res, w)
     _profiles(res, w)
@@ -576,10 +577,11 @@ def _what(res: dict[str, Any], w: Any) -> None:
         w(
             "- **Freshness under writes.** At the largest size, on the "
             f"{label(st.get('shape', main))} community: a bot process of its own runs the background work "
-            "`sietch run` starts (the outbox relay and the periodic snapshot rebuilds) with the shipped settings; "
-            "the benchmark builds the same production container and applies score updates at a steady rate "
-            "through `HotPathService.apply_score_updates` (PostgreSQL, then the outbox and the copy; acknowledged "
-            "= the call returned), each moving one member (sampled over the whole board) to a new score no other "
+            "`sietch run` starts (the outbox relay and the periodic snapshot rebuilds) with the shipped settings, "
+            "and the score feed's HTTP door; the benchmark posts score updates to that door at a steady rate, one "
+            "per request with the community's feed token, as an indexer would (acknowledged = the door answered "
+            "200, the update durable in PostgreSQL; the relay copies it from the outbox), "
+            "each moving one member (sampled over the whole board) to a new score no other "
             "update used, up or down. It then reads that member's rank from the Scylla service, a fresh "
             "`TenantContext` per read, until the answer carries the new score (and a rank its neighbours in the "
             "same snapshot agree with): acknowledged -> visible is the staleness. Updates never seen before the "
@@ -751,6 +753,45 @@ def _loading(res: dict[str, Any], w: Any) -> None:
         "for the first 50 sampled members of every community (mismatches): " + ", ".join(parity) + "."
     )
     w("")
+
+
+def _feed(res: dict[str, Any], w: Any) -> None:
+    fd = res.get("feed")
+    if fd is None:
+        return
+    w("## Score feed and roles")
+    w("")
+    if "error" in fd:
+        w(f"Not measured: the phase failed ({fd['error']}).")
+        w("")
+        return
+    size = fd.get("community_size")
+    t, mv = fd["throughput"], fd["update_to_role"]
+    w(
+        f"{label(fd.get('shape', DEFAULT_SHAPE))} community of {fmt_size(size) if size else '?'} members, roles "
+        "configured; a bot process (`bench.botproc --background`: the real client against the emulator, the "
+        "background work and the feed's HTTP door, shipped settings) and the emulator holding the guild's roles. "
+        f"Throughput: batches of {t['batch']} updates (activity points added, each with a tx hash of its own), "
+        f"{t['in_flight']} requests in flight, for {t['seconds']:g} s; acknowledged = 200, durable in PostgreSQL. "
+        f"Update -> role: {mv['moves']} members moved in turn from far down the board to the top by one update "
+        "each; the time until the emulator's guild state shows the naib role "
+        f"(roles.debounce_seconds = {fd.get('debounce_seconds')})."
+    )
+    w("")
+    w(
+        "| feed updates/s acknowledged | request p50 ms | p99 | errors "
+        "| update -> role p50 s | max | acknowledgement p50 ms |"
+    )
+    w("|---:|---:|---:|---:|---:|---:|---:|")
+    rs, ack = mv.get("role_seconds") or {}, mv.get("acknowledged_ms") or {}
+    w(
+        f"| {t['per_second']:,} | {ms(t['request_ms'].get('p50'))} | {ms(t['request_ms'].get('p99'))} | {t['errors']} "
+        f"| {secs(rs.get('p50'))} | {secs(rs.get('max'))} | {ms(ack.get('p50'))} |"
+    )
+    w("")
+    if t.get("error_examples"):
+        w(f"Refused batches, e.g. {'; '.join(t['error_examples'])}.")
+        w("")
 
 
 def _staleness(res: dict[str, Any], w: Any) -> None:

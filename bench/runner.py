@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from backends.postgres.backend import PostgresBackend
 from backends.protocol import Community, TenantContext
 from backends.scylla.backend import ScyllaBackend
-from bench import botload, data, env, measure, profiling, report, staleness
+from bench import botload, data, env, feed, measure, profiling, report, staleness
 from bot.domain.service import HotPathService
 
 log = logging.getLogger("bench")
@@ -119,6 +119,8 @@ class Run:
                     await self.guarded("profiles", self.profiles())
                 if self.runs("staleness"):
                     await self.guarded("staleness", self.freshness(pg.dsn))
+                if self.runs("feed"):
+                    await self.guarded("feed", self.feed(pg.dsn))
             if self.runs("rss"):
                 await self.guarded("rss", self.rss(pg))
         finally:
@@ -146,7 +148,7 @@ class Run:
     def _keep(self, shape: str, size: int) -> bool:
         """Member lists kept past their phase: the bot's community, and the largest of the main shape."""
         sizes = self.args.sizes
-        return shape == self.main_shape and size in (self.bot_size(), max(sizes))
+        return shape == self.main_shape and size in (self.bot_size(), self.feed_size(), max(sizes))
 
     def _forget(self, shape: str, size: int) -> None:
         if not self._keep(shape, size):
@@ -250,6 +252,10 @@ class Run:
         return {"checked": min(count, len(sample.ranks)) + 1, "mismatches": mismatches}
 
     # --- the bot ---------------------------------------------------------------------------------
+
+    def feed_size(self) -> int:
+        """The score feed phase's community: 100k members, or the largest below (the issue's size)."""
+        return max([s for s in self.args.sizes if s <= 100_000] or [min(self.args.sizes)])
 
     def bot_size(self) -> int:
         sizes = self.args.sizes
@@ -403,6 +409,21 @@ class Run:
             {k: result.get(k) for k in ("updates", "seen", "not_seen", "staleness_s", "achieved_rate", "error")},
         )
         self.phase_seconds("staleness", time.perf_counter() - started)
+
+    # --- the score feed and the roles that follow it -------------------------------------------------
+
+    async def feed(self, dsn: str) -> None:
+        started = time.perf_counter()
+        key = (self.main_shape, self.feed_size())
+        self.note_load("feed")
+        try:
+            result = await feed.run(dsn, self.communities[key], self.members[key], self.workdir)
+        except Exception as exc:  # reported, not hidden
+            log.exception("feed phase failed")
+            result = {"error": f"{type(exc).__name__}: {exc}", "community_size": self.feed_size()}
+        self.res["feed"] = result
+        log.info("feed %s", {k: result.get(k) for k in ("throughput", "update_to_role", "error")})
+        self.phase_seconds("feed", time.perf_counter() - started)
 
     # --- import / backfill / verify memory ---------------------------------------------------------
 

@@ -3,9 +3,10 @@
 The application's freshness machinery runs as shipped: a bot process of its own (`bench.botproc
 --background-only`, the production container with `config/settings.yaml` and the benchmark's database
 and keyspace) runs the background work `sietch run` starts (the outbox relay and the periodic snapshot
-rebuilds, with the default settings). This process builds the same container and applies score updates
-at a steady rate through the service's `apply_score_updates` (PostgreSQL, then the outbox and the
-copy); an update is acknowledged when that call returns. Each update moves one member to a new score
+rebuilds, with the default settings) and the score feed's HTTP door. This process posts score updates
+to that door at a steady rate, one update per request with the community's feed token, as an indexer
+would (`POST /v1/guilds/G/scores`: PostgreSQL, then the outbox, which the process's relay copies); an
+update is acknowledged when the door answers 200 (durable in PostgreSQL). Each update moves one member to a new score
 nobody else was given (up or down, never to zero). The Scylla service is then asked, with a fresh
 `TenantContext` per read, for that member's rank until the answer carries the new score; the time from
 acknowledgement to that read is the update's staleness. A seen answer is also checked for a rank
@@ -25,6 +26,7 @@ import logging
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +37,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from backends.protocol import BackendError, Community, ScoreUpdate, TenantContext
+import aiohttp
+
+from backends.protocol import BackendError, Community, TenantContext
 from bench import botload
 from bench.data import Members
 from bench.env import ROOT
@@ -75,6 +79,26 @@ class Update:
         return Decimal(self.new_cents).scaleb(-2)
 
 
+class FeedDoor:
+    """The score feed's HTTP door as an indexer uses it: one update per request."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http = http
+        self.url = url
+
+    async def post(self, member: str, value: Decimal) -> None:
+        item = {"member": member, "board": "conviction", "value": str(value), "event_type": "manual_adjustment"}
+        async with self.http.post(self.url, json=[item]) as answer:
+            if answer.status != 200:
+                raise RuntimeError(f"the feed answered {answer.status}: {(await answer.text())[:200]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def default_grace(seconds: float) -> float:
     """How long to keep looking after the last update: a rebuild interval and a large rebuild or two."""
     return max(90.0, 1.25 * seconds)
@@ -94,6 +118,8 @@ async def run(
     flags = workdir / "flags-staleness.yaml"
     flags.write_text(botload.flags_text("postgres"))
     env = botload.bot_env(dsn, flags)
+    env["SIETCH_FEED_PORT"] = str(_free_port())
+    env["SIETCH_FEED_REQUESTS_PER_MINUTE"] = str(int(rate * 60 * 4))  # the door's own limit is not measured
     settings = load_settings(ROOT / "config" / "settings.yaml", env)
     ready = workdir / "background.ready"
     ready.unlink(missing_ok=True)
@@ -109,10 +135,14 @@ async def run(
         )
         container = make_container(settings)
         try:
-            await _wait_ready(proc, ready, log_path)
             await container.init_resources()  # type: ignore[misc]
+            token = await (await resolved(container.ingest)).new_token(c.community_id)
+            await _wait_ready(proc, ready, log_path)
             services = await resolved(container.services)
-            result = await _measure(services["postgres"], services["scylla"], c, m, seconds, rate, grace, seed)
+            door = f"http://127.0.0.1:{env['SIETCH_FEED_PORT']}/v1/guilds/{c.community_id}/scores"
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+                writes = FeedDoor(http, door)
+                result = await _measure(writes, services["scylla"], c, m, seconds, rate, grace, seed)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -193,8 +223,8 @@ async def _measure(
 
     async def apply(u: Update) -> None:
         try:
-            update = ScoreUpdate(u.profile_id, "conviction", u.value, "manual_adjustment")
-            await writes.apply_score_updates(ctx(), [update])
+            member = str(m.user_ids[u.member]) if m.user_ids[u.member] is not None else m.wallets[u.member]
+            await writes.post(member, u.value)
         except Exception as exc:  # counted and reported; the run goes on
             u.error = f"{type(exc).__name__}: {exc}"
             busy.discard(u.member)

@@ -4,11 +4,13 @@ and passed on to every copy."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from backends.postgres.community_writes import MemberRow, RepeatedKey
+from backends.postgres.standing import ROLE_KINDS
 from backends.protocol import BackendError, Community
 from bot.app.container import Container, resolved
 from bot.app.startup import opened
@@ -17,6 +19,8 @@ from bot.cli.demo import demo_members
 from bot.cli.errors import CliError
 from bot.cli.member_csv import CsvProblem, MemberCsv, count_lines, repeated
 from bot.cli.progress import ProgressBar
+
+CLEAR = "none"  # a role option's value that clears it
 
 
 async def cmd_community(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -37,6 +41,26 @@ async def cmd_community(args: argparse.Namespace, settings: dict[str, Any]) -> N
             await replica.put_community(community)
             await acknowledge(container, replica, community.community_id, move)
         print(f"community {community.community_id} saved: {community}")
+        await _roles_and_token(container, args)
+
+
+async def _roles_and_token(container: Container, args: argparse.Namespace) -> None:
+    """The role options (each a role id, or `none` to clear it) and a new feed token, when asked for."""
+    roles = {kind: getattr(args, f"{kind}_role") for kind in ROLE_KINDS}
+    if any(v is not None for v in roles.values()) or args.minimum_balance is not None:
+        store = await resolved(container.standing_store)
+        current = await store.role_config(args.guild)
+        changes: dict[str, Any] = {k: (None if v == CLEAR else v) for k, v in roles.items() if v is not None}
+        if args.minimum_balance is not None:
+            changes["minimum_balance"] = None if args.minimum_balance == CLEAR else args.minimum_balance
+        config = dataclasses.replace(current, **changes)
+        await store.put_role_config(config)
+        shown = ", ".join(f"{k} {config.role(k) or 'not set'}" for k in ROLE_KINDS)
+        print(f"roles of guild {args.guild}: {shown}; minimum balance {config.minimum_balance or 'none'}")
+    if args.new_ingest_token:
+        token = await (await resolved(container.ingest)).new_token(args.guild)
+        print("score feed token (shown once; the previous token no longer works):", file=sys.stderr)
+        print(token)
 
 
 async def _import(settings: dict[str, Any], guild: int, rows: list[MemberRow], name: str | None, label: str) -> None:

@@ -16,13 +16,13 @@ import nextcord
 
 from backends.protocol import BackendError
 from bot.app.container import resolved
+from bot.app.discord_side import attach_discord
 from bot.app.settings import SettingsError, load_settings
 from bot.app.startup import opened
-from bot.cli import community_commands, copy_commands, flag_commands
-from bot.cli.arguments import snowflake
+from bot.cli import community_commands, copy_commands, flag_commands, role_commands, score_commands
+from bot.cli.arguments import balance, role_id, snowflake
 from bot.cli.errors import CliError
 from bot.cli.member_csv import MemberCsvError
-from bot.discord.members import DiscordMembers
 
 log = logging.getLogger("sietch")
 
@@ -73,6 +73,26 @@ def _parser() -> argparse.ArgumentParser:
         ("--rate-limit", "commands per user per minute (default 10)"),
     ):
         community.add_argument(flag, type=int, help=help_text)
+    for kind, help_text in (
+        ("naib", "positions 1..N"),
+        ("fedaykin", "positions 1..F, naib included"),
+        ("at-risk", "positions R+1..F"),
+        ("waiting", "the waiting pool, positions F+1..W"),
+    ):
+        community.add_argument(
+            f"--{kind}-role", type=role_id, metavar="ID", help=f"the role for {help_text} (none: no such role)"
+        )
+    community.add_argument(
+        "--minimum-balance",
+        type=balance,
+        metavar="AMOUNT",
+        help="conviction a member needs to hold the gated roles (none: no minimum)",
+    )
+    community.add_argument(
+        "--new-ingest-token",
+        action="store_true",
+        help="print a new score feed token for this guild (shown once; the previous one stops working)",
+    )
     community.set_defaults(handler=community_commands.cmd_community)
 
     imp = sub.add_parser("import", help="import members and scores from a CSV file into a guild")
@@ -116,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(handler=copy_commands.cmd_verify)
     flag_commands.add_parser(sub)
+    score_commands.add_parser(sub)
+    role_commands.add_parser(sub)
     return parser
 
 
@@ -137,9 +159,7 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         metrics_server = await resolved(container.metrics_server)
         feed_server = await resolved(container.feed_server)
         dispatcher = await resolved(container.dispatcher)
-        members = DiscordMembers(lambda: bot.http)
-        (await resolved(container.role_sync)).gateway = members
-        (await resolved(container.alert_sender)).dms = members
+        await attach_discord(container, bot)
         loop = asyncio.get_running_loop()
 
         async def shut_down() -> None:
