@@ -68,9 +68,8 @@ async def run(dsn: str, c: Community, m: Members, workdir: Path, seconds: float 
             kind: emulator.add_role(gid, kind, p)
             for kind, p in (("naib", 5), ("fedaykin", 4), ("at_risk", 3), ("waiting", 2))
         }
-        movers = [
-            m.ranked[MOVERS_FROM_RANK + 97 * k] for k in range(MOVES) if MOVERS_FROM_RANK + 97 * k < len(m.ranked)
-        ]
+        start = min(MOVERS_FROM_RANK, len(m.ranked) // 2)  # far below the waiting pool
+        movers = [m.ranked[start + 97 * k] for k in range(MOVES) if start + 97 * k < len(m.ranked)]
         for i in [*m.ranked[: c.waitlist_end + MOVES + 10], *movers]:
             if m.user_ids[i] is not None:
                 emulator.add_member(gid, m.user_ids[i])

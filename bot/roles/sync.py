@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from backends.postgres.standing import FollowedCommunities, RoleConfig, Standing, StandingStore
-from backends.protocol import BackendError, Community, NotConfigured, utcnow
+from backends.postgres.standing import FollowedCommunities, Ranked, RoleConfig, Standing, StandingStore
+from backends.protocol import BackendError, Community, NotConfigured, TenantContext, utcnow
 from bot.discord.members import MISSING_PERMISSIONS, UNKNOWN_MEMBER, UNKNOWN_ROLE, MemberGatewayError
 from bot.domain.records import EligibilityRule
 from bot.domain.service import HotPathService
@@ -123,12 +123,14 @@ class RoleSync:
             position = member.position if member else None
             eligible = True
             if rule is not None and member is not None and position is not None and position <= community.fedaykin:
-                eligible = (await self.service.check_eligibility(ctx, member.profile_id, rule)).eligible
+                eligible = await self._eligible(ctx, member, rule)
             parts = standing_of(position, community, eligible)
             before = recorded.get(user)
             held = before.roles if before else frozenset()
             had = decode(before.status) if before else frozenset()
             wanted = roles_for(parts, config)
+            if before is None and not parts and not wanted:
+                continue  # stands nowhere and never did: nothing to record
             if before is not None and parts == had and wanted == held and before.position == position:
                 continue
             moved = parts != had or wanted != held
@@ -152,6 +154,15 @@ class RoleSync:
             if events and not first_sync:
                 plan.alerts.append(Alert(user, events, position))
         return plan
+
+    async def _eligible(self, ctx: TenantContext, member: Ranked, rule: EligibilityRule) -> bool:
+        """Through the service's cache; a cached result checked against another balance than the one just
+        read from the source of truth (a score changed in another process) is dropped and checked again."""
+        result = await self.service.check_eligibility(ctx, member.profile_id, rule)
+        if result.from_cache and result.balance != member.conviction:
+            await self.service.invalidate_eligibility(ctx, member.profile_id, rule.rule_id)
+            result = await self.service.check_eligibility(ctx, member.profile_id, rule)
+        return result.eligible
 
     async def sync(self, guild: int) -> Plan | None:
         """Plan and carry out one sync; None when another process holds the community's lease."""

@@ -96,3 +96,26 @@ async def test_no_answer_for_one_guild_includes_the_other(world: World) -> None:
             assert await world.service.get_score(ctx, foreign) is None
     assert (await world.service.get_threshold(a)).ranked == 80
     assert (await world.service.get_threshold(b)).ranked == 90
+
+
+async def test_a_transaction_is_applied_once_per_member_and_board(world: World) -> None:
+    ctx = await world.community()
+    a, b = await world.seed(ctx, [10, 20])
+    service = world.service
+    bonus = ScoreUpdate(a, "conviction", D(5), "token_hold", mode="add", tx_hash="0xabc")
+    first = await service.apply_score_updates(ctx, [bonus, bonus])  # twice in one batch: once
+    again = await service.apply_score_updates(ctx, [bonus])  # an indexer's retry: nothing, no new version
+    assert again == first
+    # The same hash for another member, or another board of the same member, is another change.
+    await service.apply_score_updates(
+        ctx,
+        [
+            ScoreUpdate(b, "conviction", D(5), "token_hold", mode="add", tx_hash="0xabc"),
+            ScoreUpdate(a, "activity", D(7), "activity_bonus", mode="add", tx_hash="0xabc"),
+            ScoreUpdate(a, "conviction", D(1), "token_hold", mode="add"),  # no hash: always applied
+        ],
+    )
+    for board in BOARDS:
+        await world.backend.recalculate(ctx, board)
+    scores = await world.service.get_scores(ctx, [a, b])
+    assert (scores[a].conviction, scores[a].activity, scores[b].conviction) == (D(16), D(7), D(25))

@@ -1,0 +1,132 @@
+"""`sietch scores apply`: a JSON Lines file (or standard input) of score updates, whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def run(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
+    env.update(SIETCH_POSTGRES_DSN=dsn, SIETCH_METRICS_PORT="0")
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def scores(dsn: str, guild: int) -> dict[int, tuple[str, str]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT p.discord_user_id, s.conviction, s.activity FROM scores s JOIN profiles p USING (profile_id)"
+            " WHERE s.community_id = %s",
+            (guild,),
+        ).fetchall()
+    return {r[0]: (str(r[1].normalize()), str(r[2].normalize())) for r in rows}
+
+
+@pytest.fixture
+def guild(postgres_dsn: str, new_guild_id: int, tmp_path: Path) -> int:
+    members = tmp_path / "members.csv"
+    members.write_text(
+        "discord_user_id,wallet_address,conviction\n"
+        + "".join(f"{100 + i},0x{i:040x},{10 * (i + 1)}\n" for i in range(5))
+    )
+    assert run(postgres_dsn, "import", str(new_guild_id), str(members), "--name", "Arrakis").returncode == 0
+    return new_guild_id
+
+
+def line(guild: int, member: Any, value: Any, **more: Any) -> str:
+    return json.dumps(
+        {
+            "guild": str(guild),
+            "member": member,
+            "board": "conviction",
+            "value": value,
+            "event_type": "token_hold",
+            **more,
+        }
+    )
+
+
+def test_a_good_file_lands_whole(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "\n".join(
+            [
+                line(guild, "100", "1e-18", mode="add"),
+                "",
+                line(guild, "0x" + "0" * 39 + "1", 7),
+                line(guild, 102, "2.50", tx_hash="0x1"),
+            ]
+        )
+        + "\n"
+    )
+    result = run(postgres_dsn, "scores", "apply", str(feed))
+    assert result.returncode == 0, result.stderr
+    assert "3 update(s) applied in one transaction" in result.stdout
+    got = scores(postgres_dsn, guild)
+    assert got[100][0] == "10.000000000000000001" and got[101][0] == "7" and got[102][0] == "2.5"
+    again = run(postgres_dsn, "scores", "apply", "-", stdin=line(guild, 102, "9", tx_hash="0x1") + "\n")
+    assert again.returncode == 0, again.stderr
+    assert scores(postgres_dsn, guild)[102][0] == "2.5"  # that transaction was applied before
+
+
+def test_a_bad_line_stops_everything_and_every_bad_line_is_named(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    before = scores(postgres_dsn, guild)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "\n".join(
+            [
+                line(guild, "100", 5),
+                "{not json",
+                line(guild, "999", 5),  # no such member
+                line(guild, "101", "lots"),
+                line(guild + 1, "101", 5),  # a guild that is not configured
+                line(guild, "102", 5),
+            ]
+        )
+        + "\n"
+    )
+    result = run(postgres_dsn, "scores", "apply", str(feed))
+    assert result.returncode == 1
+    for expected in (
+        "line 2: not a JSON object",
+        "line 3: member 999 is not a member",
+        "line 4: value 'lots' is not a number",
+        "line 5: member 101 is not a member",
+    ):
+        assert expected in result.stderr, result.stderr
+    assert "4 bad line(s), nothing was applied" in result.stderr and "Traceback" not in result.stderr
+    assert scores(postgres_dsn, guild) == before
+
+
+def test_partial_applies_the_good_lines_and_keeps_the_bad_ones(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    bad = line(guild, "999", 5)
+    feed.write_text("\n".join([line(guild, "100", 1), bad, line(guild, "104", 2)]))  # no final line break
+    result = run(postgres_dsn, "scores", "apply", str(feed), "--partial")
+    assert result.returncode == 0, result.stderr
+    assert f"1 bad line(s) left out and written to {feed}.rejects.jsonl" in result.stderr
+    assert Path(f"{feed}.rejects.jsonl").read_text() == bad + "\n"
+    got = scores(postgres_dsn, guild)
+    assert (got[100][0], got[104][0]) == ("1", "2")
+
+
+def test_no_such_file(postgres_dsn: str, tmp_path: Path) -> None:
+    result = run(postgres_dsn, "scores", "apply", str(tmp_path / "missing.jsonl"))
+    assert result.returncode == 1 and "no such file" in result.stderr
