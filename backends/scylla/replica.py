@@ -68,8 +68,6 @@ class ScyllaReplica:
             f"INSERT INTO {self.t.profiles_by_user} (community_id, discord_user_id, profile_id) VALUES (?, ?, ?)"
             f" USING TIMESTAMP ?"
         )
-        # A cached eligibility was checked against the score this state replaces.
-        forget = f"DELETE FROM {self.t.eligibility} WHERE community_id = ? AND profile_id = ?"
         by_shard: dict[int, list[tuple[str, tuple[Any, ...]]]] = defaultdict(list)
         users: list[tuple[str, tuple[Any, ...]]] = []
         for state in states:
@@ -95,7 +93,6 @@ class ScyllaReplica:
             )
             if p.discord_user_id is not None:
                 users.append((by_user, (community_id, p.discord_user_id, p.profile_id, version)))
-            users.append((forget, (community_id, p.profile_id)))
         await self.cql.execute_concurrently([*self._partition_batches(by_shard.values()), *users], WRITE_CONCURRENCY)
 
     def _partition_batches(
@@ -167,7 +164,11 @@ class ScyllaReplica:
                     ),
                 )
             )
-        await self.cql.execute_concurrently(self._partition_batches(by_profile.values()), WRITE_CONCURRENCY)
+        # Each event is a score change: a cached eligibility of that member was checked against the score
+        # it replaced. (Backfills write states without events, and change no score the copy answered.)
+        forget = f"DELETE FROM {self.t.eligibility} WHERE community_id = ? AND profile_id = ?"
+        stale = [(forget, (community_id, profile_id)) for profile_id in by_profile]
+        await self.cql.execute_concurrently([*self._partition_batches(by_profile.values()), *stale], WRITE_CONCURRENCY)
 
     async def put_score_version(self, community_id: int, version: int) -> None:
         await self.cql.execute(

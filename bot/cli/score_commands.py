@@ -134,8 +134,8 @@ def _parsed(path: Path, skip: set[int]) -> Iterator[tuple[int, FeedItem | str]]:
             yield number, parse_item(loads(text))
         except FeedItemError as exc:
             yield number, str(exc)
-        except ValueError as exc:
-            yield number, f"not a JSON object: {exc}"
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than any update has
+            yield number, f"not a JSON object: {exc}"[:300]
 
 
 def _chunks(path: Path, skip: set[int]) -> Iterator[list[tuple[int, FeedItem | str]]]:

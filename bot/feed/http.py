@@ -114,8 +114,8 @@ class FeedServer:
         body = await request.read()
         try:
             data = loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _answer(400, {"error": f"the body is not JSON: {exc}"})
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than any update has
+            return _answer(400, {"error": f"the body is not JSON: {type(exc).__name__}: {exc}"[:300]})
         if isinstance(data, dict) and set(data) == {"updates"}:
             data = data["updates"]
         if not isinstance(data, list):

@@ -98,6 +98,7 @@ def test_a_bad_line_stops_everything_and_every_bad_line_is_named(postgres_dsn: s
                 line(guild, "101", "lots"),
                 line(guild + 1, "101", 5),  # a guild that is not configured
                 line(guild, "102", 5),
+                "[" * 5000,  # nesting no update has
             ]
         )
         + "\n"
@@ -109,9 +110,10 @@ def test_a_bad_line_stops_everything_and_every_bad_line_is_named(postgres_dsn: s
         "line 3: member 999 is not a member",
         "line 4: value 'lots' is not a number",
         "line 5: member 101 is not a member",
+        "line 7: not a JSON object",
     ):
         assert expected in result.stderr, result.stderr
-    assert "4 bad line(s), nothing was applied" in result.stderr and "Traceback" not in result.stderr
+    assert "5 bad line(s), nothing was applied" in result.stderr and "Traceback" not in result.stderr
     assert scores(postgres_dsn, guild) == before
 
 
