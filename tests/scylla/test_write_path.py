@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from backends.postgres.community_writes import MemberRow
-from backends.protocol import Community, ScoreUpdate, TenantContext
+from backends.protocol import Community, EligibilityResult, ScoreUpdate, TenantContext, utcnow
 from bot.replication.backfill import backfill
 from tests.scylla.conftest import Pair
 
@@ -88,3 +88,13 @@ async def test_without_a_running_relay_the_copy_is_made_before_the_answer(pair: 
 
 def _pairs(scores: Mapping[Any, Any]) -> dict[Any, tuple[Decimal, Decimal]]:
     return {p: (s.conviction, s.activity) for p, s in scores.items()}
+
+
+async def test_a_copied_score_change_drops_the_copy_s_cached_eligibility(pair: Pair, new_guild_id: int) -> None:
+    ids = await _community(pair, new_guild_id, 3)
+    ctx = TenantContext(new_guild_id)
+    for pid in ids:
+        await pair.scylla.put_eligibility(ctx, EligibilityResult(pid, "holders", True, Decimal(999), utcnow()), 300)
+    await pair.writer.apply(ctx, [ScoreUpdate(ids[1], "conviction", Decimal(1), "decay")])
+    assert await pair.scylla.get_eligibility(ctx, ids[1], "holders") is None
+    assert await pair.scylla.get_eligibility(ctx, ids[0], "holders") is not None  # no change, still cached
