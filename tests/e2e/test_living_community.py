@@ -87,7 +87,7 @@ async def test_feed_moves_members_and_roles_and_alerts_follow(
     people = {u: emulator.add_member(guild, u, name=f"member{u}") for u in USERS}
     emulator.add_member(other, 201, name="member201")
     emulator.remove_member(guild, 106)  # position 6 (waiting pool) has left the server
-    emulator.role_route_limit = 4  # per guild per second: the first sync alone needs more, so it meets 429s
+    emulator.role_route_limit = 4  # per guild per second: the first sync alone needs more
 
     setup = sietch(
         postgres_dsn, "community", str(guild), "--naib-role", str(naib), "--fedaykin-role", str(fedaykin),
@@ -218,7 +218,9 @@ async def test_feed_moves_members_and_roles_and_alerts_follow(
         # Each change made once, with its reason in the audit log.
         assert len(emulator.role_changes) > changes
         assert all(reason and reason.startswith("Sietch: ") for *_, reason in emulator.role_changes)
-        assert emulator.rate_limited >= 1  # Discord said 429 and the bot waited as told (no violation)
+        # More role changes than the route allows per second: the bot waited, either for the reset the
+        # rate-limit headers announced or after a 429 for its Retry-After, never retrying early.
+        assert len(emulator.role_changes) > 4 * 3
         assert emulator.violations == [] and emulator.unknown_routes == []
     finally:
         process.terminate()
