@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -21,27 +19,14 @@ import pytest
 
 from backends.postgres.community_writes import CommunityWrites, MemberRow
 from backends.protocol import Community
-from tests.e2e.test_run import ROOT, emulator, free_port, read_log_until, start_bot
+from tests.e2e.test_run import emulator, free_port, read_log_until, start_bot
+from tests.e2e.test_scores_cli import run as sietch
 from tests.emulator import DiscordEmulator
 
 __all__ = ["emulator"]  # the fixture, shared with test_run
 
 WITHIN = 20.0
 USERS = list(range(101, 109))  # positions 1..8 by conviction 80, 70, ... 10
-
-
-def sietch(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(SIETCH_POSTGRES_DSN=dsn, SIETCH_METRICS_PORT="0")
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def until(check: Callable[[], Any], what: str) -> None:

@@ -38,6 +38,15 @@ async def _record(sync: RoleSync, guild: int, plan: Plan) -> None:
     await sync.store.put_standings(guild, [s for u, s in plan.standings.items() if u not in plan.gone], plan.gone)
 
 
+async def _set_elsewhere(pool: AsyncConnectionPool[Any], guild: int, user: int, value: Decimal, event: Any) -> None:
+    """A score change written by another process, straight to the source of truth."""
+    source = PostgresBackend(pool)
+    ctx = TenantContext(guild)
+    profile = await source.get_profile_by_user(ctx, user)
+    assert profile is not None
+    await source.apply_score_updates(ctx, [ScoreUpdate(profile.profile_id, "conviction", value, event)])
+
+
 def _held(plan: Plan) -> dict[int, set[int]]:
     return {u: set(s.roles) for u, s in plan.standings.items()}
 
@@ -61,11 +70,7 @@ async def test_roles_follow_positions_and_never_flap_within_the_window(
     await _record(sync, guild, first)
 
     # 104 jumps to the top a second later: 104, and everyone it passes, changed roles a moment ago.
-    source = PostgresBackend(pool)
-    ctx = TenantContext(guild)
-    profile = await source.get_profile_by_user(ctx, 104)
-    assert profile is not None
-    await source.apply_score_updates(ctx, [ScoreUpdate(profile.profile_id, "conviction", Decimal(90), "token_hold")])
+    await _set_elsewhere(pool, guild, 104, Decimal(90), "token_hold")
     soon = await sync.plan(guild, now=t0 + timedelta(seconds=1))
     assert soon.changes == [] and set(soon.waiting) == {100, 101, 103, 104}  # 102 only moved within its band
     assert all(0 < left <= 4 for left in soon.waiting.values())
@@ -99,11 +104,7 @@ async def test_eligibility_gates_the_roles_and_a_stale_cache_is_found(
     plan = await sync.plan(guild)
     assert _held(plan) == {100: {NAIB, FEDAYKIN}, 101: {FEDAYKIN}}  # 40 and 30 are below the minimum
     # Another process raises 102 above the minimum: this process's cached "not eligible" is stale.
-    source = PostgresBackend(pool)
-    ctx = TenantContext(guild)
-    profile = await source.get_profile_by_user(ctx, 102)
-    assert profile is not None
-    await source.apply_score_updates(ctx, [ScoreUpdate(profile.profile_id, "conviction", Decimal(55), "token_hold")])
+    await _set_elsewhere(pool, guild, 102, Decimal(55), "token_hold")
     again = await sync.plan(guild)
     assert _held(again)[102] == {FEDAYKIN, AT_RISK}
 
@@ -113,11 +114,7 @@ async def test_members_who_stand_nowhere_are_forgotten(pool: AsyncConnectionPool
     sync = await _setup(pool, guild, [80, 70, 60, 50, 40, 30, 20])
     t0 = utcnow()
     await _record(sync, guild, await sync.plan(guild, now=t0))
-    source = PostgresBackend(pool)
-    ctx = TenantContext(guild)
-    profile = await source.get_profile_by_user(ctx, 105)
-    assert profile is not None
-    await source.apply_score_updates(ctx, [ScoreUpdate(profile.profile_id, "conviction", Decimal(0), "decay")])
+    await _set_elsewhere(pool, guild, 105, Decimal(0), "decay")
     plan = await sync.plan(guild, now=t0 + timedelta(seconds=10))
     assert plan.gone == [105] and [
         (c.discord_user_id, c.role_id, c.add) for c in plan.changes if c.discord_user_id == 105
