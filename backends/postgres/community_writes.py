@@ -318,6 +318,8 @@ _MERGE_INCOMING = (
     "   CROSS JOIN LATERAL (VALUES ('conviction', i.conviction, coalesce(s.conviction, 0)),"
     "        ('activity', i.activity, coalesce(s.activity, 0))) AS b(board, value, old)"
     "   JOIN communities c ON c.community_id = %(c)s",
+    # A cached eligibility was checked against the scores the import replaces (as score updates drop it).
+    "DELETE FROM eligibility e USING incoming i WHERE e.community_id = %(c)s AND e.profile_id = i.profile_id",
     "INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)"
     " SELECT %(c)s, i.profile_id, p.joined_at, i.conviction, i.activity"
     "   FROM incoming i JOIN profiles p USING (profile_id)"

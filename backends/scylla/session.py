@@ -167,7 +167,7 @@ class CqlSession:
         return count
 
     def batch(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> BatchStatement:
-        """An unlogged batch: only ever for rows of one partition, where it is applied as one write."""
+        """An unlogged batch: rows of one partition (applied as one write), or idempotent rows of many."""
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         for query, params in statements:
             batch.add(self.prepare(query), params)
