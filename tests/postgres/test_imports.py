@@ -1,6 +1,6 @@
-"""Writes that bypass the outbox: an import is one transaction with the community it creates (and drops its
-members' cached eligibility), and the copy
-floor a write raises names the floor it followed, even behind another writer."""
+"""Writes that bypass the outbox: an import is one transaction with the community it creates and drops its
+members' cached eligibility, and the copy floor a write raises names the floor it followed, even behind
+another writer."""
 
 from __future__ import annotations
 
