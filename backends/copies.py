@@ -91,6 +91,10 @@ class Replica(Protocol):
 
     async def put_history(self, community_id: int, events: Sequence[ScoreEvent]) -> None: ...
 
+    async def put_changes(self, community_id: int, states: Sequence[MemberState], version: int) -> None:
+        """The states of one copied write (after `put_states` stored them), shown whole by readers before
+        the next rebuild has them; a copy that answers from its rebuilt boards alone may ignore them."""
+
     async def forget_members(self, community_id: int, older_than: int) -> None:
         """Drop every member state stored at a version below `older_than`: a fresh backfill pass rewrites
         each member that still exists at `older_than` or later, so what is left of the old copy (members

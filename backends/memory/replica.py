@@ -131,6 +131,9 @@ class MemoryReplica:
         for event in events:
             self._history.setdefault((community_id, event.profile_id), {})[event.event_id] = (expires, event)
 
+    async def put_changes(self, community_id: int, states: Sequence[MemberState], version: int) -> None:
+        """Answers here come from the rebuilt boards alone."""
+
     async def forget_members(self, community_id: int, older_than: int) -> None:
         # As a Scylla partition tombstone at older_than - 1: newer states survive, older ones go.
         states = self._states.get(community_id, {})

@@ -76,12 +76,21 @@ async def community_ids(conn: Conn) -> list[int]:
     return [r["community_id"] for r in await cur.fetchall()]
 
 
+# A write of more events than this is copied in parts (readers of the copy may see a part for a moment).
+WHOLE_WRITES_UP_TO = 10_000
+
+
 async def claim_unmirrored(conn: Conn, limit: int) -> list[tuple[int, ScoreEvent]]:
-    """The oldest events no copy has yet, locked for this transaction; other flushers skip them."""
+    """The oldest events no copy has yet, locked for this transaction; other flushers skip them.
+
+    Every event of a write (one score version of one community) among the oldest `limit` comes with them,
+    so the copy receives, and shows, each write whole."""
     cur = await conn.execute(
         "SELECT event_id, community_id, profile_id, board, event_type, delta, value_after, tx_hash, created_at"
-        " FROM score_events WHERE NOT mirrored ORDER BY event_id LIMIT %s FOR UPDATE SKIP LOCKED",
-        (limit,),
+        " FROM score_events WHERE NOT mirrored AND (community_id, score_version) IN ("
+        "   SELECT community_id, score_version FROM score_events WHERE NOT mirrored ORDER BY event_id LIMIT %s)"
+        " ORDER BY event_id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit, max(limit, WHOLE_WRITES_UP_TO)),
     )
     return [
         (

@@ -7,7 +7,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,6 +24,7 @@ from backends.protocol import (
     SnapshotInfo,
     TenantContext,
 )
+from backends.scylla.live import LiveChanges
 from backends.scylla.replica import ScyllaReplica
 from backends.scylla.session import CqlSession
 from backends.scylla.snapshots import SnapshotVersion, SnapshotWriter, current_version
@@ -56,6 +57,8 @@ class ScyllaBackend:
         self.pointer_ttl = pointer_ttl
         # Not a TTL cache from a library: "never step back" below needs the entry after it expired.
         self._pointers: dict[tuple[int, Board], tuple[float, SnapshotVersion | None]] = {}
+        self._refreshing: dict[tuple[int, Board], asyncio.Future[SnapshotVersion | None]] = {}
+        self.live = LiveChanges(cql, self.t)
 
     async def health(self) -> None:
         await self.cql.execute("SELECT release_version FROM system.local")
@@ -144,16 +147,28 @@ class ScyllaBackend:
         return pinned
 
     async def _live_version(self, community_id: int, board: Board) -> SnapshotVersion | None:
-        """The pointer and version row, from this process's cache when younger than `pointer_ttl`."""
+        """The pointer and version row with the changes since, from this process's cache when younger than
+        `pointer_ttl`; one refresh at a time per board, shared by the requests that wait for it."""
+        key = (community_id, board)
+        cached = self._pointers.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.pointer_ttl:
+            return cached[1]
+        refresh = self._refreshing.get(key)
+        if refresh is None:
+            refresh = self._refreshing[key] = asyncio.ensure_future(self._refresh(community_id, board))
+            refresh.add_done_callback(lambda done: self._refreshing.pop(key, None))
+            refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(refresh)  # a request cancelled meanwhile leaves the refresh to the others
+
+    async def _refresh(self, community_id: int, board: Board) -> SnapshotVersion | None:
         key = (community_id, board)
         now = time.monotonic()
-        cached = self._pointers.get(key)
-        if cached is not None and now - cached[0] < self.pointer_ttl:
-            return cached[1]
         live = await current_version(self.cql, self.t, community_id, board, with_head=True)
         newest = self._pointers.get(key)
         if newest is not None and newest[1] is not None and (live is None or live.version < newest[1].version):
             return newest[1]  # a slower concurrent read fetched an older pointer: never step back
+        if live is not None:
+            live = await self.live.lay_over(community_id, board, live)
         self._pointers[key] = (now, live)
         return live
 
@@ -161,6 +176,8 @@ class ScyllaBackend:
         snap = await self._pinned(ctx, board)
         if snap is None:
             return None
+        if snap.overlay is not None and profile_id in snap.overlay.changed:
+            return snap.overlay.changed_entry(profile_id)
         rows = await self.cql.execute(
             f"SELECT rank, score, nym, wallet_address FROM {self.t.by_profile}"
             f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = ? AND profile_id = ?",
@@ -169,7 +186,8 @@ class ScyllaBackend:
         if not rows:
             return None
         r = rows[0]
-        return RankedEntry(r.rank, profile_id, r.score, r.nym, r.wallet_address)
+        rank = snap.overlay.rank_of(r.rank) if snap.overlay is not None else r.rank
+        return RankedEntry(rank, profile_id, r.score, r.nym, r.wallet_address)
 
     async def get_neighbours(
         self, ctx: TenantContext, board: Board, profile_id: UUID
@@ -178,6 +196,13 @@ class ScyllaBackend:
         snap = await self._pinned(ctx, board)
         if snap is None:
             return None, None, None
+        overlay = snap.overlay
+        if overlay is not None and profile_id in overlay.changed:
+            me = overlay.changed_entry(profile_id)
+            if me is None:
+                return None, None, None
+            above = await self._entry_at(ctx, board, snap, me.rank - 1)
+            return above, me, await self._entry_at(ctx, board, snap, me.rank + 1)
         rows = await self.cql.execute(
             f"SELECT rank, score, nym, wallet_address, above_id, above_score, above_nym, above_wallet,"
             f" below_id, below_score, below_nym, below_wallet FROM {self.t.by_profile}"
@@ -192,14 +217,53 @@ class ScyllaBackend:
         below = RankedEntry(me.rank + 1, r.below_id, r.below_score, r.below_nym, r.below_wallet) if r.below_id else None
         if (above is None and me.rank > 1) or (below is None and me.rank < snap.ranked):
             # a version built before rows carried their neighbours
-            around = {e.rank: e for e in await self.get_range(ctx, board, me.rank - 1, me.rank + 1)}
+            around = {e.rank: e for e in await self._snapshot_rows(ctx, board, snap, me.rank - 1, me.rank + 1)}
             above, below = around.get(me.rank - 1), around.get(me.rank + 1)
-        return above, me, below
+        if overlay is None:
+            return above, me, below
+        # The rows either side in the snapshot are the neighbours now only when no change came between.
+        me = replace(me, rank=overlay.rank_of(me.rank))
+        return (
+            await self._entry_at(ctx, board, snap, me.rank - 1, above),
+            me,
+            await self._entry_at(ctx, board, snap, me.rank + 1, below),
+        )
+
+    async def _entry_at(
+        self, ctx: TenantContext, board: Board, snap: SnapshotVersion, rank: int, known: RankedEntry | None = None
+    ) -> RankedEntry | None:
+        """The row at `rank` now, on a board with changes laid over it; `known`: a snapshot row in hand."""
+        assert snap.overlay is not None
+        changed = snap.overlay.changed_at(rank)
+        if changed is not None:
+            return changed
+        at = snap.overlay.snapshot_rank_at(rank)
+        if at is None:
+            return None
+        row = known if known is not None and known.rank == at else None
+        if row is None:
+            rows = await self._snapshot_rows(ctx, board, snap, at, at)
+            row = rows[0] if rows else None
+        return replace(row, rank=rank) if row is not None else None
 
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         snap = await self._pinned(ctx, board)
         if snap is None:
             return []
+        overlay = snap.overlay
+        if overlay is None:
+            return await self._snapshot_rows(ctx, board, snap, first_rank, last_rank)
+        first, last = max(first_rank, 1), min(last_rank, overlay.ranked)
+        if last < first:
+            return []
+        span = overlay.snapshot_span(first, last)
+        rows = await self._snapshot_rows(ctx, board, snap, *span) if span is not None else []
+        return overlay.place(rows, first, last)
+
+    async def _snapshot_rows(
+        self, ctx: TenantContext, board: Board, snap: SnapshotVersion, first_rank: int, last_rank: int
+    ) -> list[RankedEntry]:
+        """The snapshot's rows first_rank..last_rank, as it was built."""
         first, last = max(first_rank, 1), min(last_rank, snap.ranked)
         if last < first:
             return []
@@ -220,13 +284,16 @@ class ScyllaBackend:
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = await self._pinned(ctx, board)
-        return snap.ranked if snap else 0
+        if snap is None:
+            return 0
+        return snap.overlay.ranked if snap.overlay is not None else snap.ranked
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
         snap = await self._pinned(ctx, board)
         if snap is None:
             return SnapshotInfo(as_of=EPOCH, score_version=-1, live=False)
-        return SnapshotInfo(as_of=snap.built_at, score_version=snap.score_version, live=False)
+        as_of = snap.overlay.as_of if snap.overlay is not None else snap.built_at
+        return SnapshotInfo(as_of=as_of, score_version=snap.score_version, live=False)
 
     async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
         rows = await self.cql.execute(

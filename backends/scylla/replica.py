@@ -10,13 +10,13 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from backends.copies import BackfillState
 from backends.protocol import BOARDS, Board, Community, MemberState, ScoreEvent
 from backends.scylla.session import CqlSession
 from backends.scylla.snapshots import current_version
-from backends.scylla.tables import SCORE_SHARDS, Tables, score_shard, to_micros
+from backends.scylla.tables import CLOSED, SCORE_SHARDS, Tables, change_slot, score_shard, to_micros
 
 WRITE_CONCURRENCY = 64
 BATCH_ROWS = 50
@@ -141,6 +141,7 @@ class ScyllaReplica:
             f"DELETE FROM {self.t.profiles_by_user} USING TIMESTAMP ? WHERE community_id = ? AND discord_user_id = ?",
             (version, community_id, discord_user_id),
         )
+        await self._log_changes(community_id, [(profile_id, version, None, None, None, None, None)])
         # No score version claimed here: what else is pending for the copy is not known here (the CLI
         # acknowledges the change once it knows the copy holds everything before it).
         return profile_id
@@ -173,6 +174,38 @@ class ScyllaReplica:
         forget = f"DELETE FROM {self.t.eligibility} WHERE community_id = ? AND profile_id = ?"
         stale = [(forget, (community_id, profile_id)) for profile_id in by_profile]
         await self.cql.execute_concurrently([*self._partition_batches(by_profile.values()), *stale], WRITE_CONCURRENCY)
+
+    async def put_changes(self, community_id: int, states: Sequence[MemberState], version: int) -> None:
+        """Readers lay these states over the snapshot until a rebuild has them (live.py)."""
+        await self._log_changes(
+            community_id,
+            [
+                (
+                    s.profile.profile_id,
+                    version,
+                    to_micros(s.profile.joined_at),
+                    s.conviction,
+                    s.activity,
+                    s.profile.nym,
+                    s.profile.wallet_address,
+                )
+                for s in states
+            ],
+        )
+
+    async def _log_changes(self, community_id: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One batch of the change log; its closing row (the nil profile id) goes last, so readers see all
+        of its rows or none."""
+        at, batch = datetime.now(UTC), uuid4()
+        query = (
+            f"INSERT INTO {self.t.changes} (community_id, slot, at, write_id, profile_id, score_version, joined_at_us,"
+            f" conviction, activity, nym, wallet_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        key = (community_id, change_slot(at), at, batch)
+        await self.cql.execute_concurrently(
+            self._partition_batches([[(query, (*key, *row)) for row in rows]]), WRITE_CONCURRENCY
+        )
+        await self.cql.execute(query, (*key, CLOSED, None, None, None, None, None, None))
 
     async def put_score_version(self, community_id: int, version: int) -> None:
         await self.cql.execute(

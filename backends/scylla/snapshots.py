@@ -21,6 +21,7 @@ from uuid import UUID
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from backends.protocol import Board, RankedEntry
+from backends.scylla.overlay import Overlay
 from backends.scylla.session import CqlSession
 from backends.scylla.tables import SCORE_SHARDS, Tables
 
@@ -42,6 +43,9 @@ KEEP_SUPERSEDED_SECONDS = 60.0
 # for any community that keeps DOMAIN.md's bounds.
 HEAD_RANKS = 200
 WRITE_CONCURRENCY = 8  # as fast as 16 with 1000-row batches, and half the rows waiting on the request timeout
+# Every FENCE_RANKS-th key is kept in the version's fences: a changed member's place in the snapshot is
+# found in memory to within this many rows, then read (31k fences for 1M members, loaded once a version).
+FENCE_RANKS = 32
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,12 @@ class SnapshotVersion:
     # The first ranks of the board, read with the version: thresholds, waiting pools, first pages and
     # every position's entry score are answered from them without another read.
     head: tuple[RankedEntry, ...] = ()
+    # When the rebuild read the scores, and its fence step: None for versions built before changes were
+    # laid over snapshots.
+    changes_from: datetime | None = None
+    fence_ranks: int | None = None
+    # The changes since `changes_from`, as a reader last read them (backends/scylla/live.py).
+    overlay: Overlay | None = None
 
     def head_range(self, first: int, last: int) -> list[RankedEntry] | None:
         """Ranks first..last from the head, or None when the head does not hold all of them."""
@@ -97,13 +107,20 @@ async def current_version(
 
 async def _version_row(cql: CqlSession, t: Tables, community_id: int, board: Board, version: int) -> SnapshotVersion:
     rows = await cql.execute(
-        f"SELECT version, ranked, built_at, score_version, rank_width, profile_buckets FROM {t.versions}"
-        f" WHERE community_id = ? AND board = ? AND version = ?",
+        f"SELECT version, ranked, built_at, score_version, rank_width, profile_buckets, changes_from, fence_ranks"
+        f" FROM {t.versions} WHERE community_id = ? AND board = ? AND version = ?",
         (community_id, board, version),
     )
     r = rows[0]
     return SnapshotVersion(
-        r.version, r.ranked, r.built_at.replace(tzinfo=UTC), r.score_version, r.rank_width, r.profile_buckets
+        r.version,
+        r.ranked,
+        r.built_at.replace(tzinfo=UTC),
+        r.score_version,
+        r.rank_width,
+        r.profile_buckets,
+        changes_from=r.changes_from.replace(tzinfo=UTC) if r.changes_from is not None else None,
+        fence_ranks=r.fence_ranks,
     )
 
 
@@ -115,8 +132,9 @@ class _Row(NamedTuple):  # not a frozen dataclass: one is built per member, and 
     wallet_address: str | None
 
 
-# The columns each snapshot table is written with: the partition key (the same four), then the row.
-_ROW_COLUMNS = "community_id, board, version, bucket, rank, profile_id, score, nym, wallet_address"
+# The columns each snapshot table is written with: the partition key, then the row.
+_ROW_COLUMNS = "community_id, board, version, bucket, rank, profile_id, score, nym, wallet_address, joined_at_us"
+_FENCE_COLUMNS = "community_id, board, version, rank, score, joined_at_us, profile_id"
 # A member's row carries the members either side of it, so a position is one read.
 _PROFILE_COLUMNS = (
     "community_id, board, version, bucket, profile_id, rank, score, nym, wallet_address,"
@@ -128,7 +146,8 @@ _NO_NEIGHBOUR: tuple[None, ...] = (None, None, None, None)  # above rank 1, belo
 
 
 class _PartitionBatches:
-    """Unlogged single-partition batches of one prepared INSERT of `_ROW_COLUMNS`, from serialised values.
+    """Unlogged single-partition batches of one prepared INSERT (partition key columns first), from
+    serialised values.
 
     `BatchStatement.add` binds every value of every row, the constant partition key included, which
     was most of a rebuild's CPU. Here the key is serialised once per batch and the other values once
@@ -136,7 +155,8 @@ class _PartitionBatches:
     """
 
     def __init__(self, prepared: PreparedStatement, head: tuple[int, str, int]) -> None:
-        """`head`: the community_id, board and version every row of the rebuild shares."""
+        """`head`: the community_id, board and version every row of the rebuild shares; a partition key
+        longer than that ends with a bucket, given per batch."""
         # Encryption is the one step of bind skipped here; no session of ours configures it.
         if prepared.column_encryption_policy is not None:
             raise ValueError("snapshot rows are serialised without the column encryption policy")
@@ -148,11 +168,12 @@ class _PartitionBatches:
         self.head = tuple(
             serialize(v, self.protocol_version) for serialize, v in zip(self.serializers[:3], head, strict=True)
         )
+        self.key_columns = len(self.routing_key_indexes)
 
     def row_encoder(self) -> Callable[[tuple[Any, ...]], _Values]:
         """Serialises the values after the partition key, in the prepared statement's column order."""
         proto = self.protocol_version
-        serializers = self.serializers[4:]
+        serializers = self.serializers[self.key_columns :]
 
         def encode(values: tuple[Any, ...]) -> _Values:
             return tuple(
@@ -161,8 +182,8 @@ class _PartitionBatches:
 
         return encode
 
-    def batch(self, bucket: int, rows: list[_Values]) -> BatchStatement:
-        key = (*self.head, self.serializers[3](bucket, self.protocol_version))
+    def batch(self, bucket: int | None, rows: list[_Values]) -> BatchStatement:
+        key = self.head if bucket is None else (*self.head, self.serializers[3](bucket, self.protocol_version))
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         # What `add` takes from a bound statement: token-aware routing needs both to send the batch
         # straight to a replica of its partition.
@@ -186,11 +207,22 @@ def _by_rank_batches(by_rank: _PartitionBatches, ranked: list[_Row]) -> Iterator
         bucket = start // RANK_WIDTH
         stop = min(start + BATCH_ROWS, (bucket + 1) * RANK_WIDTH, len(ranked))
         rows = [
-            encode((rank, r.profile_id, r.score, r.nym, r.wallet_address))
+            encode((rank, r.profile_id, r.score, r.nym, r.wallet_address, r.joined_at_us))
             for rank, r in zip(range(start + 1, stop + 1), ranked[start:stop], strict=True)
         ]
         yield by_rank.batch(bucket, rows), ()
         start = stop
+
+
+def _fence_batches(fences: _PartitionBatches, ranked: list[_Row]) -> Iterator[tuple[BatchStatement, tuple[()]]]:
+    """The key of every FENCE_RANKS-th rank, in one partition."""
+    encode = fences.row_encoder()
+    rows = [
+        encode((i + 1, r.score, r.joined_at_us, r.profile_id))
+        for i, r in zip(range(0, len(ranked), FENCE_RANKS), ranked[::FENCE_RANKS], strict=True)
+    ]
+    for lo in range(0, len(rows), BATCH_ROWS):
+        yield fences.batch(None, rows[lo : lo + BATCH_ROWS]), ()
 
 
 def _by_profile_batches(
@@ -228,13 +260,15 @@ class SnapshotWriter:
     async def rebuild(self, community_id: int, board: Board) -> int:
         """Build and swap in a new snapshot of the board; return the number of ranked entries."""
         started = time.monotonic()
-        # The version is read before the scores, so a snapshot never claims to be newer than its data.
+        # Both are read before the scores, so a snapshot never claims to be newer than its data, and every
+        # change it may have missed was logged after `changes_from`.
+        changes_from = datetime.now(UTC)
         score_version = await self._score_version(community_id)
         ranked = sorted(
             (row for row in await self._scores(community_id, board) if row.score > 0),
             key=lambda r: (r.score.copy_negate(), r.joined_at_us, r.profile_id.int),  # unary minus would round
         )
-        version = await self._claim(community_id, board, score_version, len(ranked))
+        version = await self._claim(community_id, board, score_version, len(ranked), changes_from)
         await self._write_rows(community_id, board, version, ranked)
         await self.cql.execute(
             f"UPDATE {self.t.versions} SET state = 'live', built_at = ? WHERE community_id = ? AND board = ?"
@@ -272,7 +306,9 @@ class SnapshotWriter:
             if r.score is not None
         ]
 
-    async def _claim(self, community_id: int, board: Board, score_version: int, ranked: int) -> int:
+    async def _claim(
+        self, community_id: int, board: Board, score_version: int, ranked: int, changes_from: datetime
+    ) -> int:
         """A version number no other rebuild uses (a lightweight transaction decides races)."""
         rows = await self.cql.execute(
             f"SELECT version FROM {self.t.versions} WHERE community_id = ? AND board = ? ORDER BY version DESC LIMIT 1",
@@ -282,8 +318,19 @@ class SnapshotWriter:
         while True:
             claimed = await self.cql.execute(
                 f"INSERT INTO {self.t.versions} (community_id, board, version, state, ranked, score_version,"
-                f" rank_width, profile_buckets) VALUES (?, ?, ?, 'building', ?, ?, ?, ?) IF NOT EXISTS",
-                (community_id, board, version, ranked, score_version, RANK_WIDTH, max(1, -(-ranked // PROFILE_ROWS))),
+                f" rank_width, profile_buckets, changes_from, fence_ranks)"
+                f" VALUES (?, ?, ?, 'building', ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
+                (
+                    community_id,
+                    board,
+                    version,
+                    ranked,
+                    score_version,
+                    RANK_WIDTH,
+                    max(1, -(-ranked // PROFILE_ROWS)),
+                    changes_from,
+                    FENCE_RANKS,
+                ),
             )
             if claimed[0].applied:
                 return version
@@ -300,9 +347,17 @@ class SnapshotWriter:
             ),
             (community_id, board, version),
         )
+        fences = _PartitionBatches(
+            self.cql.prepare(f"INSERT INTO {self.t.fences} ({_FENCE_COLUMNS}) VALUES ({_marks(_FENCE_COLUMNS)})"),
+            (community_id, board, version),
+        )
         buckets = max(1, -(-len(ranked) // PROFILE_ROWS))
         await self.cql.execute_concurrently(
-            chain(_by_rank_batches(by_rank, ranked), _by_profile_batches(by_profile, ranked, buckets)),
+            chain(
+                _by_rank_batches(by_rank, ranked),
+                _by_profile_batches(by_profile, ranked, buckets),
+                _fence_batches(fences, ranked),
+            ),
             WRITE_CONCURRENCY,
         )
 
@@ -358,6 +413,12 @@ class SnapshotWriter:
                 )
                 for b in range(old.profile_buckets)
             ]
+            deletes.append(
+                (
+                    f"DELETE FROM {self.t.fences} WHERE community_id = ? AND board = ? AND version = ?",
+                    (community_id, board, old.version),
+                )
+            )
             await self.cql.execute_concurrently(deletes, WRITE_CONCURRENCY)
             await self.cql.execute(
                 f"DELETE FROM {self.t.versions} WHERE community_id = ? AND board = ? AND version = ?",

@@ -23,6 +23,18 @@ def from_micros(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
 
 
+# The change log is partitioned by windows of this many seconds: a reader reads one or two of them.
+CHANGE_SLOT_SECONDS = 600
+
+
+# The profile id of the row that closes a logged batch of changes.
+CLOSED = UUID(int=0)
+
+
+def change_slot(moment: datetime) -> int:
+    return int(moment.timestamp()) // CHANGE_SLOT_SECONDS
+
+
 @dataclass(frozen=True)
 class Tables:
     keyspace: str
@@ -69,6 +81,14 @@ class Tables:
     @property
     def by_profile(self) -> str:
         return self._t("board_by_profile")
+
+    @property
+    def fences(self) -> str:
+        return self._t("board_fences")
+
+    @property
+    def changes(self) -> str:
+        return self._t("score_changes")
 
     @property
     def backfill(self) -> str:

@@ -48,6 +48,8 @@ class OutboxRelay:
                 async with self.source.outbox_batch(RELAY_BATCH) as batch:
                     await self._copy(batch)
                 total += len(batch.events)
+                if batch.events:  # counted as each batch leaves the outbox, not when the flush ends
+                    log.info("relayed events=%s", len(batch.events))
                 if len(batch.events) < RELAY_BATCH:
                     return total
 
@@ -62,6 +64,7 @@ class OutboxRelay:
             for replica in self.replicas.values():
                 await replica.put_states(community_id, states, version)
                 await replica.put_history(community_id, events)
+                await replica.put_changes(community_id, states, version)
                 await replica.put_score_version(community_id, version)
 
     async def pending(self, community_id: int | None = None) -> int:
@@ -83,9 +86,7 @@ class OutboxRelay:
         while not stop.is_set():
             self._wake.clear()
             try:
-                moved = await self.flush()
-                if moved:
-                    log.info("relayed events=%s", moved)
+                await self.flush()
                 if self.failures:
                     log.info("relay recovered after failures=%s", self.failures)
                 self.failures, delay = 0, self.interval

@@ -127,15 +127,32 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
     await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "mismatch")] == 1)
     assert any("shadow mismatch command=threshold" in r.getMessage() for r in caplog.records)
 
-    # New scores reach Scylla's copy, but its snapshot is not rebuilt yet: stale, not a mismatch.
+    # New scores not in Scylla's copy yet (its relay held): stale, not a mismatch.
     await scylla.recalculate(TenantContext(both.guild_id), "conviction")
+    replica = (await resolved(both.container.relay)).replicas["scylla"]
+    held, put_states = asyncio.Event(), replica.put_states
+
+    async def copy_later(*args: Any) -> None:
+        await held.wait()
+        await put_states(*args)
+
+    replica.put_states = copy_later  # type: ignore[method-assign]
     service = (await resolved(both.container.router)).service("postgres")
-    profile = await service.get_profile_for_user(TenantContext(both.guild_id), users[99])
-    await service.apply_score_updates(
-        TenantContext(both.guild_id), [ScoreUpdate(profile.profile_id, "conviction", Decimal(10_000), "token_hold")]
-    )
-    await both.call("threshold", user=user)
-    await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "stale")] == 1)
+    ctx = TenantContext(both.guild_id)
+    profile = await service.get_profile_for_user(ctx, users[99])
+    update = ScoreUpdate(profile.profile_id, "conviction", Decimal(10_000), "token_hold")
+    # Acknowledged once the copy has it (no relay runs here): in PostgreSQL meanwhile.
+    write = asyncio.ensure_future(service.apply_score_updates(ctx, [update]))
+    try:
+        for _ in range(250):
+            if (await service.get_score(ctx, profile.profile_id)).conviction == 10_000:  # type: ignore[union-attr]
+                break
+            await asyncio.sleep(0.02)
+        await both.call("threshold", user=user)
+        await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "stale")] == 1)
+    finally:
+        held.set()
+        await write
 
     admin = both.user(users[1], permissions=ADMIN)
     status = await both.call("backends", "status", user=admin)

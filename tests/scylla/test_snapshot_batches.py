@@ -21,7 +21,7 @@ def test_batches_match_the_drivers_own_binding(cql_session: CqlSession, cql_keys
     ]
     head = (900_000_000_000_000_123, "conviction", 7)
     t = Tables(cql_keyspace)
-    by_rank = [(rank, r.profile_id, r.score, r.nym, r.wallet_address) for rank, r in enumerate(rows, 1)]
+    by_rank = [(rank, r.profile_id, r.score, r.nym, r.wallet_address, r.joined_at_us) for rank, r in enumerate(rows, 1)]
     by_profile = [
         (
             r.profile_id,
@@ -29,8 +29,8 @@ def test_batches_match_the_drivers_own_binding(cql_session: CqlSession, cql_keys
             r.score,
             r.nym,
             r.wallet_address,
-            *([None] * 4 if rank == 1 else by_rank[rank - 2][1:]),
-            *([None] * 4 if rank == len(rows) else by_rank[rank][1:]),
+            *([None] * 4 if rank == 1 else by_rank[rank - 2][1:5]),
+            *([None] * 4 if rank == len(rows) else by_rank[rank][1:5]),
         )
         for rank, r in enumerate(rows, 1)
     ]
