@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from backends.protocol import (
 from backends.scylla.live import LiveChanges
 from backends.scylla.replica import ScyllaReplica
 from backends.scylla.session import CqlSession
-from backends.scylla.snapshots import SnapshotVersion, SnapshotWriter, current_version
+from backends.scylla.snapshots import KEEP_SUPERSEDED_SECONDS, SnapshotVersion, SnapshotWriter, current_version
 from backends.scylla.tables import SCORE_SHARDS, Tables, from_micros, score_shard
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long a process reuses a board's snapshot pointer. Readers may trail a rebuild by this much, which
 # is safe because the previous version is only deleted by the rebuild after next (see snapshots.py).
 POINTER_TTL_SECONDS = 1.0
+# A new snapshot is served once this process has placed the changes logged while it was built (two reads
+# per changed member: seconds after a long rebuild of a busy board). Readers wait this long for that, then
+# keep the previous snapshot with its changes meanwhile.
+FLIP_WAIT_SECONDS = 0.5
+# ...but only while the previous one is surely kept: a rebuild deletes a version KEEP_SUPERSEDED_SECONDS
+# after it was superseded at the earliest.
+FLIP_LIMIT = timedelta(seconds=KEEP_SUPERSEDED_SECONDS / 2)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class ScyllaBackend:
         # Not a TTL cache from a library: "never step back" below needs the entry after it expired.
         self._pointers: dict[tuple[int, Board], tuple[float, SnapshotVersion | None]] = {}
         self._refreshing: dict[tuple[int, Board], asyncio.Future[SnapshotVersion | None]] = {}
+        self._placing: dict[tuple[int, Board], tuple[int, asyncio.Future[SnapshotVersion]]] = {}
         self.live = LiveChanges(cql, self.t)
 
     async def health(self) -> None:
@@ -165,12 +173,37 @@ class ScyllaBackend:
         now = time.monotonic()
         live = await current_version(self.cql, self.t, community_id, board, with_head=True)
         newest = self._pointers.get(key)
-        if newest is not None and newest[1] is not None and (live is None or live.version < newest[1].version):
-            return newest[1]  # a slower concurrent read fetched an older pointer: never step back
+        served = newest[1] if newest is not None else None
+        if served is not None and (live is None or live.version < served.version):
+            return served  # a slower concurrent read fetched an older pointer: never step back
         if live is not None:
-            live = await self.live.lay_over(community_id, board, live)
+            if served is not None and live.version > served.version:
+                live = await self._flip(community_id, board, live, served)
+            else:
+                live = await self.live.lay_over(community_id, board, live)
+            self.live.forget_before(community_id, board, live.version)
         self._pointers[key] = (now, live)
         return live
+
+    async def _flip(
+        self, community_id: int, board: Board, live: SnapshotVersion, served: SnapshotVersion
+    ) -> SnapshotVersion:
+        """The new snapshot `live` with its changes placed, once that is done within FLIP_WAIT_SECONDS;
+        until then `served`, the previous one, with the changes logged since."""
+        key = (community_id, board)
+        placing = self._placing.get(key)
+        if placing is None or placing[0] != live.version:
+            if placing is not None:
+                placing[1].cancel()  # an even newer version came meanwhile
+            placed = asyncio.ensure_future(self.live.lay_over(community_id, board, live))
+            placed.add_done_callback(lambda done: done.cancelled() or done.exception())
+            placing = self._placing[key] = (live.version, placed)
+        task = placing[1]
+        await asyncio.wait({task}, timeout=FLIP_WAIT_SECONDS)
+        if task.done() or datetime.now(UTC) - live.built_at > FLIP_LIMIT:
+            del self._placing[key]
+            return await task
+        return await self.live.lay_over(community_id, board, served)
 
     async def get_rank(self, ctx: TenantContext, board: Board, profile_id: UUID) -> RankedEntry | None:
         snap = await self._pinned(ctx, board)

@@ -51,7 +51,7 @@ class LiveChanges:
     def __init__(self, cql: CqlSession, t: Tables) -> None:
         self.cql = cql
         self.t = t
-        self._boards: dict[tuple[int, Board], _Board] = {}
+        self._boards: dict[tuple[int, Board, int], _Board] = {}
         self._gate = asyncio.Semaphore(READ_CONCURRENCY)
 
     async def lay_over(self, community_id: int, board: Board, snap: SnapshotVersion) -> SnapshotVersion:
@@ -63,9 +63,9 @@ class LiveChanges:
         read_at = datetime.now(UTC)
         if read_at - snap.changes_from > LOG_KEEP - MARGIN:
             return snap
-        key = (community_id, board)
+        key = (community_id, board, snap.version)
         state = self._boards.get(key)
-        if state is None or state.version != snap.version:
+        if state is None:
             state = self._boards[key] = _Board(snap.version, snap.changes_from - MARGIN)
         if state.given_up:
             return snap
@@ -92,6 +92,11 @@ class LiveChanges:
         state.cursor = read_at - MARGIN
         state.seen = {batch for batch in state.seen | batches.keys() if batch[0] >= state.cursor}
         return replace(snap, overlay=state.overlay)
+
+    def forget_before(self, community_id: int, board: Board, version: int) -> None:
+        """Drop what was placed in the board's versions older than `version` (no reader is on them)."""
+        for key in [k for k in self._boards if k[:2] == (community_id, board) and k[2] < version]:
+            del self._boards[key]
 
     async def _fences(self, community_id: int, board: Board, snap: SnapshotVersion) -> list[Key]:
         rows = await self.cql.execute(

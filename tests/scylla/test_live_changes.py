@@ -16,6 +16,9 @@ import pytest
 
 from backends.postgres.community_writes import MemberRow
 from backends.protocol import BOARDS, Community, ScoreUpdate, TenantContext
+from backends.scylla import backend as scylla_backend
+from backends.scylla.backend import ScyllaBackend
+from backends.scylla.snapshots import SnapshotVersion
 from bot.domain.service import HotPathService
 from bot.replication.backfill import backfill
 from tests.scylla.conftest import Pair
@@ -70,6 +73,20 @@ async def _same_answers(pair: Pair, guild: int, ids: list[UUID]) -> None:
         assert got[name] == want[name], name
 
 
+async def _served_answers(pair: Pair, reader: ScyllaBackend, guild: int, ids: list[UUID]) -> int:
+    """Asserts the reader's answers are PostgreSQL's; returns the conviction snapshot version it served."""
+    sc = HotPathService(reader, writer=pair.writer)
+    pg = pair.postgres_service()
+    ctx = await sc.open_context(guild)
+    want, got = await _answers(pg, await pg.open_context(guild), ids), await _answers(sc, ctx, ids)
+    for name in want:
+        assert got[name] == want[name], name
+    served = ctx.pins[next(pin for pin in ctx.pins if getattr(pin, "board", None) == "conviction")]
+    version = await served
+    assert isinstance(version, SnapshotVersion)
+    return version.version
+
+
 async def _answers(service: HotPathService, ctx: TenantContext, ids: list[UUID]) -> dict[str, Any]:
     answers: dict[str, Any] = {
         "threshold": replace(await service.get_threshold(ctx), as_of=None),
@@ -111,6 +128,49 @@ async def test_changes_landing_while_a_rebuild_reads_are_shown(pair_now: Pair, n
         await asyncio.sleep(0)
     await asyncio.gather(*rebuilds)
     await _same_answers(pair, new_guild_id, ids)
+
+
+async def test_a_new_snapshot_is_served_once_its_changes_are_placed(
+    pair_now: Pair, new_guild_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that finds a new snapshot keeps answering from the previous one with every change since
+    while it places the new one's changes; then it serves the new one; and it waits rather than read a
+    previous snapshot that may be deleted soon."""
+    pair, rnd = pair_now, random.Random(5)
+    guild = new_guild_id
+    ids = await _community(pair, guild, "long_tail", rnd, 50)
+    ctx = TenantContext(guild)
+    reader = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=0.0)
+    first = await _served_answers(pair, reader, guild, ids)
+
+    release = asyncio.Event()
+    place = reader.live._place
+
+    async def slow_place(community_id: int, board: Any, snap: SnapshotVersion, *rest: Any) -> Any:
+        if snap.version > first and board == "conviction":
+            await release.wait()
+        return await place(community_id, board, snap, *rest)
+
+    monkeypatch.setattr(reader.live, "_place", slow_place)
+    await pair.writer.apply(ctx, _changes(rnd, "long_tail", ids, 8))
+    await pair.scylla.recalculate(ctx, "conviction")
+    await pair.writer.apply(ctx, _changes(rnd, "long_tail", ids, 8))
+    # the new one's changes are not placed yet: answered from the previous one, without waiting for them
+    assert await asyncio.wait_for(_served_answers(pair, reader, guild, ids), timeout=30) == first
+    release.set()
+    await asyncio.sleep(0.1)
+    second = await _served_answers(pair, reader, guild, ids)
+    assert second > first
+
+    release.clear()
+    monkeypatch.setattr(scylla_backend, "FLIP_LIMIT", timedelta(0))  # the previous one may go any time
+    await pair.writer.apply(ctx, _changes(rnd, "long_tail", ids, 8))
+    await pair.scylla.recalculate(ctx, "conviction")
+    answered = asyncio.ensure_future(_served_answers(pair, reader, guild, ids))
+    await asyncio.sleep(2 * scylla_backend.FLIP_WAIT_SECONDS)
+    assert not answered.done()
+    release.set()
+    assert await answered > second
 
 
 @pytest.fixture
