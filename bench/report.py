@@ -576,9 +576,10 @@ def _what(res: dict[str, Any], w: Any) -> None:
     if st is not None:
         w(
             "- **Freshness under writes.** At the largest size, on the "
-            f"{label(st.get('shape', main))} community: a bot process of its own runs the background work "
-            "`sietch run` starts (the outbox relay and the periodic snapshot rebuilds) with the shipped settings, "
-            "and the score feed's HTTP door; the benchmark posts score updates to that door at a steady rate, one "
+            f"{label(st.get('shape', main))} community, deployed as the README advises for large communities: a "
+            "bot process of its own runs the background work `sietch run` starts (the outbox relay) and the score "
+            "feed's HTTP door with `recalculation.in_bot: false`, and a `sietch rebuilds` process beside it the "
+            "periodic snapshot rebuilds, with the shipped settings otherwise; the benchmark posts score updates to that door at a steady rate, one "
             "per request with the community's feed token, as an indexer would (acknowledged = the door answered "
             "200, the update durable in PostgreSQL; the relay copies it from the outbox), "
             "each moving one member (sampled over the whole board) to a new score no other "
@@ -854,7 +855,7 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
         for b in builds:
             by_board.setdefault(b["board"], []).append(b["seconds"])
         w(
-            "Snapshots the background process built for this community during the phase: "
+            "Snapshots the rebuild process built for this community during the phase: "
             + "; ".join(
                 f"{board} {len(v)} ({min(v):.1f}-{max(v):.1f} s, median {statistics.median(v):.1f} s)"
                 for board, v in by_board.items()
@@ -864,7 +865,7 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
             + "."
         )
     else:
-        w("The background process logged no snapshot build for this community during the phase.")
+        w("The rebuild process logged no snapshot build for this community during the phase.")
     poll = st.get("poll") or {}
     w("")
     w(

@@ -1,9 +1,10 @@
 """Freshness of the Scylla answers under writes: acknowledged score update -> the Scylla answer shows it.
 
-The application's freshness machinery runs as shipped: a bot process of its own (`bench.botproc
---background-only`, the production container with `config/settings.yaml` and the benchmark's database
-and keyspace) runs the background work `sietch run` starts (the outbox relay and the periodic snapshot
-rebuilds, with the default settings) and the score feed's HTTP door. This process posts score updates
+The application's freshness machinery runs as shipped, deployed as the README advises for large
+communities: a bot process (`bench.botproc --background-only`, the production container with
+`config/settings.yaml` and the benchmark's database and keyspace) runs the background work `sietch run`
+starts (the outbox relay) and the score feed's HTTP door, with `recalculation.in_bot: false`; a
+`sietch rebuilds` process beside it does the periodic snapshot rebuilds (default settings). This process posts score updates
 to that door at a steady rate, one update per request with the community's feed token, as an indexer
 would (`POST /v1/guilds/G/scores`: PostgreSQL, then the outbox, which the process's relay copies); an
 update is acknowledged when the door answers 200 (durable in PostgreSQL). Each update moves one member to a new score
@@ -120,18 +121,23 @@ async def run(
     env = botload.bot_env(dsn, flags)
     env["SIETCH_FEED_PORT"] = str(_free_port())
     env["SIETCH_FEED_REQUESTS_PER_MINUTE"] = str(int(rate * 60 * 4))  # the door's own limit is not measured
+    env["SIETCH_RECALCULATION_IN_BOT"] = "false"
     settings = load_settings(ROOT / "config" / "settings.yaml", env)
     ready = workdir / "background.ready"
     ready.unlink(missing_ok=True)
     log_path = workdir / "background.log"
+    rebuild_log = workdir / "rebuilds.log"
     phase_wall = time.time()
-    with log_path.open("w") as out:
+    with log_path.open("w") as out, rebuild_log.open("w") as rebuild_out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.botproc", "--background-only", "--ready", str(ready)],
             cwd=ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+        )
+        rebuilder = subprocess.Popen(
+            [sys.executable, "-m", "bot", "rebuilds"], cwd=ROOT, env=env, stdout=rebuild_out, stderr=subprocess.STDOUT
         )
         container = make_container(settings)
         try:
@@ -144,15 +150,17 @@ async def run(
                 writes = FeedDoor(http, door)
                 result = await _measure(writes, services["scylla"], c, m, seconds, rate, grace, seed)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            for each in (proc, rebuilder):
+                each.send_signal(signal.SIGTERM)
+            for each in (proc, rebuilder):
+                try:
+                    each.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    each.kill()
+                    each.wait()
             with contextlib.suppress(Exception):
                 await container.shutdown_resources()  # type: ignore[misc]
-    result["rebuilds"] = _rebuilds(log_path, c.community_id, phase_wall)
+    result["rebuilds"] = _rebuilds(rebuild_log, c.community_id, phase_wall)
     result["settings"] = {
         "recalculation": settings.get("recalculation"),
         "writes": {k: v for k, v in settings.get("writes", {}).items()},
@@ -371,7 +379,7 @@ async def _measure(
 
 
 def _rebuilds(log_path: Path, guild: int, phase_wall: float) -> list[dict[str, Any]]:
-    """The snapshots the background process built for the guild, from its log."""
+    """The snapshots the rebuild process built for the guild, from its log."""
     out: list[dict[str, Any]] = []
     with contextlib.suppress(OSError):
         for line in log_path.read_text().splitlines():

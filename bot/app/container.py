@@ -147,6 +147,11 @@ def snapshot_rebuilds(
     return SnapshotRebuilds(replicas, interval, leases, rebuilt) if replicas else None
 
 
+def in_bot(rebuilds: SnapshotRebuilds | None, here: bool) -> SnapshotRebuilds | None:
+    """The rebuilds `sietch run` does: none when a `sietch rebuilds` process does them."""
+    return rebuilds if here else None
+
+
 def source_service(services: Mapping[str, HotPathService]) -> HotPathService:
     """The source of truth's service: roles and alerts follow PostgreSQL, whatever serves the commands."""
     return services["postgres"]
@@ -287,7 +292,7 @@ class Container(containers.DeclarativeContainer):
     background = providers.Singleton(
         BackgroundWork,
         relay=relay,
-        rebuilds=rebuilds,
+        rebuilds=providers.Callable(in_bot, rebuilds, config.recalculation.in_bot),
         drain_seconds=config.writes.drain_on_shutdown_seconds,
         roles=role_sync,
     )

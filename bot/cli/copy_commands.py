@@ -1,8 +1,11 @@
-"""`sietch backfill|recalc|verify`: fill the copies, rebuild their snapshots, compare them with the source."""
+"""`sietch backfill|recalc|rebuilds|verify`: fill the copies, rebuild their snapshots, compare them with the
+source."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from typing import Any
 
@@ -30,6 +33,23 @@ async def cmd_recalc(args: argparse.Namespace, settings: dict[str, Any]) -> None
         guilds = await communities(container, args.guild)
         rebuilt = await SnapshotRebuilds(copies, 0).run_once(guilds, force=True)
         print(f"{rebuilt} board(s) rebuilt in {len(guilds)} community(ies)")
+
+
+async def cmd_rebuilds(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    """The periodic rebuilds `sietch run` does, alone, until SIGTERM or Ctrl-C: for bots run with
+    `recalculation.in_bot: false`, so a large board's rebuild takes a core of its own."""
+    async with opened(settings) as (container, _):
+        await replicas(container, required=True)
+        rebuilds = await resolved(container.rebuilds)
+        assert rebuilds is not None  # there is a copy
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        interval = settings["recalculation"]["interval_seconds"]
+        print(f"rebuilding the snapshots of communities whose scores changed, every {interval:g}s", file=sys.stderr)
+        await rebuilds.run(stop)
+        print("stopped", file=sys.stderr)
 
 
 async def cmd_verify(args: argparse.Namespace, settings: dict[str, Any]) -> None:

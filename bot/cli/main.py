@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     recalc.add_argument("--guild", type=snowflake, help="only this guild (default: every community)")
     recalc.set_defaults(handler=copy_commands.cmd_recalc)
 
+    sub.add_parser(
+        "rebuilds", help="run the periodic snapshot rebuilds alone, for bots run with recalculation.in_bot false"
+    ).set_defaults(handler=copy_commands.cmd_rebuilds)
+
     verify = sub.add_parser("verify", help="compare the answers of PostgreSQL and Scylla; exit 1 on any difference")
     verify.add_argument("--guild", type=snowflake, help="only this guild (default: every community)")
     verify.add_argument(

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from backends.scylla.session import CqlSession, CqlSettings
+from bot.app.container import resolved
+from tests.wiring import app
 
 ROOT = Path(__file__).parents[2]
 
@@ -91,3 +97,62 @@ async def test_verify_tells_a_snapshot_behind_the_scores_from_divergence(
     verify = sietch("verify", "--guild", str(new_guild_id), "--sample", "0")
     assert verify.returncode == 1
     assert "difference(s) from lag: the conviction snapshot is from score version" in verify.stdout
+
+
+async def test_rebuilds_runs_the_periodic_rebuilds_until_stopped(
+    postgres_dsn: str, cql_node: CqlSettings, cql_session: CqlSession, sietch: Any, new_guild_id: int
+) -> None:
+    """`sietch rebuilds`: the rebuilds `sietch run` leaves to it with `recalculation.in_bot: false`."""
+    assert sietch("demo", str(new_guild_id), "--members", "40").returncode == 0
+    ks, boards = cql_node.keyspace, ("conviction", "activity")
+
+    async def versions() -> list[int]:
+        found = []
+        for board in boards:
+            rows = await cql_session.execute(
+                f"SELECT version FROM {ks}.board_pointer WHERE community_id = ? AND board = ?", (new_guild_id, board)
+            )
+            found.append(rows[0].version)
+        return found
+
+    built = await versions()
+    # The copy's scores move past the snapshots (as the relay leaves them): both boards are stale.
+    rows = await cql_session.execute(
+        f"SELECT score_version FROM {ks}.community_versions WHERE community_id = ?", (new_guild_id,)
+    )
+    await cql_session.execute(
+        f"UPDATE {ks}.community_versions SET score_version = ? WHERE community_id = ?",
+        (rows[0].score_version + 1, new_guild_id),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
+    env.update(
+        SIETCH_POSTGRES_DSN=postgres_dsn,
+        SIETCH_SCYLLA_HOSTS=",".join(cql_node.hosts),
+        SIETCH_SCYLLA_PORT=str(cql_node.port),
+        SIETCH_SCYLLA_KEYSPACE=cql_node.keyspace,
+        SIETCH_RECALCULATION_INTERVAL_SECONDS="0.5",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "rebuilds"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (now := await versions()) == built or any(n <= b for n, b in zip(now, built, strict=True)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no rebuild by `sietch rebuilds`"
+            await asyncio.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "rebuilding the snapshots of communities whose scores changed, every 0.5s" in err
+    assert err.rstrip().endswith("stopped")
+
+
+@pytest.mark.parametrize("here", ["true", "false"])
+async def test_bots_run_with_rebuilds_elsewhere_do_none(
+    pool: AsyncConnectionPool[Any], cql_session: CqlSession, cql_keyspace: str, here: str
+) -> None:
+    container = app(pool, cql=cql_session, keyspace=cql_keyspace, SIETCH_RECALCULATION_IN_BOT=here)
+    background = await resolved(container.background)
+    assert (background.rebuilds is not None) is (here == "true")
+    assert await resolved(container.rebuilds) is not None  # what `sietch rebuilds` runs
