@@ -137,7 +137,11 @@ async def run(
             stderr=subprocess.STDOUT,
         )
         rebuilder = subprocess.Popen(
-            [sys.executable, "-m", "bot", "rebuilds"], cwd=ROOT, env=env, stdout=rebuild_out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "bot", "rebuilds"],
+            cwd=ROOT,
+            env=env | {"SIETCH_LOGGING_LEVEL": "INFO"},  # each snapshot built, with its seconds
+            stdout=rebuild_out,
+            stderr=subprocess.STDOUT,
         )
         container = make_container(settings)
         try:
