@@ -188,8 +188,8 @@ class ScyllaBackend:
     async def _flip(
         self, community_id: int, board: Board, live: SnapshotVersion, served: SnapshotVersion
     ) -> SnapshotVersion:
-        """The new snapshot `live` with its changes placed, once that is done within FLIP_WAIT_SECONDS;
-        until then `served`, the previous one, with the changes logged since."""
+        """The new snapshot `live` with its changes placed, once that is done (waited for FLIP_WAIT_SECONDS
+        when it is first seen); until then `served`, the previous one, with the changes logged since."""
         key = (community_id, board)
         placing = self._placing.get(key)
         if placing is None or placing[0] != live.version:
@@ -198,8 +198,8 @@ class ScyllaBackend:
             placed = asyncio.ensure_future(self.live.lay_over(community_id, board, live))
             placed.add_done_callback(lambda done: done.cancelled() or done.exception())
             placing = self._placing[key] = (live.version, placed)
+            await asyncio.wait({placed}, timeout=FLIP_WAIT_SECONDS)  # once: later refreshes only look
         task = placing[1]
-        await asyncio.wait({task}, timeout=FLIP_WAIT_SECONDS)
         if task.done() or datetime.now(UTC) - live.built_at > FLIP_LIMIT:
             del self._placing[key]
             return await task

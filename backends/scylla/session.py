@@ -52,8 +52,21 @@ def cached_row_factory(colnames: list[str], rows: list[Any]) -> list[Any]:
     return [cls(*row) for row in rows]
 
 
+class _DeliberateBatches(logging.Filter):
+    """Drops the server's warning about unlogged batches over several partitions. Ours are deliberate (a
+    member's user row is a partition of its own: batches of 50 are far fewer round trips, and no reader
+    needs them atomic), and a backfill would print one warning per 50 members."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Unlogged batch covering" not in record.getMessage()
+
+
+_deliberate_batches = _DeliberateBatches()
+
+
 def connect(settings: CqlSettings) -> tuple[Cluster, Session]:
     """Blocking: connect to the cluster (no keyspace yet). Raises BackendUnavailable."""
+    logging.getLogger("cassandra.protocol").addFilter(_deliberate_batches)
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc or None)),
         consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
