@@ -5,17 +5,21 @@ to every copy), then every cached eligibility of those members is dropped and th
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from backends.postgres.ingest import IngestDirectory
-from backends.protocol import ScoreBatches, ScoreUpdate, TenantContext, each_batch
+from backends.protocol import InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, TenantContext, each_batch
 from bot.domain.service import HotPathService
 from bot.feed.items import FeedItem
 from bot.replication.writes import ScoreWriter
 
 BATCH = 1000  # items resolved and written per statement group
+# Updates of several requests written in one transaction at most (see ScoreFeed.write_grouped).
+GROUP_UPDATES = 5000
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class ScoreFeed:
         self.writer = writer
         self.services = list(services)
         self.moved = moved
+        self._queued: dict[int, list[tuple[Sequence[ScoreUpdate], asyncio.Future[int]]]] = defaultdict(list)
+        self._writing: set[int] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def resolve(
         self, guild: int, items: Sequence[tuple[int, FeedItem]]
@@ -78,6 +85,71 @@ class ScoreFeed:
             if self.moved is not None and profiles:
                 self.moved(guild)
         return versions
+
+    async def write_grouped(self, guild: int, updates: Sequence[ScoreUpdate]) -> int:
+        """One request's updates, durable when this returns; returns the guild's new score version.
+
+        Writers of one community queue on its row, which they hold until their commit (score versions
+        follow commit order), so one request per transaction bounds a community at one commit at a time.
+        Requests to a guild that arrive while a write to it is under way are written together by the
+        next transaction: a request's own error (a member removed since it was resolved) sends each of
+        them through alone, so only that request fails.
+        """
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queued[guild].append((updates, done))
+        if guild not in self._writing:
+            self._writing.add(guild)
+            task = asyncio.ensure_future(self._write_queued(guild))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(done)  # a caller gone leaves the group's write to finish
+
+    async def _write_queued(self, guild: int) -> None:
+        try:
+            while queued := self._queued[guild]:
+                group: list[tuple[Sequence[ScoreUpdate], asyncio.Future[int]]] = []
+                total = 0
+                while queued and (not group or total + len(queued[0][0]) <= GROUP_UPDATES):
+                    group.append(queued.pop(0))
+                    total += len(group[-1][0])
+                await self._write_group(guild, group)
+        finally:
+            self._writing.discard(guild)
+            for _, done in self._queued.pop(guild, []):  # only when cancelled: nothing is left otherwise
+                done.cancel()
+
+    async def _write_group(self, guild: int, group: list[tuple[Sequence[ScoreUpdate], asyncio.Future[int]]]) -> None:
+        try:
+            version = (await self.write([(guild, [u for updates, _ in group for u in updates])]))[guild]
+        except (InvalidInput, NotConfigured) as exc:
+            if len(group) == 1:
+                _settle(group[0][1], exc)
+                return
+            for updates, done in group:
+                try:
+                    _settle(done, (await self.write([(guild, updates)]))[guild])
+                except Exception as alone:  # handed to the request it belongs to
+                    _settle(done, alone)
+            return
+        except Exception as exc:  # the database's failure: every request of the group has it
+            for _, done in group:
+                _settle(done, exc)
+            return
+        except asyncio.CancelledError:
+            for _, done in group:
+                done.cancel()
+            raise
+        for _, done in group:
+            _settle(done, version)
+
+
+def _settle(done: asyncio.Future[int], outcome: int | BaseException) -> None:
+    if done.done():
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
 
 
 def _update(profile_id: UUID, item: FeedItem) -> ScoreUpdate:

@@ -138,10 +138,10 @@ class FeedServer:
         if problems:
             return _refused(problems)
         try:
-            versions = await self.feed.write([(guild, updates)])
+            version = await self.feed.write_grouped(guild, updates)
         except (InvalidInput, NotConfigured) as exc:  # a member removed since it was resolved
             return _answer(422, {"error": f"{exc}; nothing was written", "problems": []})
-        return _answer(200, {"accepted": len(updates), "score_version": versions[guild]})
+        return _answer(200, {"accepted": len(updates), "score_version": version})
 
 
 def _refused(problems: list[ItemProblem]) -> web.Response:
