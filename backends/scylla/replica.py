@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from cassandra.query import UNSET_VALUE
+
 from backends.copies import BackfillState
 from backends.protocol import BOARDS, Board, Community, MemberState, ScoreEvent
 from backends.scylla.session import CqlSession
@@ -202,10 +204,18 @@ class ScyllaReplica:
             f" conviction, activity, nym, wallet_address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         key = (community_id, change_slot(at), at, batch)
+        # A null is a tombstone a reader steps over; the log's partitions hold many rows, so an absent
+        # value is left unset instead (read back as None all the same).
         await self.cql.execute_concurrently(
-            self._partition_batches([[(query, (*key, *row)) for row in rows]]), WRITE_CONCURRENCY
+            self._partition_batches(
+                [[(query, (*key, *(UNSET_VALUE if v is None else v for v in row))) for row in rows]]
+            ),
+            WRITE_CONCURRENCY,
         )
-        await self.cql.execute(query, (*key, CLOSED, None, None, None, None, None, None))
+        await self.cql.execute(
+            f"INSERT INTO {self.t.changes} (community_id, slot, at, write_id, profile_id) VALUES (?, ?, ?, ?, ?)",
+            (*key, CLOSED),
+        )
 
     async def put_score_version(self, community_id: int, version: int) -> None:
         await self.cql.execute(

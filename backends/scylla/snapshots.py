@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from backends.protocol import Board, RankedEntry
 from backends.scylla.overlay import Overlay
@@ -141,7 +141,7 @@ _PROFILE_COLUMNS = (
     " above_id, above_score, above_nym, above_wallet, below_id, below_score, below_nym, below_wallet"
 )
 
-_Values = tuple[bytes | None, ...]
+_Values = tuple[Any, ...]  # serialised bytes, or UNSET_VALUE
 _NO_NEIGHBOUR: tuple[None, ...] = (None, None, None, None)  # above rank 1, below the last
 
 
@@ -151,7 +151,9 @@ class _PartitionBatches:
 
     `BatchStatement.add` binds every value of every row, the constant partition key included, which
     was most of a rebuild's CPU. Here the key is serialised once per batch and the other values once
-    per row, by the column serialisers `BoundStatement.bind` uses (None is sent as null, as bind does).
+    per row, by the column serialisers `BoundStatement.bind` uses. None is sent unset, not null: the rows
+    are new, so it reads back as None, without a tombstone per absent value for every range read to step
+    over.
     """
 
     def __init__(self, prepared: PreparedStatement, head: tuple[int, str, int]) -> None:
@@ -177,7 +179,8 @@ class _PartitionBatches:
 
         def encode(values: tuple[Any, ...]) -> _Values:
             return tuple(
-                None if v is None else serialize(v, proto) for serialize, v in zip(serializers, values, strict=True)
+                UNSET_VALUE if v is None else serialize(v, proto)
+                for serialize, v in zip(serializers, values, strict=True)
             )
 
         return encode

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from cassandra.query import SimpleStatement
 
 from backends.postgres.community_writes import MemberRow
 from backends.protocol import BOARDS, Community, ScoreUpdate, TenantContext
@@ -178,3 +179,33 @@ def pair_now(pair: Pair) -> Pair:
     """Readers that look at the pointer and the change log on every request."""
     pair.scylla.pointer_ttl = 0.0
     return pair
+
+
+async def test_absent_values_leave_no_tombstones_to_step_over(pair_now: Pair, new_guild_id: int) -> None:
+    """The change log and the snapshots hold many rows per partition, read by ranges: members without a
+    nym or wallet must not leave a tombstone per absent value in them."""
+    pair, rnd = pair_now, random.Random(9)
+    ids = await _community(pair, new_guild_id, "long_tail", rnd, 30)  # nobody has a nym or a wallet
+    ctx = TenantContext(new_guild_id)
+    await pair.writer.apply(ctx, _changes(rnd, "long_tail", ids, 10))
+    await _same_answers(pair, new_guild_id, ids)  # the relay has logged them
+    t = pair.scylla.t
+    pointer = await pair.scylla.cql.execute(
+        f"SELECT version FROM {t.pointer} WHERE community_id = ? AND board = ?", (new_guild_id, "conviction")
+    )
+    reads = [
+        (f"SELECT * FROM {t.changes} WHERE community_id = %s", (new_guild_id,)),
+        (
+            f"SELECT * FROM {t.by_rank} WHERE community_id = %s AND board = 'conviction' AND version = %s"
+            " AND bucket = 0",
+            (new_guild_id, pointer[0].version),
+        ),
+    ]
+    for query, params in reads:
+        result = await asyncio.to_thread(
+            pair.scylla.cql.session.execute, SimpleStatement(query + " ALLOW FILTERING"), params, trace=True
+        )
+        assert result.current_rows, query
+        trace = await asyncio.to_thread(result.get_query_trace, 10.0)
+        read = [e.description for e in trace.events if e.description.startswith("Read ")]
+        assert read and all(d.endswith(" 0 tombstone cells") for d in read), (query, read)
