@@ -129,14 +129,21 @@ class CqlSession:
         return statement
 
     async def execute(
-        self, query: str | PreparedStatement | BatchStatement, params: Sequence[Any] = (), *, prepare: bool = True
+        self,
+        query: str | PreparedStatement | BatchStatement,
+        params: Sequence[Any] = (),
+        *,
+        prepare: bool = True,
+        timeout: float | None = None,
     ) -> list[Any]:
-        """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs."""
+        """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs;
+        `timeout` (seconds per page) instead of the session's request timeout."""
         statement: Any = query
         if isinstance(query, str):
             statement = await self.prepare_async(query) if prepare else SimpleStatement(query)
         try:
-            future = self.session.execute_async(statement, params or None)
+            extra = {} if timeout is None else {"timeout": timeout}
+            future = self.session.execute_async(statement, params or None, **extra)
         except Exception as exc:  # the driver raises synchronously when no connection is left
             raise translate(exc) from exc
         return await _all_pages(future)
@@ -145,6 +152,8 @@ class CqlSession:
         self,
         statements: Iterable[tuple[str | PreparedStatement | BatchStatement, Sequence[Any]]],
         concurrency: int = 64,
+        *,
+        timeout: float | None = None,
     ) -> int:
         """Run many statements with at most `concurrency` in flight; stop at the first error and raise it."""
         semaphore = asyncio.Semaphore(concurrency)
@@ -154,7 +163,7 @@ class CqlSession:
 
         async def one(query: Any, params: Sequence[Any]) -> None:
             try:
-                await self.execute(query, params)
+                await self.execute(query, params, timeout=timeout)
             except Exception as exc:
                 errors.append(exc)
             finally:

@@ -42,6 +42,9 @@ KEEP_SUPERSEDED_SECONDS = 60.0
 # position and the waiting pool (F and F + 1 .. waitlist_end + 1) and a first page of up to 100 fall in it
 # for any community that keeps DOMAIN.md's bounds.
 HEAD_RANKS = 200
+# Per request of a rebuild (a page of scores, a batch of rows): a rebuild is background work of minutes
+# that a timeout throws away whole, so it waits out a busy node longer than a member's command would.
+BULK_TIMEOUT_SECONDS = 10.0
 WRITE_CONCURRENCY = 8  # as fast as 16 with 1000-row batches, and half the rows waiting on the request timeout
 # Every FENCE_RANKS-th key is kept in the version's fences: a changed member's place in the snapshot is
 # found in memory to within this many rows, then read (31k fences for 1M members, loaded once a version).
@@ -260,6 +263,9 @@ class SnapshotWriter:
         self.t = t
         self.keep_seconds = keep_seconds
 
+    async def _run(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        return await self.cql.execute(query, params, timeout=BULK_TIMEOUT_SECONDS)
+
     async def rebuild(self, community_id: int, board: Board) -> int:
         """Build and swap in a new snapshot of the board; return the number of ranked entries."""
         started = time.monotonic()
@@ -273,7 +279,7 @@ class SnapshotWriter:
         )
         version = await self._claim(community_id, board, score_version, len(ranked), changes_from)
         await self._write_rows(community_id, board, version, ranked)
-        await self.cql.execute(
+        await self._run(
             f"UPDATE {self.t.versions} SET state = 'live', built_at = ? WHERE community_id = ? AND board = ?"
             f" AND version = ?",
             (datetime.now(UTC), community_id, board, version),
@@ -291,7 +297,7 @@ class SnapshotWriter:
         return len(ranked)
 
     async def _score_version(self, community_id: int) -> int:
-        rows = await self.cql.execute(
+        rows = await self._run(
             f"SELECT score_version FROM {self.t.community_versions} WHERE community_id = ?", (community_id,)
         )
         return rows[0].score_version if rows else 0
@@ -301,7 +307,7 @@ class SnapshotWriter:
             f"SELECT profile_id, {board} AS score, joined_at_us, nym, wallet_address FROM {self.t.scores}"
             f" WHERE community_id = ? AND shard = ?"
         )
-        shards = await asyncio.gather(*(self.cql.execute(query, (community_id, s)) for s in range(SCORE_SHARDS)))
+        shards = await asyncio.gather(*(self._run(query, (community_id, s)) for s in range(SCORE_SHARDS)))
         return [
             _Row(r.profile_id, r.score, r.joined_at_us, r.nym, r.wallet_address)
             for rows in shards
@@ -313,13 +319,13 @@ class SnapshotWriter:
         self, community_id: int, board: Board, score_version: int, ranked: int, changes_from: datetime
     ) -> int:
         """A version number no other rebuild uses (a lightweight transaction decides races)."""
-        rows = await self.cql.execute(
+        rows = await self._run(
             f"SELECT version FROM {self.t.versions} WHERE community_id = ? AND board = ? ORDER BY version DESC LIMIT 1",
             (community_id, board),
         )
         version = rows[0].version + 1 if rows else 1
         while True:
-            claimed = await self.cql.execute(
+            claimed = await self._run(
                 f"INSERT INTO {self.t.versions} (community_id, board, version, state, ranked, score_version,"
                 f" rank_width, profile_buckets, changes_from, fence_ranks)"
                 f" VALUES (?, ?, ?, 'building', ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
@@ -362,16 +368,17 @@ class SnapshotWriter:
                 _fence_batches(fences, ranked),
             ),
             WRITE_CONCURRENCY,
+            timeout=BULK_TIMEOUT_SECONDS,
         )
 
     async def _flip(self, community_id: int, board: Board, version: int) -> None:
         """Point readers at `version`, unless a newer rebuild already did (the pointer never goes back)."""
-        created = await self.cql.execute(
+        created = await self._run(
             f"INSERT INTO {self.t.pointer} (community_id, board, version) VALUES (?, ?, ?) IF NOT EXISTS",
             (community_id, board, version),
         )
         if not created[0].applied:
-            await self.cql.execute(
+            await self._run(
                 f"UPDATE {self.t.pointer} SET version = ? WHERE community_id = ? AND board = ? IF version < ?",
                 (version, community_id, board, version),
             )
@@ -381,7 +388,7 @@ class SnapshotWriter:
 
         The one before `live` always stays. A version was superseded when the next newer live one was built.
         """
-        rows = await self.cql.execute(
+        rows = await self._run(
             f"SELECT version, state, built_at, ranked, rank_width, profile_buckets FROM {self.t.versions}"
             f" WHERE community_id = ? AND board = ? AND version < ?",
             (community_id, board, live),
@@ -422,8 +429,8 @@ class SnapshotWriter:
                     (community_id, board, old.version),
                 )
             )
-            await self.cql.execute_concurrently(deletes, WRITE_CONCURRENCY)
-            await self.cql.execute(
+            await self.cql.execute_concurrently(deletes, WRITE_CONCURRENCY, timeout=BULK_TIMEOUT_SECONDS)
+            await self._run(
                 f"DELETE FROM {self.t.versions} WHERE community_id = ? AND board = ? AND version = ?",
                 (community_id, board, old.version),
             )
