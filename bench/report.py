@@ -870,8 +870,13 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
     w("")
     w(
         f"Polling: {poll.get('reads', 0):,} rank reads ({poll.get('reads_per_s') or 0:g}/s); a time is when a read "
-        f"saw the new score, so it is late by at most one round (longest {poll.get('max_round_s', 0):g} s) or, "
-        f"when a new snapshot shows, one read of every waiting update (longest {poll.get('max_sweep_s', 0):g} s)."
+        f"saw the new score; each round read the oldest waiting updates and a rotating slice of the others, so the "
+        f"oldest waiting is late by at most one round (longest {poll.get('max_round_s', 0):g} s)."
+        + (
+            f" (Rounds that saw the oldest then read every waiting update: longest {poll['max_sweep_s']:g} s.)"
+            if "max_sweep_s" in poll
+            else ""
+        )
         + (
             f" {poll['read_errors']:,} reads failed and were asked again the next round "
             f"(e.g. `{poll.get('read_error_example')}`)."

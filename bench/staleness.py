@@ -13,10 +13,11 @@ nobody else was given (up or down, never to zero). The Scylla service is then as
 acknowledgement to that read is the update's staleness. A seen answer is also checked for a rank
 consistent with its score (the neighbours in the same snapshot order around it).
 
-Polling: while few updates wait, every one of them is read each round; past that, the oldest and a
-rotating slice of the others, and the moment the oldest is seen all of them (snapshots switch whole).
-A time is when our read saw the new score, so it is late by at most one round or one such sweep (both
-reported).
+Polling: every round reads the oldest waiting updates (changes reach the answers in the order the relay
+copies them, which is about acknowledgement order) and a rotating slice of the others (one that shows
+early is found within a few rounds); a round never reads every waiting update, so a backlog does not
+slow the rounds down. A time is when our read saw the new score: for the oldest waiting it is late by at
+most one round (the longest is reported).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ from bot.app.settings import load_settings
 log = logging.getLogger("bench.staleness")
 
 IN_FLIGHT = 32  # score updates under way at once (the schedule keeps the rate, not a sequence)
-ROUND_ALL = 64  # up to this many waiting updates are all read every round
-ROUND_SLICE = 32  # past that: the oldest and this many others per round
+ROUND_OLDEST = 48  # the oldest waiting updates read every round
+ROUND_SLICE = 16  # and this many of the others, in turn
 SWEEP_CONCURRENCY = 16
 ROUND_PAUSE = 0.1  # seconds between rounds that saw nothing new
 BUILT = re.compile(
@@ -205,8 +206,6 @@ async def _measure(
         "read_errors": 0,
         "read_error_example": None,
         "rounds": 0,
-        "sweeps": 0,
-        "max_sweep_s": 0.0,
         "max_round_s": 0.0,
     }
     tasks: list[asyncio.Task[None]] = []
@@ -325,19 +324,12 @@ async def _measure(
                 continue
             started = loop.time()
             poll["rounds"] += 1
-            if len(waiting) <= ROUND_ALL:
-                seen = await check_all(waiting, SWEEP_CONCURRENCY)
-            else:
-                rest = waiting[1:]
+            batch, rest = waiting[:ROUND_OLDEST], waiting[ROUND_OLDEST:]
+            if rest:
                 cursor %= len(rest)
-                batch = [waiting[0], *rest[cursor : cursor + ROUND_SLICE]]
+                batch += rest[cursor : cursor + ROUND_SLICE]
                 cursor += ROUND_SLICE
-                seen = await check_all(batch, SWEEP_CONCURRENCY)
-                if seen[0]:  # the oldest is visible: a new snapshot, read every one waiting
-                    sweep_started = loop.time()
-                    await check_all(list(pending.values()), SWEEP_CONCURRENCY)
-                    poll["sweeps"] += 1
-                    poll["max_sweep_s"] = max(poll["max_sweep_s"], loop.time() - sweep_started)
+            seen = await check_all(batch, SWEEP_CONCURRENCY)
             poll["max_round_s"] = max(poll["max_round_s"], loop.time() - started)
             if not any(seen):
                 await asyncio.sleep(ROUND_PAUSE)
@@ -376,7 +368,6 @@ async def _measure(
         "poll": poll
         | {
             "reads_per_s": round(poll["reads"] / (ended - began), 1) if ended > began else None,
-            "max_sweep_s": round(poll["max_sweep_s"], 2),
             "max_round_s": round(poll["max_round_s"], 2),
         },
     }
