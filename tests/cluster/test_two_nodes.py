@@ -30,7 +30,6 @@ The run:
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from tests.cluster.conftest import TwoNodes
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.cogs.test_routing import served_counts
 from tests.emulator import DiscordEmulator
+from tests.environ import sietch_environ
 from tests.wiring import app
 
 pytestmark = pytest.mark.cluster
@@ -376,12 +376,9 @@ def fallback_reasons(h: BotHarness) -> dict[str, int]:
 
 
 def sietch_verify(postgres_dsn: str, keyspace: CqlSettings, guild_id: int) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(
-        SIETCH_POSTGRES_DSN=postgres_dsn,
-        SIETCH_SCYLLA_HOSTS=",".join(keyspace.hosts),
-        SIETCH_SCYLLA_PORT=str(keyspace.port),
-        SIETCH_SCYLLA_KEYSPACE=keyspace.keyspace,
+    env = sietch_environ(
+        postgres_dsn,
+        keyspace,
         SIETCH_SCYLLA_REPLICATION="{class: SimpleStrategy, replication_factor: 2}",
         SIETCH_SCYLLA_CONSISTENCY=CONSISTENCY,
         SIETCH_SCYLLA_REQUEST_TIMEOUT_SECONDS="10",

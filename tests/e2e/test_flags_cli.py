@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
 from backends.postgres.latches import LatchTable
+from tests.environ import sietch_environ
 
 ROOT = Path(__file__).parents[2]
 
@@ -20,8 +20,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.fixture
 def sietch(postgres_dsn: str) -> Any:
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-        environ |= {"SIETCH_POSTGRES_DSN": postgres_dsn, **(env or {})}
+        environ = sietch_environ(postgres_dsn, **(env or {}))
         return subprocess.run(
             [sys.executable, "-m", "bot", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
         )

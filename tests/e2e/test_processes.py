@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import random
 import re
 import signal
@@ -43,6 +42,7 @@ from bot.replication.backfill import backfill
 from bot.replication.rebuilds import lease_name
 from tests.emulator import DiscordEmulator, Interaction
 from tests.emulator.models import ADMINISTRATOR
+from tests.environ import sietch_environ
 from tests.wiring import app
 
 ROOT = Path(__file__).parents[2]
@@ -100,18 +100,15 @@ class Fleet:
         return f"sietch-shard-{shard}"
 
     async def start(self, shard: int) -> Bot:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-        env.update(
+        env = sietch_environ(
+            make_conninfo(self.dsn, application_name=self.application(shard)),
+            self.cql,
             DISCORD_TOKEN=self.emulator.token,
             SIETCH_DISCORD_API_BASE=self.emulator.base_url,
             SIETCH_DISCORD_SHARD_COUNT=str(SHARDS),
             SIETCH_DISCORD_SHARD_IDS=str(shard),
             SIETCH_DISCORD_GUILD_READY_TIMEOUT="0.05",
-            SIETCH_POSTGRES_DSN=make_conninfo(self.dsn, application_name=self.application(shard)),
             SIETCH_POSTGRES_POOL_MAX_SIZE="4",
-            SIETCH_SCYLLA_HOSTS=",".join(self.cql.hosts),
-            SIETCH_SCYLLA_PORT=str(self.cql.port),
-            SIETCH_SCYLLA_KEYSPACE=self.cql.keyspace,
             SIETCH_SCYLLA_REQUEST_TIMEOUT_SECONDS="5",
             SIETCH_FLAGS_PATH=str(self.flags),
             SIETCH_METRICS_PORT="0",
@@ -454,8 +451,7 @@ async def _keep_changing(
 
 
 async def test_a_shard_outside_the_count_is_refused_in_one_line(postgres_dsn: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(SIETCH_DISCORD_SHARD_COUNT="2", SIETCH_DISCORD_SHARD_IDS="0,2", SIETCH_POSTGRES_DSN=postgres_dsn)
+    env = sietch_environ(postgres_dsn, SIETCH_DISCORD_SHARD_COUNT="2", SIETCH_DISCORD_SHARD_IDS="0,2")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )

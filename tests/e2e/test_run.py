@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -17,6 +16,7 @@ import pytest
 from backends.postgres.community_writes import CommunityWrites, MemberRow
 from backends.protocol import Community
 from tests.emulator import DiscordEmulator
+from tests.environ import sietch_environ
 
 ROOT = Path(__file__).parents[2]
 WITHIN = 10.0  # seconds the bot gets to show an awaited state before the test fails
@@ -39,11 +39,9 @@ def free_port() -> int:
 
 
 async def start_bot(emulator: DiscordEmulator, dsn: str, token: str, **extra: str) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(
-        DISCORD_TOKEN=token, SIETCH_DISCORD_API_BASE=emulator.base_url, SIETCH_POSTGRES_DSN=dsn, SIETCH_METRICS_PORT="0"
+    env = sietch_environ(
+        dsn, DISCORD_TOKEN=token, SIETCH_DISCORD_API_BASE=emulator.base_url, **{"SIETCH_METRICS_PORT": "0", **extra}
     )
-    env.update(extra)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

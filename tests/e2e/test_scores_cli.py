@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +11,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.environ import sietch_environ
+
 ROOT = Path(__file__).parents[2]
 
 
 def run(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(SIETCH_POSTGRES_DSN=dsn, SIETCH_METRICS_PORT="0")
+    env = sietch_environ(dsn, SIETCH_METRICS_PORT="0")
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=ROOT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.scylla.session import CqlSession, CqlSettings
 from bot.app.container import resolved
+from tests.environ import sietch_environ
 from tests.wiring import app
 
 ROOT = Path(__file__).parents[2]
@@ -25,13 +25,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.fixture
 def sietch(postgres_dsn: str, cql_node: CqlSettings, cql_session: CqlSession) -> Any:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-        env.update(
-            SIETCH_POSTGRES_DSN=postgres_dsn,
-            SIETCH_SCYLLA_HOSTS=",".join(cql_node.hosts),
-            SIETCH_SCYLLA_PORT=str(cql_node.port),
-            SIETCH_SCYLLA_KEYSPACE=cql_node.keyspace,
-        )
+        env = sietch_environ(postgres_dsn, cql_node)
         return subprocess.run(
             [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
         )
@@ -125,14 +119,7 @@ async def test_rebuilds_runs_the_periodic_rebuilds_until_stopped(
         f"UPDATE {ks}.community_versions SET score_version = ? WHERE community_id = ?",
         (rows[0].score_version + 1, new_guild_id),
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-    env.update(
-        SIETCH_POSTGRES_DSN=postgres_dsn,
-        SIETCH_SCYLLA_HOSTS=",".join(cql_node.hosts),
-        SIETCH_SCYLLA_PORT=str(cql_node.port),
-        SIETCH_SCYLLA_KEYSPACE=cql_node.keyspace,
-        SIETCH_RECALCULATION_INTERVAL_SECONDS="0.5",
-    )
+    env = sietch_environ(postgres_dsn, cql_node, SIETCH_RECALCULATION_INTERVAL_SECONDS="0.5")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "rebuilds"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )

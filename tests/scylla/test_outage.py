@@ -6,7 +6,6 @@ Runs against a node of its own (another port and data directory), so stopping it
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -26,6 +25,7 @@ from bot.replication.backfill import backfill
 from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
 from tests.conftest import SpareNode
+from tests.environ import sietch_environ
 
 ROOT = Path(__file__).parents[2]
 
@@ -80,13 +80,7 @@ async def test_updates_during_an_outage_are_replayed_and_nothing_is_lost(
         assert {p: (s.conviction, s.activity) for p, s in copied.items()} == {
             p: (s.conviction, s.activity) for p, s in expected.items()
         }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_")}
-        env.update(
-            SIETCH_POSTGRES_DSN=postgres_dsn,
-            SIETCH_SCYLLA_HOSTS="127.0.0.1",
-            SIETCH_SCYLLA_PORT=str(spare_node.port),
-            SIETCH_SCYLLA_KEYSPACE=spare_node.keyspace,
-        )
+        env = sietch_environ(postgres_dsn, spare_node, SIETCH_SCYLLA_HOSTS="127.0.0.1")
         for command in (
             ["recalc", "--guild", str(new_guild_id)],
             ["verify", "--guild", str(new_guild_id), "--sample", "0"],
