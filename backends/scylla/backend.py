@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# How long a process reuses a board's snapshot pointer. Readers may trail a rebuild by this much, which
-# is safe because the previous version is only deleted by the rebuild after next (see snapshots.py).
+# How long a process reuses a board's snapshot pointer (twice as long while another request refreshes it).
+# Readers may trail a rebuild by that much, which is safe because the previous version is only deleted by
+# the rebuild after next (see snapshots.py).
 POINTER_TTL_SECONDS = 1.0
 # A new snapshot is served once this process has placed the changes logged while it was built (two reads
 # per changed member: seconds after a long rebuild of a busy board). Readers wait this long for that, then
@@ -156,16 +157,22 @@ class ScyllaBackend:
 
     async def _live_version(self, community_id: int, board: Board) -> SnapshotVersion | None:
         """The pointer and version row with the changes since, from this process's cache when younger than
-        `pointer_ttl`; one refresh at a time per board, shared by the requests that wait for it."""
+        `pointer_ttl`; one refresh at a time per board, which the request that starts it waits for (and
+        any request once the cache is twice that old)."""
         key = (community_id, board)
         cached = self._pointers.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.pointer_ttl:
+        age = time.monotonic() - cached[0] if cached is not None else None
+        if cached is not None and age is not None and age < self.pointer_ttl:
             return cached[1]
         refresh = self._refreshing.get(key)
         if refresh is None:
             refresh = self._refreshing[key] = asyncio.ensure_future(self._refresh(community_id, board))
             refresh.add_done_callback(lambda done: self._refreshing.pop(key, None))
             refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
+        elif cached is not None and age is not None and age < 2 * self.pointer_ttl:
+            # Another request is refreshing (under writes that places the changes since: a second or more
+            # on a busy node); the requests meanwhile keep the view it replaces for up to one more ttl.
+            return cached[1]
         return await asyncio.shield(refresh)  # a request cancelled meanwhile leaves the refresh to the others
 
     async def _refresh(self, community_id: int, board: Board) -> SnapshotVersion | None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from backends.postgres.community_writes import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
@@ -113,3 +117,45 @@ async def test_other_processes_follow_a_new_snapshot_within_the_pointer_ttl(pair
     assert [e.rank for e in await other.get_range(trailing, "conviction", 1, 10)] == [1, 2, 3, 4, 5]
     fresh = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=0)
     assert await fresh.count_ranked(TenantContext(new_guild_id), "conviction") == 8
+
+
+async def test_requests_keep_the_previous_view_while_another_refreshes_it(
+    pair: Pair, new_guild_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the TTL the request that refreshes the pointer waits for it; the requests meanwhile answer from
+    the view it replaces (whole) for up to one more TTL, then wait for the refresh too."""
+    await pair.admin.upsert_community(Community(new_guild_id))
+    await pair.admin.import_members(new_guild_id, members(5, top=100))
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
+    reader = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=60)
+    assert await reader.count_ranked(TenantContext(new_guild_id), "conviction") == 5
+    await pair.admin.import_members(new_guild_id, members(8, top=100))
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
+    await pair.scylla.recalculate(TenantContext(new_guild_id), "conviction")
+
+    held = asyncio.Event()
+    refresh = reader._refresh
+
+    async def held_refresh(*args: Any) -> Any:
+        await held.wait()
+        return await refresh(*args)
+
+    monkeypatch.setattr(reader, "_refresh", held_refresh)
+    key = (new_guild_id, "conviction")
+
+    def age(seconds: float) -> None:
+        reader._pointers[key] = (time.monotonic() - seconds, reader._pointers[key][1])
+
+    age(61)  # past the TTL
+    refreshing = asyncio.ensure_future(reader.count_ranked(TenantContext(new_guild_id), "conviction"))
+    await asyncio.sleep(0.2)
+    assert not refreshing.done()  # the request that started the refresh waits for it
+    meanwhile = reader.count_ranked(TenantContext(new_guild_id), "conviction")
+    assert await asyncio.wait_for(meanwhile, timeout=10) == 5  # the others do not
+    age(121)  # past twice the TTL: nobody answers from it any more
+    waiting = asyncio.ensure_future(reader.count_ranked(TenantContext(new_guild_id), "conviction"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    held.set()
+    assert await asyncio.wait_for(asyncio.gather(refreshing, waiting), timeout=30) == [8, 8]
+    assert await reader.count_ranked(TenantContext(new_guild_id), "conviction") == 8
