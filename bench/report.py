@@ -870,15 +870,15 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
     w("")
     w(
         f"Polling: {poll.get('reads', 0):,} rank reads ({poll.get('reads_per_s') or 0:g}/s); a time is when a read "
-        f"saw the new score; each round read the oldest waiting updates and a rotating slice of the others, so the "
-        f"oldest waiting is late by at most one round (longest {poll.get('max_round_s', 0):g} s)."
         + (
-            f" (Rounds that saw the oldest then read every waiting update: longest {poll['max_sweep_s']:g} s.)"
-            if "max_sweep_s" in poll
-            else ""
+            f"saw the new score, late by at most the time since that update's previous read (p99 "
+            f"{poll['read_gap_s']['p99']:g} s, longest {poll['read_gap_s']['max']:g} s; readers side by side, "
+            "the oldest waiting update first)."
+            if poll.get("read_gap_s")
+            else f"saw the new score, late by at most one round of reads (longest {poll.get('max_round_s', 0):g} s)."
         )
         + (
-            f" {poll['read_errors']:,} reads failed and were asked again the next round "
+            f" {poll['read_errors']:,} reads failed and were asked again "
             f"(e.g. `{poll.get('read_error_example')}`)."
             if poll.get("read_errors")
             else ""

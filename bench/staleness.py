@@ -13,11 +13,10 @@ nobody else was given (up or down, never to zero). The Scylla service is then as
 acknowledgement to that read is the update's staleness. A seen answer is also checked for a rank
 consistent with its score (the neighbours in the same snapshot order around it).
 
-Polling: every round reads the oldest waiting updates (changes reach the answers in the order the relay
-copies them, which is about acknowledgement order) and a rotating slice of the others (one that shows
-early is found within a few rounds); a round never reads every waiting update, so a backlog does not
-slow the rounds down. A time is when our read saw the new score: for the oldest waiting it is late by at
-most one round (the longest is reported).
+Polling: READERS readers run side by side, each taking the oldest waiting update nobody is reading and
+nobody read in the last REREAD_SECONDS (changes reach the answers in about acknowledgement order); a slow
+read holds up only its own reader. A time is when our read saw the new score, so it is late by at most
+the time since that update's previous read (the largest such gap is reported).
 """
 
 from __future__ import annotations
@@ -52,10 +51,8 @@ from bot.app.settings import load_settings
 log = logging.getLogger("bench.staleness")
 
 IN_FLIGHT = 32  # score updates under way at once (the schedule keeps the rate, not a sequence)
-ROUND_OLDEST = 48  # the oldest waiting updates read every round
-ROUND_SLICE = 16  # and this many of the others, in turn
-SWEEP_CONCURRENCY = 16
-ROUND_PAUSE = 0.1  # seconds between rounds that saw nothing new
+READERS = 32  # reads of waiting updates under way at once
+REREAD_SECONDS = 0.2  # an update is read again this long after its previous read at the soonest
 BUILT = re.compile(
     r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) .*snapshot built guild=(?P<guild>\d+) board=(?P<board>\w+)"
     r".*ranked=(?P<ranked>\d+) seconds=(?P<seconds>[\d.]+)"
@@ -205,8 +202,7 @@ async def _measure(
         "reads": 0,
         "read_errors": 0,
         "read_error_example": None,
-        "rounds": 0,
-        "max_round_s": 0.0,
+        "gaps": [],  # for each update seen: the time since its previous read
     }
     tasks: list[asyncio.Task[None]] = []
     write_window = [seconds]
@@ -301,38 +297,39 @@ async def _measure(
         )
         return True
 
-    async def check_all(batch: list[Update], concurrency: int) -> list[bool]:
-        sem = asyncio.Semaphore(concurrency)
-
-        async def one(u: Update) -> bool:
-            async with sem:
-                return await check(u)
-
-        return list(await asyncio.gather(*(one(u) for u in batch)))
-
     async def poll_loop() -> None:
-        cursor = 0
-        give_up: float | None = None
-        while True:
-            if done_writing.is_set():
-                give_up = give_up or loop.time() + grace
-                if not pending or loop.time() > give_up:
-                    return
-            waiting = list(pending.values())
-            if not waiting:
-                await asyncio.sleep(0.02)
-                continue
-            started = loop.time()
-            poll["rounds"] += 1
-            batch, rest = waiting[:ROUND_OLDEST], waiting[ROUND_OLDEST:]
-            if rest:
-                cursor %= len(rest)
-                batch += rest[cursor : cursor + ROUND_SLICE]
-                cursor += ROUND_SLICE
-            seen = await check_all(batch, SWEEP_CONCURRENCY)
-            poll["max_round_s"] = max(poll["max_round_s"], loop.time() - started)
-            if not any(seen):
-                await asyncio.sleep(ROUND_PAUSE)
+        reading: set[int] = set()
+        last_read: dict[int, float] = {}
+        give_up: list[float] = []
+
+        def oldest_due() -> Update | None:
+            now = loop.time()
+            for u in pending.values():  # in acknowledgement order
+                if u.n not in reading and now - last_read.get(u.n, -REREAD_SECONDS) >= REREAD_SECONDS:
+                    return u
+            return None
+
+        async def reader() -> None:
+            while True:
+                if done_writing.is_set():
+                    if not give_up:
+                        give_up.append(loop.time() + grace)
+                    if not pending or loop.time() > give_up[0]:
+                        return
+                u = oldest_due()
+                if u is None:
+                    await asyncio.sleep(0.01)
+                    continue
+                reading.add(u.n)
+                previous = last_read.get(u.n, u.acked)
+                try:
+                    if await check(u) and previous is not None and u.seen is not None:
+                        poll["gaps"].append(u.seen - previous)
+                finally:
+                    reading.discard(u.n)
+                    last_read[u.n] = loop.time()
+
+        await asyncio.gather(*(reader() for _ in range(READERS)))
 
     began = loop.time()
     loops = [asyncio.create_task(write_loop()), asyncio.create_task(poll_loop())]
@@ -368,7 +365,8 @@ async def _measure(
         "poll": poll
         | {
             "reads_per_s": round(poll["reads"] / (ended - began), 1) if ended > began else None,
-            "max_round_s": round(poll["max_round_s"], 2),
+            "gaps": None,
+            "read_gap_s": summary(poll["gaps"]) if poll["gaps"] else None,
         },
     }
 
