@@ -579,7 +579,8 @@ def _what(res: dict[str, Any], w: Any) -> None:
             f"{label(st.get('shape', main))} community, deployed as the README advises for large communities: a "
             "bot process of its own runs the background work `sietch run` starts (the outbox relay) and the score "
             "feed's HTTP door with `recalculation.in_bot: false`, and a `sietch rebuilds` process beside it the "
-            "periodic snapshot rebuilds, with the shipped settings otherwise; the benchmark posts score updates to that door at a steady rate, one "
+            "periodic snapshot rebuilds, with the shipped settings otherwise; the benchmark posts score updates "
+            "to that door at a steady rate, one "
             "per request with the community's feed token, as an indexer would (acknowledged = the door answered "
             "200, the update durable in PostgreSQL; the relay copies it from the outbox), "
             "each moving one member (sampled over the whole board) to a new score no other "
@@ -878,8 +879,7 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
             else f"saw the new score, late by at most one round of reads (longest {poll.get('max_round_s', 0):g} s)."
         )
         + (
-            f" {poll['read_errors']:,} reads failed and were asked again "
-            f"(e.g. `{poll.get('read_error_example')}`)."
+            f" {poll['read_errors']:,} reads failed and were asked again (e.g. `{poll.get('read_error_example')}`)."
             if poll.get("read_errors")
             else ""
         )

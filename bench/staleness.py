@@ -4,8 +4,8 @@ The application's freshness machinery runs as shipped, deployed as the README ad
 communities: a bot process (`bench.botproc --background-only`, the production container with
 `config/settings.yaml` and the benchmark's database and keyspace) runs the background work `sietch run`
 starts (the outbox relay) and the score feed's HTTP door, with `recalculation.in_bot: false`; a
-`sietch rebuilds` process beside it does the periodic snapshot rebuilds (default settings). This process posts score updates
-to that door at a steady rate, one update per request with the community's feed token, as an indexer
+`sietch rebuilds` process beside it does the periodic snapshot rebuilds (default settings). This process
+posts score updates to that door at a steady rate, one update per request with the community's feed token, as an indexer
 would (`POST /v1/guilds/G/scores`: PostgreSQL, then the outbox, which the process's relay copies); an
 update is acknowledged when the door answers 200 (durable in PostgreSQL). Each update moves one member to a new score
 nobody else was given (up or down, never to zero). The Scylla service is then asked, with a fresh
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import re
 import signal
@@ -202,8 +203,8 @@ async def _measure(
         "reads": 0,
         "read_errors": 0,
         "read_error_example": None,
-        "gaps": [],  # for each update seen: the time since its previous read
     }
+    gaps: list[float] = []  # for each update seen: the time since its previous read
     tasks: list[asyncio.Task[None]] = []
     write_window = [seconds]
     moves = {"up": 0, "down": 0}
@@ -300,7 +301,7 @@ async def _measure(
     async def poll_loop() -> None:
         reading: set[int] = set()
         last_read: dict[int, float] = {}
-        give_up: list[float] = []
+        give_up = math.inf  # set when the writing is done
 
         def oldest_due() -> Update | None:
             now = loop.time()
@@ -310,11 +311,11 @@ async def _measure(
             return None
 
         async def reader() -> None:
+            nonlocal give_up
             while True:
                 if done_writing.is_set():
-                    if not give_up:
-                        give_up.append(loop.time() + grace)
-                    if not pending or loop.time() > give_up[0]:
+                    give_up = min(give_up, loop.time() + grace)
+                    if not pending or loop.time() > give_up:
                         return
                 u = oldest_due()
                 if u is None:
@@ -324,7 +325,7 @@ async def _measure(
                 previous = last_read.get(u.n, u.acked)
                 try:
                     if await check(u) and previous is not None and u.seen is not None:
-                        poll["gaps"].append(u.seen - previous)
+                        gaps.append(u.seen - previous)
                 finally:
                     reading.discard(u.n)
                     last_read[u.n] = loop.time()
@@ -365,8 +366,7 @@ async def _measure(
         "poll": poll
         | {
             "reads_per_s": round(poll["reads"] / (ended - began), 1) if ended > began else None,
-            "gaps": None,
-            "read_gap_s": summary(poll["gaps"]) if poll["gaps"] else None,
+            "read_gap_s": summary(gaps) if gaps else None,
         },
     }
 

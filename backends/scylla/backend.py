@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -161,15 +162,15 @@ class ScyllaBackend:
         any request once the cache is twice that old)."""
         key = (community_id, board)
         cached = self._pointers.get(key)
-        age = time.monotonic() - cached[0] if cached is not None else None
-        if cached is not None and age is not None and age < self.pointer_ttl:
+        age = time.monotonic() - cached[0] if cached is not None else math.inf
+        if cached is not None and age < self.pointer_ttl:
             return cached[1]
         refresh = self._refreshing.get(key)
         if refresh is None:
             refresh = self._refreshing[key] = asyncio.ensure_future(self._refresh(community_id, board))
             refresh.add_done_callback(lambda done: self._refreshing.pop(key, None))
             refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
-        elif cached is not None and age is not None and age < 2 * self.pointer_ttl:
+        elif cached is not None and age < 2 * self.pointer_ttl:
             # Another request is refreshing (under writes that places the changes since: a second or more
             # on a busy node); the requests meanwhile keep the view it replaces for up to one more ttl.
             return cached[1]

@@ -99,17 +99,21 @@ async def test_old_versions_are_removed_after_the_swap(pair: Pair, new_guild_id:
         assert rows == []
 
 
+async def five_then_eight(pair: Pair, guild_id: int, reader: ScyllaBackend) -> None:
+    """A board of 5 that `reader` has read, then rebuilt with 8 by another backend (another process)."""
+    await pair.admin.upsert_community(Community(guild_id))
+    await pair.admin.import_members(guild_id, members(5, top=100))
+    await backfill(pair.copy_source, pair.scylla.replica, guild_id)
+    assert await reader.count_ranked(TenantContext(guild_id), "conviction") == 5
+    await pair.admin.import_members(guild_id, members(8, top=100))
+    await backfill(pair.copy_source, pair.scylla.replica, guild_id)
+    await pair.scylla.recalculate(TenantContext(guild_id), "conviction")
+
+
 async def test_other_processes_follow_a_new_snapshot_within_the_pointer_ttl(pair: Pair, new_guild_id: int) -> None:
     """Another process keeps reading the previous (whole) snapshot until its pointer is older than the TTL."""
-    await pair.admin.upsert_community(Community(new_guild_id))
-    await pair.admin.import_members(new_guild_id, members(5, top=100))
-    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     other = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=3600)
-    assert await other.count_ranked(TenantContext(new_guild_id), "conviction") == 5
-
-    await pair.admin.import_members(new_guild_id, members(8, top=100))
-    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
-    await pair.scylla.recalculate(TenantContext(new_guild_id), "conviction")
+    await five_then_eight(pair, new_guild_id, other)
 
     assert await pair.scylla.count_ranked(TenantContext(new_guild_id), "conviction") == 8  # the rebuilder at once
     trailing = TenantContext(new_guild_id)
@@ -124,14 +128,8 @@ async def test_requests_keep_the_previous_view_while_another_refreshes_it(
 ) -> None:
     """Past the TTL the request that refreshes the pointer waits for it; the requests meanwhile answer from
     the view it replaces (whole) for up to one more TTL, then wait for the refresh too."""
-    await pair.admin.upsert_community(Community(new_guild_id))
-    await pair.admin.import_members(new_guild_id, members(5, top=100))
-    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
     reader = ScyllaBackend(pair.scylla.cql, pair.scylla.t.keyspace, pointer_ttl=60)
-    assert await reader.count_ranked(TenantContext(new_guild_id), "conviction") == 5
-    await pair.admin.import_members(new_guild_id, members(8, top=100))
-    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id)
-    await pair.scylla.recalculate(TenantContext(new_guild_id), "conviction")
+    await five_then_eight(pair, new_guild_id, reader)
 
     held = asyncio.Event()
     refresh = reader._refresh
