@@ -51,7 +51,10 @@ from bot.app.settings import load_settings
 
 log = logging.getLogger("bench.staleness")
 
-IN_FLIGHT = 32  # score updates under way at once (the schedule keeps the rate, not a sequence)
+# Score updates under way at once: a bound for safety only, far above the schedule's needs (50/s at a few
+# seconds per acknowledgement at worst), so the writes keep their rate as an indexer's would however
+# slowly the door answers.
+IN_FLIGHT = 256
 READERS = 32  # reads of waiting updates under way at once
 REREAD_SECONDS = 0.2  # an update is read again this long after its previous read at the soonest
 BUILT = re.compile(
@@ -149,7 +152,8 @@ async def run(
             await _wait_ready(proc, ready, log_path)
             services = await resolved(container.services)
             door = f"http://127.0.0.1:{env['SIETCH_FEED_PORT']}/v1/guilds/{c.community_id}/scores"
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, connector=connector) as http:
                 writes = FeedDoor(http, door)
                 result = await _measure(writes, services["scylla"], c, m, seconds, rate, grace, seed)
         finally:
