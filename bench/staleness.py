@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import random
@@ -202,6 +203,8 @@ async def _measure(
     used: set[int] = set()
     updates: list[Update] = []
     pending: dict[int, Update] = {}  # acknowledged, not seen yet, in acknowledgement order
+    due: list[int] = []  # heap of pending updates that may be read now, oldest acknowledgement first
+    resting: list[tuple[float, int]] = []  # heap of (time it may be read again, update) after a read
     gate = asyncio.Semaphore(IN_FLIGHT)
     poll: dict[str, Any] = {
         "reads": 0,
@@ -246,6 +249,7 @@ async def _measure(
         u.acked = loop.time()
         u.apply_ms = (u.acked - u.dispatched) * 1000
         pending[u.n] = u
+        heapq.heappush(due, u.n)
 
     async def write_loop() -> None:
         """One update every 1/rate s for `seconds`; when IN_FLIGHT are under way the next waits for one to
@@ -303,14 +307,18 @@ async def _measure(
         return True
 
     async def poll_loop() -> None:
-        reading: set[int] = set()
+        """Every reader takes the oldest due update; a heap each keeps the pick O(log n) however far
+        behind the reads are (scanning every waiting update per pick cost more CPU the more waited)."""
         last_read: dict[int, float] = {}
         give_up = math.inf  # set when the writing is done
 
-        def oldest_due() -> Update | None:
+        def next_due() -> Update | None:
             now = loop.time()
-            for u in pending.values():  # in acknowledgement order
-                if u.n not in reading and now - last_read.get(u.n, -REREAD_SECONDS) >= REREAD_SECONDS:
+            while resting and resting[0][0] <= now:
+                heapq.heappush(due, heapq.heappop(resting)[1])
+            while due:
+                u = pending.get(heapq.heappop(due))
+                if u is not None:
                     return u
             return None
 
@@ -321,18 +329,18 @@ async def _measure(
                     give_up = min(give_up, loop.time() + grace)
                     if not pending or loop.time() > give_up:
                         return
-                u = oldest_due()
+                u = next_due()
                 if u is None:
                     await asyncio.sleep(0.01)
                     continue
-                reading.add(u.n)
                 previous = last_read.get(u.n, u.acked)
                 try:
                     if await check(u) and previous is not None and u.seen is not None:
                         gaps.append(u.seen - previous)
                 finally:
-                    reading.discard(u.n)
                     last_read[u.n] = loop.time()
+                    if u.n in pending:
+                        heapq.heappush(resting, (last_read[u.n] + REREAD_SECONDS, u.n))
 
         await asyncio.gather(*(reader() for _ in range(READERS)))
 
