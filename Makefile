@@ -40,9 +40,10 @@ run: venv
 test: venv
 	$(PY) -m pytest
 
-# A node of a two-node CQL cluster (127.0.0.2, 127.0.0.3; tools/cql-node/cluster.sh) dies mid-run and comes
-# back: commands keep answering, no write is lost, `sietch verify` finds 0 differences. Not part of
-# `make test`: it starts two more JVMs (and stops them afterwards unless they were already running).
+# Only the cluster test (also part of `make test`): a node of a two-node CQL cluster (127.0.0.2, 127.0.0.3;
+# tools/cql-node/cluster.sh) dies mid-run and comes back: commands keep answering, no write is lost,
+# `sietch verify` finds 0 differences. It starts two more JVMs and stops them afterwards unless they were
+# already running.
 .PHONY: test-cluster
 test-cluster: venv
 	$(PY) -m pytest tests/cluster -s --durations=5

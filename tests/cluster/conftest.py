@@ -1,8 +1,7 @@
 """The local two-node CQL cluster (`tools/cql-node/cluster.sh`) and the command tests' fixtures.
 
-These tests run only when asked for: by path (`make test-cluster`, `pytest tests/cluster`) or with
-`-m cluster`. The cluster is two more JVMs and a few minutes of node starts and stops, so a plain
-`make test` (or `pytest`, `pytest tests`) leaves this directory out.
+Part of `make test`; `make test-cluster` (or `pytest -m cluster`) runs only these, and
+`pytest -m "not cluster"` leaves them out (they start two more JVMs: about 3 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -27,24 +26,6 @@ from tests.cogs.conftest import emulator, guilds  # noqa: F401  (fixtures)
 
 HERE = Path(__file__).parent
 CLUSTER_SH = HERE.parents[1] / "tools" / "cql-node" / "cluster.sh"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cluster: needs the local two-node CQL cluster (make test-cluster)")
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    return None if _asked_for(config) else True
-
-
-def _asked_for(config: pytest.Config) -> bool:
-    if "cluster" in (config.option.markexpr or ""):
-        return True
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ The run:
 2. Commands (one at a time, through the real client and the Discord emulator) and score updates
    (through the service: PostgreSQL, outbox, relay) run while 127.0.0.2 (the seed, a contact point) is
    SIGKILLed, stays down and is started again on its own data. Every command is answered in Discord's
-   time, none with an error, most by Scylla, each of those exactly as before the outage; every update
-   reaches the survivor, which keeps hints for the dead node.
+   time, none with an error, most by Scylla, each a whole answer to its question (Scylla's follow the
+   updates as the relay copies them). Every update reaches the survivor, which keeps hints for the dead
+   node; with the updates held and the outbox drained during the outage, every score, page, position and
+   rank read from the survivor equals PostgreSQL's.
 3. Once the hints are handed over, the boards are rebuilt; then 127.0.0.3 is stopped, so whatever is read
    comes from the restarted node alone: every score, page, position and rank equals PostgreSQL's, the
    commands answer as PostgreSQL does, and `sietch verify --sample 0` reports 0 differences.
@@ -119,9 +121,9 @@ async def cluster_bot(
         # machine running three JVMs, 1 s (the default) is too short for some. Members are not kept
         # waiting longer: a command is handed to PostgreSQL after the flag file's time budget (1.5 s).
         "SIETCH_SCYLLA_REQUEST_TIMEOUT_SECONDS": "5",
-        # Boards are rebuilt by the test at known moments (as `sietch recalc` would), not by the timer: the
-        # answers during the load are compared with the snapshot taken before it, and a rebuild while the
-        # restarted node still lacks the writes it missed could read those through it (LOCAL_ONE).
+        # Boards are rebuilt by the test at known moments (as `sietch recalc` would), not by the timer: a
+        # rebuild while the restarted node still lacks the writes it missed could read those through it
+        # (LOCAL_ONE) and build a snapshot without them.
         "SIETCH_RECALCULATION_INTERVAL_SECONDS": "3600",
     }
     async with running_bot(emulator, guilds, flags_path, overrides, "scylla") as h:
