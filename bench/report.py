@@ -224,7 +224,8 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         if "error" in st:
             add(name, f"not measured: {st['error']}", None)
         else:
-            p = st["staleness_s"]["p99"] if st.get("seen") else None
+            sv = st.get("staleness_s") or {}
+            p = sv.get("p99") if st.get("seen") else None
             acked, unseen = st.get("acknowledged", 0), st.get("not_seen", 0)
             if acked and unseen > 0.01 * acked:
                 waited = (st.get("not_seen_waited_s") or {}).get("p50")
@@ -239,9 +240,15 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 slow = achieved is not None and achieved < 0.95 * rate
                 if slow:
                     extra += f"; the writes reached only {achieved:g} updates/s, not the target rate"
+                timed = st.get("timed")
+                if timed:
+                    extra += (
+                        f"; {timed['seen']:,} updates timed closely, every {timed['every']}th; all "
+                        f"{st['seen']:,} seen within {secs(st['staleness_upper_s']['max'])} s"
+                    )
                 add(
                     name,
-                    f"{secs(p)} s (p50 {secs(st['staleness_s']['p50'])} s{extra})",
+                    f"{secs(p)} s (p50 {secs(sv.get('p50'))} s{extra})",
                     p is not None and p <= STALENESS_TARGET_S and not slow,
                 )
     rss = res.get("rss")
@@ -586,8 +593,16 @@ def _what(res: dict[str, Any], w: Any) -> None:
             "each moving one member (sampled over the whole board) to a new score no other "
             "update used, up or down. It then reads that member's rank from the Scylla service, a fresh "
             "`TenantContext` per read, until the answer carries the new score (and a rank its neighbours in the "
-            "same snapshot agree with): acknowledged -> visible is the staleness. Updates never seen before the "
-            "run ends are counted as such."
+            "same snapshot agree with): acknowledged -> visible is the staleness. "
+            + (
+                "Reads are scarce on a node that also takes the writes and rebuilds the board, so every "
+                f"{st['timed']['every']}th update is timed closely (read again every {st['timed']['reread_s']:g} s, "
+                "before the others) and the rest are read with the reads left over (each must be seen, its time an "
+                "upper bound). "
+                if st.get("timed")
+                else ""
+            )
+            + "Updates never seen before the run ends are counted as such."
         )
     if res.get("rss") is not None:
         w(
@@ -826,18 +841,25 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
         f"scylla.snapshot_pointer_ttl_seconds={settings.get('scylla.snapshot_pointer_ttl_seconds')}."
     )
     w("")
-    sv = st["staleness_s"]
-    w(
-        "| acknowledged | seen | not seen within the run | staleness p50 s | p95 | p99 | max "
-        "| acknowledgement p50 ms | p99 | rank inconsistent with the score |"
-    )
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    timed = st.get("timed")
     ap = st.get("apply_ms") or {}
     w(
-        f"| {st['acknowledged']:,} | {st['seen']:,} | {st['not_seen']:,} | {secs(sv['p50'])} | {secs(sv['p95'])} | "
-        f"{secs(sv['p99'])} | {secs(sv['max'])} | {ms(ap.get('p50'))} | {ms(ap.get('p99'))} | "
-        f"{st.get('rank_inconsistent', 0)} |"
+        "| updates | acknowledged | seen | not seen within the run | staleness p50 s | p95 | p99 | max "
+        "| acknowledgement p50 ms | p99 | rank inconsistent with the score |"
     )
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [("all", st, st.get("staleness_s") or {})]
+    if timed:
+        rows = [
+            (f"timed closely (every {timed['every']}th)", timed, st.get("staleness_s") or {}),
+            ("all (an upper bound)", st, st.get("staleness_upper_s") or {}),
+        ]
+    for name, counts, sv in rows:
+        w(
+            f"| {name} | {counts['acknowledged']:,} | {counts['seen']:,} | {counts['not_seen']:,} | "
+            f"{secs(sv.get('p50'))} | {secs(sv.get('p95'))} | {secs(sv.get('p99'))} | {secs(sv.get('max'))} | "
+            f"{ms(ap.get('p50'))} | {ms(ap.get('p99'))} | {st.get('rank_inconsistent', 0)} |"
+        )
     w("")
     if st.get("errors"):
         w(f"Updates that failed (not acknowledged): {st['errors']:,}, e.g. {'; '.join(st['error_examples'])}.")
@@ -869,13 +891,21 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
         w("The rebuild process logged no snapshot build for this community during the phase.")
     poll = st.get("poll") or {}
     w("")
+    gap, checked_gap = poll.get("read_gap_s"), poll.get("read_gap_checked_s")
     w(
         f"Polling: {poll.get('reads', 0):,} rank reads ({poll.get('reads_per_s') or 0:g}/s); a time is when a read "
         + (
-            f"saw the new score, late by at most the time since that update's previous read (p99 "
-            f"{poll['read_gap_s']['p99']:g} s, longest {poll['read_gap_s']['max']:g} s; readers side by side, "
+            f"saw the new score, late by at most the time since that update's previous read. A timed update is "
+            f"read again {timed['reread_s']:g} s after each read, before any other (read gap p50 {gap['p50']:g} s, "
+            f"p99 {gap['p99']:g} s, longest {gap['max']:g} s); the others, with the reads left over, the oldest "
+            f"first, each again {st.get('reread_s', 0):g} s later at the soonest: every one must be seen with a "
+            "consistent rank, and their times are upper bounds"
+            + (f" (read gap p99 {checked_gap['p99']:g} s)." if checked_gap else ".")
+            if timed and gap
+            else f"saw the new score, late by at most the time since that update's previous read (p99 "
+            f"{gap['p99']:g} s, longest {gap['max']:g} s; readers side by side, "
             "the oldest waiting update first)."
-            if poll.get("read_gap_s")
+            if gap
             else f"saw the new score, late by at most one round of reads (longest {poll.get('max_round_s', 0):g} s)."
         )
         + (
