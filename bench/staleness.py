@@ -14,13 +14,14 @@ acknowledgement to that read is the update's staleness. A seen answer is also ch
 consistent with its score (the neighbours in the same snapshot order around it).
 
 Polling: a read costs the node a few milliseconds of a core it shares with the writes and a rebuild of
-the whole board, so there are far fewer reads than waiting updates x reads per second would need (about
-100 reads/s at 1M under a rebuild: each waiting update could be read about twice). Every TIMED_EVERY-th
+the whole board, so the reads cannot keep every waiting update read closely (about 100 reads/s at 1M
+under a rebuild: two per update at 50 updates/s). Every TIMED_EVERY-th
 update is therefore timed closely: read again TIMED_REREAD_SECONDS after each read, before any other
-update, its staleness is exact to within the time since its previous read (the read gap, reported). The
-rest are checked with the reads left over (at most half the readers, each read again REREAD_SECONDS
-later, the oldest first): every one must be seen, with a consistent rank, and its time is an upper bound
-(reported apart). READERS readers run side by side; a slow read holds up only its own reader.
+update, its staleness is exact to within the time since its previous answered read was sent (the read
+gap, reported). The rest are checked with the reads left over (leaving KEPT_FOR_TIMED readers free, each
+read again REREAD_SECONDS later, the oldest first): every one must be seen, with a consistent rank, and
+its time is an upper bound (reported apart). READERS readers run side by side; a slow read holds up only
+its own reader.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ log = logging.getLogger("bench.staleness")
 # slowly the door answers.
 IN_FLIGHT = 256
 READERS = 32  # reads of waiting updates under way at once
+KEPT_FOR_TIMED = 8  # readers the other updates leave free (about as many timed updates wait at a time)
 TIMED_EVERY = 20  # every 20th update is timed closely (2.5/s of 50/s: 600 over a 240 s phase)
 TIMED_REREAD_SECONDS = 0.25  # a timed update is read again this long after its previous read
 REREAD_SECONDS = 1.0  # any other update is read again this long after its previous read at the soonest
@@ -290,14 +292,15 @@ async def _measure(
         await asyncio.gather(*tasks)
         done_writing.set()
 
-    async def check(u: Update) -> bool:
+    async def check(u: Update) -> bool | None:
+        """Whether the answer carries the update (None: the read failed)."""
         read_ctx = ctx()
         try:
             entry = await reads.get_rank(read_ctx, u.profile_id, "conviction")
         except BackendError as exc:  # a read that failed (a timeout on a busy node): asked again next round
             poll["read_errors"] += 1
             poll["read_error_example"] = poll["read_error_example"] or f"{type(exc).__name__}: {exc}"[:300]
-            return False
+            return None
         now = loop.time()
         poll["reads"] += 1
         if entry is None or entry.score != u.value or u.n not in pending:
@@ -321,8 +324,9 @@ async def _measure(
         return True
 
     async def poll_loop() -> None:
-        """Every reader takes the oldest due timed update, else (while fewer than half the readers are on
-        them) the oldest due other one; heaps keep each pick O(log n) however far behind the reads are."""
+        """Every reader takes the oldest due timed update, else (leaving KEPT_FOR_TIMED readers free) the
+        oldest due other one; heaps keep each pick O(log n) however far behind the reads are."""
+        last_sent: dict[int, float] = {}  # when the update's last read that answered was sent
         last_read: dict[int, float] = {}
         give_up = math.inf  # set when the writing is done
         checking = 0  # readers on an update that is not timed
@@ -339,7 +343,7 @@ async def _measure(
             while resting and resting[0][0] <= now:
                 make_due(heapq.heappop(resting)[1])
             u = take(due_timed)
-            if u is None and checking < READERS // 2:
+            if u is None and checking < READERS - KEPT_FOR_TIMED:
                 u = take(due_checked)
             return u
 
@@ -356,9 +360,15 @@ async def _measure(
                     continue
                 is_timed = timed(u.n)
                 checking += not is_timed
-                previous = last_read.get(u.n, u.acked)
+                # The update was not visible at some moment of its previous answered read: the time since
+                # that read was sent bounds how late this one's time is.
+                previous = last_sent.get(u.n, u.acked)
+                sent = loop.time()
                 try:
-                    if await check(u) and previous is not None and u.seen is not None:
+                    answered = await check(u)
+                    if answered is not None:
+                        last_sent[u.n] = sent
+                    if answered and previous is not None and u.seen is not None:
                         gaps[is_timed].append(u.seen - previous)
                 finally:
                     checking -= not is_timed
@@ -412,6 +422,8 @@ async def _measure(
             "acknowledged": len(timed_acked),
             "seen": len(timed_seen),
             "not_seen": len(timed_acked) - len(timed_seen),
+            "apply_ms": summary([u.apply_ms for u in timed_acked if u.apply_ms is not None]) if timed_acked else None,
+            "rank_inconsistent": sum(1 for u in timed_seen if u.rank_ok is False),
         },
         "reread_s": REREAD_SECONDS,
         "apply_ms": summary([u.apply_ms for u in acked if u.apply_ms is not None]),
