@@ -101,10 +101,11 @@ def _node(address: str) -> str:
     return address.rsplit(".", 1)[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def two_nodes() -> Iterator[TwoNodes]:
-    """Both nodes up (started one after the other when they are not). Left as found: stopped afterwards
-    if this fixture started them, else with both nodes running again."""
+    """Both nodes up (started one after the other when they are not). Left as found once the module's
+    tests are done (not at the end of `make test`: the nodes would hold a core share and 2 GB meanwhile):
+    stopped if this fixture started them, else with both nodes running again."""
     nodes = TwoNodes()
     was_up = nodes.all_up()
     began = time.monotonic()
