@@ -327,7 +327,6 @@ async def _measure(
         """Every reader takes the oldest due timed update, else (leaving KEPT_FOR_TIMED readers free) the
         oldest due other one; heaps keep each pick O(log n) however far behind the reads are."""
         last_sent: dict[int, float] = {}  # when the update's last read that answered was sent
-        last_read: dict[int, float] = {}
         give_up = math.inf  # set when the writing is done
         checking = 0  # readers on an update that is not timed
 
@@ -372,10 +371,9 @@ async def _measure(
                         gaps[is_timed].append(u.seen - previous)
                 finally:
                     checking -= not is_timed
-                    last_read[u.n] = loop.time()
                     if u.n in pending:
                         again = TIMED_REREAD_SECONDS if is_timed else REREAD_SECONDS
-                        heapq.heappush(resting, (last_read[u.n] + again, u.n))
+                        heapq.heappush(resting, (loop.time() + again, u.n))
 
         await asyncio.gather(*(reader() for _ in range(READERS)))
 
