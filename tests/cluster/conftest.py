@@ -81,6 +81,27 @@ class TwoNodes:
         finally:
             cluster.shutdown()
 
+    def hints_on_the_way(self, on: str) -> int:
+        """Blocking: the hint files `on` has closed and not handed over yet, and the hand-overs running
+        now (a file being handed over is no longer listed as pending). A hint still in memory or in the
+        file being written is not seen: see `HINTS_VISIBLE_SECONDS` in the test."""
+        cluster = self._cluster(on, "ONE")
+        try:
+            session = cluster.connect()
+            files = sum(r.files or 0 for r in session.execute("SELECT files FROM system_views.pending_hints"))
+            dispatch = session.execute(
+                "SELECT active_tasks, pending_tasks FROM system_views.thread_pools WHERE name = 'HintsDispatcher'"
+            ).one()
+            return files + (dispatch.active_tasks + dispatch.pending_tasks if dispatch else 0)
+        finally:
+            cluster.shutdown()
+
+    def hint_files(self, address: str) -> list[Path]:
+        """The hint files on a stopped node's disk: writes its peer missed, never handed over (a clean stop
+        writes every hint the node held to a file)."""
+        cluster_dir = Path(os.environ.get("SIETCH_CLUSTER_DIR", HERE.parents[1] / ".run" / "cql-cluster"))
+        return sorted((cluster_dir / f"node{_node(address)}" / "data" / "hints").glob("*.hints"))
+
     def _cluster(self, address: str, consistency: str) -> Cluster:
         profile = ExecutionProfile(
             load_balancing_policy=WhiteListRoundRobinPolicy([address]),
