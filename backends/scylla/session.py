@@ -99,6 +99,10 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
+# Levels one replica can satisfy: a read at one of them may come from a replica a write has not reached.
+_ONE_REPLICA = frozenset({ConsistencyLevel.ANY, ConsistencyLevel.ONE, ConsistencyLevel.LOCAL_ONE})
+
+
 class CqlSession:
     """Async execution over one driver session, with prepared statements cached by text."""
 
@@ -128,6 +132,11 @@ class CqlSession:
             self._prepared[query] = statement
         return statement
 
+    def quorum_at_least(self) -> int:
+        """The session's consistency, raised to LOCAL_QUORUM when it may be answered by one replica alone."""
+        configured: int = self.session.get_execution_profile(EXEC_PROFILE_DEFAULT).consistency_level
+        return ConsistencyLevel.LOCAL_QUORUM if configured in _ONE_REPLICA else configured
+
     async def execute(
         self,
         query: str | PreparedStatement | BatchStatement,
@@ -135,12 +144,18 @@ class CqlSession:
         *,
         prepare: bool = True,
         timeout: float | None = None,
+        consistency: int | None = None,
     ) -> list[Any]:
         """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs;
-        `timeout` (seconds per page) instead of the session's request timeout."""
+        `timeout` (seconds per page) instead of the session's request timeout; `consistency` (a
+        `ConsistencyLevel`) instead of the session's, for a query given as text."""
         statement: Any = query
         if isinstance(query, str):
             statement = await self.prepare_async(query) if prepare else SimpleStatement(query)
+            if consistency is not None:
+                if prepare:
+                    statement, params = statement.bind(params), ()
+                statement.consistency_level = consistency
         try:
             extra = {} if timeout is None else {"timeout": timeout}
             future = self.session.execute_async(statement, params or None, **extra)

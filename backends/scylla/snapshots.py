@@ -296,8 +296,17 @@ class SnapshotWriter:
         )
         return len(ranked)
 
+    async def _read_scores(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        """A read of what the snapshot is built from, at a quorum at least: at LOCAL_ONE it could come from
+        a replica an update has not reached yet (a node back from an outage, a hint on the way), and the
+        snapshot would go without that update until the next rebuild. A quorum costs no availability here:
+        the version claim and the pointer move are lightweight transactions, which need one anyway."""
+        return await self.cql.execute(
+            query, params, timeout=BULK_TIMEOUT_SECONDS, consistency=self.cql.quorum_at_least()
+        )
+
     async def _score_version(self, community_id: int) -> int:
-        rows = await self._run(
+        rows = await self._read_scores(
             f"SELECT score_version FROM {self.t.community_versions} WHERE community_id = ?", (community_id,)
         )
         return rows[0].score_version if rows else 0
@@ -307,7 +316,7 @@ class SnapshotWriter:
             f"SELECT profile_id, {board} AS score, joined_at_us, nym, wallet_address FROM {self.t.scores}"
             f" WHERE community_id = ? AND shard = ?"
         )
-        shards = await asyncio.gather(*(self._run(query, (community_id, s)) for s in range(SCORE_SHARDS)))
+        shards = await asyncio.gather(*(self._read_scores(query, (community_id, s)) for s in range(SCORE_SHARDS)))
         return [
             _Row(r.profile_id, r.score, r.joined_at_us, r.nym, r.wallet_address)
             for rows in shards
