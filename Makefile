@@ -57,8 +57,8 @@ bench: venv
 	PYTHON=$(PY) $(PY) -m bench $(BENCH_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check bot backends cogs tests
-	$(VENV)/bin/ruff format --check bot backends cogs tests
+	$(VENV)/bin/ruff check bot backends cogs tests bench
+	$(VENV)/bin/ruff format --check bot backends cogs tests bench
 	$(VENV)/bin/mypy
 
 # The local CQL node (Apache Cassandra 5.0 from Maven Central jars, see tools/cql-node/README.md).

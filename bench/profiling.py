@@ -182,7 +182,7 @@ async def explain_position(
 
     s = sql.Identifier(board)
     last_first = (max(1, -(-ranked // page_size)) - 1) * page_size + 1
-    wanted = {
+    wanted: dict[str, tuple[str, dict[str, Any]]] = {
         "get_neighbours for the last-ranked member (`_NEIGHBOURS`)": (
             "_NEIGHBOURS",
             {"community": gid, "profile_id": profile_id, "board": board},

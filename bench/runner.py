@@ -193,7 +193,7 @@ class Run:
     def calls(self, shape: str, size: int) -> int:
         """Timed calls per op: fewer for the other shapes at 1M members and more (the run's length)."""
         if shape != self.main_shape and size >= BIG:
-            return min(self.args.calls, self.args.extra_shape_calls)
+            return int(min(self.args.calls, self.args.extra_shape_calls))
         return int(self.args.calls)
 
     async def load(self, label: str, m: data.Members, c: Community) -> dict[str, Any]:
@@ -255,7 +255,7 @@ class Run:
 
     def feed_size(self) -> int:
         """The score feed phase's community: 100k members, or the largest below (the issue's size)."""
-        return max([s for s in self.args.sizes if s <= 100_000] or [min(self.args.sizes)])
+        return int(max([s for s in self.args.sizes if s <= 100_000] or [min(self.args.sizes)]))
 
     def bot_size(self) -> int:
         sizes = self.args.sizes
