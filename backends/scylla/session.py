@@ -148,14 +148,14 @@ class CqlSession:
     ) -> list[Any]:
         """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs;
         `timeout` (seconds per page) instead of the session's request timeout; `consistency` (a
-        `ConsistencyLevel`) instead of the session's, for a query given as text."""
+        `ConsistencyLevel`) instead of the session's."""
         statement: Any = query
         if isinstance(query, str):
             statement = await self.prepare_async(query) if prepare else SimpleStatement(query)
-            if consistency is not None:
-                if prepare:
-                    statement, params = statement.bind(params), ()
-                statement.consistency_level = consistency
+        if consistency is not None:
+            if isinstance(statement, PreparedStatement):  # shared by every caller: set on a bound copy
+                statement, params = statement.bind(params), ()
+            statement.consistency_level = consistency
         try:
             extra = {} if timeout is None else {"timeout": timeout}
             future = self.session.execute_async(statement, params or None, **extra)
