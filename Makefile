@@ -4,27 +4,53 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# A Python >= 3.12 (nextcord 3 needs it): $PYTHON, then python3.13/3.12 on PATH, then pyenv's.
+# A Python >= 3.12 (nextcord 3 needs it), 3.12 first (the one requirements/lock.txt is resolved for): $PYTHON,
+# then python3.12 on PATH, then pyenv's 3.12, then a later one.
 find_python = $(shell \
-	for c in "$$PYTHON" python3.13 python3.12 python3 \
-	         $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	for c in "$$PYTHON" python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3 2>/dev/null) \
+	         python3.13 python3 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[3-9]*/bin/python3 2>/dev/null); do \
 	  [ -n "$$c" ] || continue; \
 	  p=$$(command -v "$$c" 2>/dev/null) || continue; \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; \
 	done)
 
-.PHONY: venv install run migrate test lint services services-stop clean
+.PHONY: venv install run migrate test lint lock services services-stop clean
+
+LOCK := requirements/lock.txt
+BENCH_LOCK := requirements/bench.txt
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg
+# Every runtime, test and lint dependency comes from the hashed lock, at the versions it pins; then the project
+# itself, without dependencies (everything it needs is in the lock).
+$(STAMP): $(LOCK) setup.cfg
 	@base="$(find_python)"; \
 	if [ -z "$$base" ]; then echo "error: no Python >= 3.12 found; set PYTHON=/path/to/python3.12" >&2; exit 2; fi; \
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
 	  rm -rf $(VENV); echo "creating $(VENV) from $$base"; "$$base" -m venv $(VENV); fi
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,lint]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
+
+# `make lock` refreshes requirements/lock.txt (install_requires and the test and lint extras of setup.cfg) and
+# requirements/bench.txt (requirements/bench.in, constrained by the first), every version pinned with its hashes,
+# resolved with Python 3.12 for Linux x86_64. Run it after changing a dependency in setup.cfg or
+# requirements/bench.in: pins that still fit are kept, only what changed is resolved again. `make lock
+# UPGRADE=1` takes the newest releases the ranges allow instead (ruff and mypy move only with setup.cfg's
+# exact pins); run `make lint` and `make test` before committing the two files. pip-tools runs from a venv of its
+# own (.run/pip-tools), never from .venv.
+PIP_TOOLS := .run/pip-tools
+PIP_COMPILE = $(PIP_TOOLS)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-find-links $(if $(UPGRADE),--upgrade)
+lock:
+	@base="$(find_python)"; \
+	if [ -z "$$base" ] || ! "$$base" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
+	  echo "error: the lock is resolved with Python 3.12, found '$$base'; set PYTHON=/path/to/python3.12" >&2; \
+	  exit 2; fi; \
+	[ -x $(PIP_TOOLS)/bin/pip-compile ] || { rm -rf $(PIP_TOOLS) && "$$base" -m venv $(PIP_TOOLS) && \
+	  $(PIP_TOOLS)/bin/pip install -q 'pip-tools==7.7.0'; }
+	$(PIP_COMPILE) --extra test --extra lint -o $(LOCK) setup.cfg
+	$(PIP_COMPILE) -o $(BENCH_LOCK) requirements/bench.in
 
 install: venv
 
@@ -53,7 +79,7 @@ test-cluster: venv
 # Takes about an hour; BENCH_ARGS=--quick for a smoke run (results under .run/bench-quick/).
 .PHONY: bench
 bench: venv
-	$(PY) -m pip install -q 'matplotlib>=3.8' 'pyinstrument>=4.6' 'py-spy>=0.3.14'
+	$(PY) -m pip install -q --require-hashes -r $(BENCH_LOCK)
 	PYTHON=$(PY) $(PY) -m bench $(BENCH_ARGS)
 
 lint: venv
