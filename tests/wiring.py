@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backends.memory.backend import MemoryBackend
 from dependency_injector import providers
 from psycopg_pool import AsyncConnectionPool
 
+from backends.memory.backend import MemoryBackend
 from backends.scylla.session import CqlSession
 from bot.app.container import Container, configured, make_container, registered
 from bot.app.settings import load_settings
