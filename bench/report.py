@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ RSS_COMMANDS = ("migrate", "import", "backfill", "verify")
 MIB = 1.048576  # MB per MiB
 RSS_TARGETED = ("import", "verify")
 STALENESS_TARGET_S = 30.0
+METHODOLOGY = Path(__file__).resolve().with_name("methodology.md")
 
 
 def fmt_size(size: int) -> str:
@@ -337,6 +339,32 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+# --- the methodology prose (bench/methodology.md) ---------------------------------------------------
+
+_FRAGMENT = re.compile(r"^<!-- ([a-z][a-z0-9_.]*) -->$", re.MULTILINE)
+_FIELD = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+class Prose:
+    """bench/methodology.md: one fragment per `<!-- name -->` line, its `{field}`s filled in by the caller."""
+
+    def __init__(self, path: Path = METHODOLOGY) -> None:
+        self.path = path
+        parts = _FRAGMENT.split(path.read_text())  # [preamble, name, text, name, text, ...]
+        self.fragments = {name: text.strip() for name, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+    def __call__(self, name: str, **fields: object) -> str:
+        if name not in self.fragments:
+            raise KeyError(f"{self.path} has no fragment <!-- {name} -->")
+
+        def fill(m: re.Match[str]) -> str:
+            if m[1] not in fields:
+                raise KeyError(f"{self.path}, fragment <!-- {name} -->: no value for {{{m[1]}}}")
+            return str(fields[m[1]])
+
+        return _FIELD.sub(fill, self.fragments[name])
+
+
 # --- the report --------------------------------------------------------------------------------------
 
 
@@ -354,15 +382,12 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
     for phase, error in (res.get("phase_errors") or {}).items():
         w(f"**The {phase} phase failed** in this run ({error}); its numbers are missing or partial below.")
         w("")
+    prose = Prose()
     _machine(res, w)
-    _reproduce(res, w)
-    _what(res, w)
-    w("## Targets")
+    w(prose("reproduce"))
     w("")
-    w(
-        "Each target is checked against this run's numbers: the largest community measured, and the smallest for "
-        "growth; one row per shape where the target holds for every shape."
-    )
+    _what(res, prose, w)
+    w(prose("targets"))
     w("")
     w("| target | measured | |")
     w("|---|---|---|")
@@ -370,7 +395,7 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "**missed**")
         w(f"| {t['target']} | {t['measured']} | {verdict} |")
     w("")
-    _by_shape(res, w)
+    _by_shape(res, prose, w)
     w("## Latency (ms) by shape and community size")
     w("")
     w(f"![p99 latency against community size]({plot_name})")
@@ -465,179 +490,72 @@ def _machine(res: dict[str, Any], w: Any) -> None:
     w("")
 
 
-def _reproduce(res: dict[str, Any], w: Any) -> None:
-    w("## Reproduce")
-    w("")
-    w("```sh")
-    w("make bench    # = .venv/bin/python -m bench: 10k, 100k, 1M; every shape; 2,000 calls per op")
-    w(".venv/bin/python -m bench --quick   # smoke run: 1k and 5k, every shape; report under .run/bench-quick/")
-    w(".venv/bin/python -m bench --sizes 100000 --shapes long_tail,tied,all_equal --skip legacy \\")
-    w("    --out .run/bench-mid/BENCHMARKS.md   # results.json, profiles/ and latency.png next to the report")
-    w("```")
-    w("")
-    w(
-        "Options: `--shapes` (score distributions), `--sizes`, `--calls`, `--extra-shape-calls` (calls per op for "
-        "the other shapes at 1M and more), `--op-budget` (seconds per op once it has 300 calls), `--legacy-shapes`, "
-        "`--staleness-seconds` and `--staleness-rate` (the freshness phase), `--rss-sample` (`verify --sample` of "
-        "the memory phase), `--interactions`, `--concurrency`, `--skip` (any of legacy, bot, bot2, profiles, "
-        "staleness, rss), `--reuse`, `--report-only`."
-    )
-    w("")
-    w(
-        "It starts its own embedded PostgreSQL in `.run/bench-postgres` (stopped at the end), uses the CQL node on "
-        "127.0.0.1:9042 or starts it with `tools/cql-node/node.sh start` (left running), and recreates the database "
-        "`sietch_bench` and the keyspace `sietch_bench` (`sietch_bench_quick` for both with `--quick`; `--reuse` "
-        "keeps loaded communities; the memory phase uses `<database>_rss` and `<keyspace>_rss` of its own). Raw "
-        "numbers, profiles and the plot go to `bench/` (`results.json`, `profiles/`, `latency.png`) for this "
-        "file, and next to the report for any other `--out` (`.run/bench-quick/` with `--quick`)."
-    )
-    w("")
-
-
-def _what(res: dict[str, Any], w: Any) -> None:
+def _what(res: dict[str, Any], prose: Prose, w: Any) -> None:
+    """The "What is measured" bullets: bench/methodology.md's prose, with only what this run measured."""
     args = res.get("args", {})
     shapes = shapes_of(res)
     main = main_shape(res)
-    w("## What is measured")
+    w(prose("what"))
     w("")
-    shape_text = {
-        "long_tail": (
-            "**long-tailed**: Pareto-tailed conviction (a few whales, most members with small holdings), some "
-            "members at zero (unranked), some on round numbers and many equal small scores, distinct join times"
-        ),
-        "tied": (
-            "**tied holders**: 60 % of the members on exactly one score (1 token), ~30 % on the small integers "
-            "2..10, the rest long-tailed, ~4 % at zero; ~70 % joined in one of 12 batch imports that stamped the "
-            "same `joined_at` on everyone in the batch, so most ties fall through to the profile id"
-        ),
-        "all_equal": (
-            "**all equal**: every ranked member on the same score (~4 % at zero), everyone joined at one of 4 "
-            "instants, so the order inside the tie is the profile id"
-        ),
-    }
-    w(
-        "- **Data.** One community per shape and size, each with its own guild, generated with a fixed seed: "
-        + "; ".join(shape_text.get(s, s) for s in shapes)
-        + ". The activity board has heavy ties in every shape. Ties are broken by join time, then profile id. "
-        "PostgreSQL is loaded with `COPY` straight into `profiles` and `scores` (the schema's statement-level "
-        "triggers keep the ranked counts; checked after every load), then `VACUUM (ANALYZE)`; Scylla with "
-        "`ScyllaReplica.put_states` in chunks, several in flight, the backfill state marked complete; then "
-        "`ScyllaBackend.recalculate` for both boards."
-    )
+    shape_text = {s: prose(f"shape.{s}") if f"shape.{s}" in prose.fragments else s for s in shapes}
+    w(prose("data", shapes="; ".join(shape_text[s] for s in shapes)))
+    reads = [prose("reads")]
     budget = args.get("op_budget")
+    if budget:
+        reads.append(prose("reads.budget", op_budget=f"{budget:g}"))
     extra = args.get("extra_shape_calls")
-    w(
-        "- **Reads.** Each op through `HotPathService`, sequentially, with a fresh `TenantContext` per call (a "
-        "Discord command is one request). The backends run as shipped, with their default settings; the service "
-        "keeps no community cache, so `context` (`open_context`, the community read a command makes first) reads "
-        "the community on every call, and the other ops start from an opened context. Members are spread evenly "
-        "over every conviction rank, rank 1 and the last rank included, in shuffled order; warm-up calls are not "
-        "counted. Middle page = ten pages around the middle of the board in turn, deep page = the last ten."
-        + (
-            f" An op stops after {budget:g} s once it has 300 calls (a slow op on a slow shape); the calls column "
-            "says how many were timed."
-            if budget
-            else ""
-        )
-        + (
-            f" At 1M members and more the shapes other than the {label(main)} one get {extra:,} calls per op "
-            "(`--extra-shape-calls`), to keep the run's length."
-            if extra and any(int(s) >= 1_000_000 for sh in shapes if sh != main for s in res["shapes"][sh])
-            else ""
-        )
-    )
+    if extra and any(int(s) >= 1_000_000 for sh in shapes if sh != main for s in res["shapes"][sh]):
+        reads.append(prose("reads.extra", main_shape=label(main), extra_calls=f"{extra:,}"))
+    w(" ".join(reads))
     legacy_budget = args.get("legacy_budget")
     stop = (
-        f"each legacy op stops after {legacy_budget:g} s once it has {min(int(args.get('calls', 100)), 100)} calls"
+        prose(
+            "legacy.stop",
+            legacy_budget=f"{legacy_budget:g}",
+            legacy_calls=min(int(args.get("calls", 100)), 100),
+        )
         if legacy_budget
-        else "each legacy op may stop early on its time budget"
+        else prose("legacy.stop_unknown")
     )
     legacy_on = [s for s in shapes if any((c or {}).get("legacy") for c in res["shapes"][s].values())]
     w(
-        "- **Legacy.** On the same PostgreSQL data and connection pool: (a) the original `/threshold`: "
-        "`SELECT ... ORDER BY conviction DESC LIMIT 200` scanned in Python for the entry positions (F and F+1); "
-        "(b) the original `/position` made to work for every member: the whole board `ORDER BY conviction DESC, "
-        "joined_at, profile_id` through a server-side cursor, fetched 200 rows at a time and scanned in Python until "
-        "the member (and the one below) is found; (c) `RANK() OVER (ORDER BY conviction DESC, joined_at, profile_id)` "
-        f"over the community, filtered to the member. Same member sample; {stop} (the call count is in the table). "
+        prose("legacy", stop=stop)
+        + " "
         + (
-            f"Run on the {', '.join(label(s) for s in legacy_on)} shape only (the legacy shapes scan the whole board "
-            "whatever the shape)."
+            prose("legacy.on", legacy_shapes=", ".join(label(s) for s in legacy_on))
             if legacy_on
-            else "Not run in this run."
+            else prose("legacy.none")
         )
     )
     bot_sizes = sorted({t["community_size"] for t in res.get("throughput", {}).values() if "community_size" in t})
-    on = f"the {label(main)} {', '.join(fmt_size(s) for s in bot_sizes)} community" if bot_sizes else "one community"
-    two = res.get("throughput_two")
+    community = (
+        prose("bot.community", main_shape=label(main), sizes=", ".join(fmt_size(s) for s in bot_sizes))
+        if bot_sizes
+        else prose("bot.community_unknown")
+    )
     if res.get("throughput"):
-        w(
-            "- **Bot.** The production container and the real nextcord client in processes of their own "
-            "(`bench/botproc.py`, `config/settings.yaml` with the benchmark's database, keyspace and flag file), "
-            "against `tests.emulator.DiscordEmulator` in the benchmark process; a fixed number of `/position` and "
-            f"`/threshold` interactions alternating, a fixed number in flight, on {on} (rate limit raised), timed "
-            "from dispatch to the visible answer; the bot process's CPU time is read from `/proc` over the timed part."
-            + (
-                " Then two processes, each one shard of a two-shard bot (`SIETCH_DISCORD_SHARD_COUNT=2`, "
-                "`SIETCH_DISCORD_SHARD_IDS=0` / `1`), twice the interactions and twice the number in flight, spread "
-                "evenly over that community and a second one of the same shape and size whose guild id falls on the "
-                "other shard; each process reports the commands it answered."
-                if two is not None
-                else ""
-            )
-        )
+        bot = [prose("bot", community=community)]
+        if res.get("throughput_two") is not None:
+            bot.append(prose("bot.two"))
+        w(" ".join(bot))
     st = res.get("staleness")
     if st is not None:
-        w(
-            "- **Freshness under writes.** At the largest size, on the "
-            f"{label(st.get('shape', main))} community, deployed as the README advises for large communities: a "
-            "bot process of its own runs the background work `sietch run` starts (the outbox relay) and the score "
-            "feed's HTTP door with `recalculation.in_bot: false`, and a `sietch rebuilds` process beside it the "
-            "periodic snapshot rebuilds, with the shipped settings otherwise; the benchmark posts score updates "
-            "to that door at a steady rate, one "
-            "per request with the community's feed token, as an indexer would (acknowledged = the door answered "
-            "200, the update durable in PostgreSQL; the relay copies it from the outbox), "
-            "each moving one member (sampled over the whole board) to a new score no other "
-            "update used, up or down. It then reads that member's rank from the Scylla service, a fresh "
-            "`TenantContext` per read, until the answer carries the new score (and a rank its neighbours in the "
-            "same snapshot agree with): acknowledged -> visible is the staleness. "
-            + (
-                "Reads are scarce on a node that also takes the writes and rebuilds the board, so every "
-                f"{st['timed']['every']}th update is timed closely (read again every {st['timed']['reread_s']:g} s, "
-                "before the others) and the rest are read with the reads left over (each must be seen, its time an "
-                "upper bound). "
-                if st.get("timed")
-                else ""
-            )
-            + "Updates never seen before the run ends are counted as such."
-        )
+        fresh = [prose("freshness", shape=label(st.get("shape", main)))]
+        if st.get("timed"):
+            fresh.append(prose("freshness.timed", every=st["timed"]["every"], reread_s=f"{st['timed']['reread_s']:g}"))
+        fresh.append(prose("freshness.unseen"))
+        w(" ".join(fresh))
     if res.get("rss") is not None:
-        w(
-            "- **Memory.** At the largest size, `python -m bench.rss` (bench/rss.py) in a process of its own: a CSV "
-            "of that many members, then `sietch migrate`, `import`, `backfill` and `verify`, each a process of its "
-            "own, on an empty database and a keyspace of their own; each command's peak RSS (`ru_maxrss`) and wall "
-            "time."
-        )
-    w(
-        "- **Profiles.** On the largest community of the "
-        f"{label(main)} shape: pyinstrument of `get_position` on each backend and of a Scylla `recalculate`; "
-        "`EXPLAIN (ANALYZE, BUFFERS)` of the PostgreSQL backend's own statements (its member and neighbours read "
-        "for the last-ranked member, its range read for the last page) on every shape; py-spy of the bot process "
-        "under load, on the backend with the lower throughput."
-    )
+        w(prose("memory"))
+    w(prose("profiles", main_shape=label(main)))
     w("")
 
 
-def _by_shape(res: dict[str, Any], w: Any) -> None:
+def _by_shape(res: dict[str, Any], prose: Prose, w: Any) -> None:
     shapes = shapes_of(res)
     if len(shapes) < 2:
         return
-    w("## By shape (ms)")
-    w("")
-    w(
-        "The reads a shape could change, side by side: PostgreSQL counts ranks live, so ties are where it can "
-        "slow down; Scylla reads a precomputed snapshot."
-    )
+    w(prose("by_shape"))
     w("")
     w(
         "| size | shape | PostgreSQL position p50 | p99 | rank p99 | page 1 p99 | middle page p99 | deep page p99 "
