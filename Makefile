@@ -82,10 +82,14 @@ bench: venv
 	$(PY) -m pip install -q --require-hashes -r $(BENCH_LOCK)
 	PYTHON=$(PY) $(PY) -m bench $(BENCH_ARGS)
 
+# ruff, ruff format and mypy strict at the versions setup.cfg pins; then no committed profile over 100 KB (the
+# benchmark's raw py-spy profiles, bench/profiles/*.raw, stay local: .gitignore).
 lint: venv
 	$(VENV)/bin/ruff check bot backends cogs tests bench
 	$(VENV)/bin/ruff format --check bot backends cogs tests bench
 	$(VENV)/bin/mypy
+	@big=$$(git ls-files -z bench/profiles 2>/dev/null | xargs -0 -r -I{} find {} -maxdepth 0 -size +100k 2>/dev/null); \
+	if [ -n "$$big" ]; then echo "error: committed profiles over 100 KB (keep them out of git): $$big" >&2; exit 1; fi
 
 # The local CQL node (Apache Cassandra 5.0 from Maven Central jars, see tools/cql-node/README.md).
 services: venv
