@@ -1,4 +1,8 @@
-"""Server fixtures shared by every test: a real PostgreSQL (embedded unless a DSN is given)."""
+"""Server fixtures shared by every test: a real PostgreSQL (embedded unless a DSN is given), a CQL node.
+
+Every test is marked with the servers it needs (`postgres`, `scylla`; see tests/fixtures/markers.py), so
+`pytest -m "not scylla"` runs without a JVM and `pytest -m "not scylla and not postgres"` without a server.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,21 +27,42 @@ from backends.postgres.migrations import migrate
 from backends.protocol import BackendUnavailable
 from backends.scylla.migrations import migrate as migrate_cql
 from backends.scylla.session import CqlSession, CqlSettings, connect
+from tests.fixtures.markers import MARKERS, mark_items
+from tests.fixtures.postgres_dirs import postgres_data_dir, remove_session_root
 
 ROOT = Path(__file__).parents[1]
 
+pytest_plugins = ("pytester",)  # tests/unit/test_server_markers.py runs a small suite of its own
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_items(items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    remove_session_root()  # whatever a fixture's teardown left of this session's `.run/test-postgres/` dir
+
 
 @pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database: `SIETCH_TEST_POSTGRES_DSN` if set, else an embedded server for this session."""
+def postgres_dsn() -> Iterator[str]:
+    """A migrated database: `SIETCH_TEST_POSTGRES_DSN` if set, else an embedded server for this session.
+
+    Its data lives in `.run/test-postgres/<pid>-<random>/` (tests/fixtures/postgres_dirs.py), not under
+    pytest's temp root, which any other pytest run of the same user prunes and makes 0700 again.
+    """
     dsn = os.environ.get("SIETCH_TEST_POSTGRES_DSN")
-    server = None
-    if not dsn:
-        dsn, server = start_embedded(tmp_path_factory.mktemp("postgres") / "data")
-    asyncio.run(migrate(dsn))
-    yield dsn
-    if server is not None:
-        server.cleanup()
+    with ExitStack() as stack:
+        if not dsn:
+            data_dir = stack.enter_context(postgres_data_dir("session"))
+            dsn, server = start_embedded(data_dir)
+            stack.callback(server.cleanup)  # runs before the directory is removed
+        asyncio.run(migrate(dsn))
+        yield dsn
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from backends.scylla.session import CqlSettings
 from bot.domain import messages
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.emulator import DiscordEmulator
+from tests.fixtures.postgres_dirs import postgres_data_dir
 
 
 class OwnPostgres:
@@ -46,10 +47,12 @@ class OwnPostgres:
 
 
 @pytest.fixture
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    pg = OwnPostgres(tmp_path_factory.mktemp("own-pg") / "data")
-    yield pg
-    pg.server.cleanup()
+def own_postgres() -> Iterator[OwnPostgres]:
+    """In this session's `.run/test-postgres/` directory (not under pytest's temp root: see there)."""
+    with postgres_data_dir("own-pg") as data_dir:
+        pg = OwnPostgres(data_dir)
+        yield pg
+        pg.server.cleanup()
 
 
 @pytest.fixture
