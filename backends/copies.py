@@ -55,6 +55,16 @@ class OutboxBatch(SourceView, Protocol):
     events: Sequence[tuple[int, ScoreEvent]]
 
 
+@dataclass(frozen=True)
+class FloorMove:
+    """A write that reached the source of truth but not the copies' outbox: the copy floor moved from
+    `before` to `after` (the write's score version). A copy that held everything from `before` on, and
+    has now been given this change, may acknowledge `after`."""
+
+    before: int
+    after: int
+
+
 @runtime_checkable
 class CopySource(Protocol):
     """The source of truth, as the copy pipeline reads it."""

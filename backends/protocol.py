@@ -59,7 +59,7 @@ class InvalidInput(BackendError):
 
 @dataclass(frozen=True)
 class Community:
-    """One guild and its per-community thresholds (DOMAIN.md: F, N, R, W)."""
+    """One guild and its per-community thresholds (docs/domain.md, "Words": F, N, R, W)."""
 
     community_id: int
     name: str = ""
@@ -209,7 +209,7 @@ class TenantContext:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the hot-path service reads from a store. Ranks are 1-based, ordering per DOMAIN.md.
+    """What the hot-path service reads from a store. Ranks are 1-based, ordering per docs/domain.md, "Ordering".
 
     Score writes are not part of it: they go to the source of truth (`ScoreSource`) and reach the
     other stores from there (see `bot.replication.writes`).

@@ -22,60 +22,58 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import nextcord
 
-from bot.app.container import make_container, resolved
-from bot.app.discord_side import attach_discord
+from bot.app.app import App
+from bot.app.background import BackgroundWork
 from bot.app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 async def main(args: argparse.Namespace) -> None:
-    container = make_container(load_settings(ROOT / "config" / "settings.yaml", os.environ))
-    await container.init_resources()  # type: ignore[misc]
+    settings = load_settings(ROOT / "config" / "settings.yaml", os.environ)
     loop = asyncio.get_running_loop()
-    background: Any = None
-    try:
-        if args.background or args.background_only:
-            background = await resolved(container.background)
-            background.start()
-        if args.background_only:
-            stop = asyncio.Event()
-            loop.add_signal_handler(signal.SIGTERM, stop.set)
-            feed = await resolved(container.feed_server)  # open when SIETCH_FEED_PORT is set
+    async with App.open(settings, discord=not args.background_only, migrate=False) as app:
+        background: BackgroundWork | None = None
+        try:
+            if args.background or args.background_only:
+                background = app.background
+                background.start()
+            if args.background_only:
+                stop = asyncio.Event()
+                loop.add_signal_handler(signal.SIGTERM, stop.set)
+                feed = app.feed_server  # open when SIETCH_FEED_PORT is set
+                await feed.start()
+                if args.ready:
+                    Path(args.ready).write_text("up\n")
+                await stop.wait()
+                await feed.stop()
+                return
+            nextcord.http.Route.BASE = args.base_url
+            bot = app.bot
+            feed = app.feed_server  # open when SIETCH_FEED_PORT is set
             await feed.start()
+            loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
             if args.ready:
                 Path(args.ready).write_text("up\n")
-            await stop.wait()
-            await feed.stop()
-            return
-        nextcord.http.Route.BASE = args.base_url
-        bot: Any = await resolved(container.bot)
-        await attach_discord(container, bot)
-        feed = await resolved(container.feed_server)  # open when SIETCH_FEED_PORT is set
-        await feed.start()
-        loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
-        if args.ready:
-            Path(args.ready).write_text("up\n")
-        try:
-            await bot.start(args.token)
+            try:
+                await bot.start(args.token)
+            finally:
+                if not bot.is_closed():
+                    await bot.close()
+                await feed.stop()
         finally:
-            if not bot.is_closed():
-                await bot.close()
-            await feed.stop()
-    finally:
-        if background is not None:
-            await background.stop()
-        if args.stats:
-            metrics = await resolved(container.metrics)
-            outcomes = [
-                {"command": c, "backend": b, "outcome": o, "count": n} for (c, b, o), n in metrics.outcomes.items()
-            ]
-            Path(args.stats).write_text(json.dumps({"answered": sum(metrics.outcomes.values()), "by": outcomes}))
-        await container.shutdown_resources()  # type: ignore[misc]
+            if background is not None:
+                await background.stop()
+            if args.stats:
+                outcomes = [
+                    {"command": c, "backend": b, "outcome": o, "count": n}
+                    for (c, b, o), n in app.metrics.outcomes.items()
+                ]
+                answered = sum(app.metrics.outcomes.values())
+                Path(args.stats).write_text(json.dumps({"answered": answered, "by": outcomes}))
 
 
 def parse() -> argparse.Namespace:

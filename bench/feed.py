@@ -18,19 +18,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from backends.postgres.standing import RoleConfig
 from backends.protocol import Community
+from backends.roles import RoleConfig
 from bench import botload
 from bench.data import Members
 from bench.env import ROOT
 from bench.measure import summary
-from bot.app.container import make_container, resolved
+from bot.app.app import App
 from bot.app.settings import load_settings
 from tests.emulator import DiscordEmulator
 
@@ -56,8 +57,10 @@ async def run(dsn: str, c: Community, m: Members, workdir: Path, seconds: float 
     flags = workdir / "flags-feed.yaml"
     flags.write_text(botload.flags_text("postgres"))
     env = botload.bot_env(dsn, flags, SIETCH_FEED_PORT=str(port), SIETCH_FEED_REQUESTS_PER_MINUTE="1000000")
-    container = make_container(load_settings(ROOT / "config" / "settings.yaml", env))
-    await container.init_resources()  # type: ignore[misc]
+    stack = AsyncExitStack()
+    app = await stack.enter_async_context(
+        App.open(load_settings(ROOT / "config" / "settings.yaml", env), migrate=False)
+    )
     emulator = DiscordEmulator()
     await emulator.start()
     bot: botload.BotProcess | None = None
@@ -73,10 +76,10 @@ async def run(dsn: str, c: Community, m: Members, workdir: Path, seconds: float 
         for i in [*m.ranked[: c.waitlist_end + MOVES + 10], *movers]:
             if m.user_ids[i] is not None:
                 emulator.add_member(gid, m.user_ids[i])
-        await (await resolved(container.standing_store)).put_role_config(
+        await app.standing_store.put_role_config(
             RoleConfig(gid, roles["naib"], roles["fedaykin"], roles["at_risk"], roles["waiting"])
         )
-        token = await (await resolved(container.ingest)).new_token(gid)
+        token = await app.ingest.new_token(gid)
         settings = load_settings(ROOT / "config" / "settings.yaml", env)
         bot = botload.BotProcess(emulator, env, workdir / "bot-feed.log", workdir / "bot-feed.json", background=True)
         top = m.user_ids[m.ranked[0]]
@@ -89,7 +92,7 @@ async def run(dsn: str, c: Community, m: Members, workdir: Path, seconds: float 
         if bot is not None:
             bot.stop()
         await emulator.stop()
-        await container.shutdown_resources()  # type: ignore[misc]
+        await stack.aclose()
     return {
         "community_size": m.size,
         "shape": m.shape,

@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -52,7 +53,7 @@ from bench import botload
 from bench.data import Members
 from bench.env import ROOT
 from bench.measure import summary
-from bot.app.container import make_container, resolved
+from bot.app.app import App
 from bot.app.settings import load_settings
 
 log = logging.getLogger("bench.staleness")
@@ -154,12 +155,12 @@ async def run(
             stdout=rebuild_out,
             stderr=subprocess.STDOUT,
         )
-        container = make_container(settings)
+        stack = AsyncExitStack()
         try:
-            await container.init_resources()  # type: ignore[misc]
-            token = await (await resolved(container.ingest)).new_token(c.community_id)
+            app = await stack.enter_async_context(App.open(settings, migrate=False))
+            token = await app.ingest.new_token(c.community_id)
             await _wait_ready(proc, ready, log_path)
-            services = await resolved(container.services)
+            services = app.services
             door = f"http://127.0.0.1:{env['SIETCH_FEED_PORT']}/v1/guilds/{c.community_id}/scores"
             connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, connector=connector) as http:
@@ -175,7 +176,7 @@ async def run(
                     each.kill()
                     each.wait()
             with contextlib.suppress(Exception):
-                await container.shutdown_resources()  # type: ignore[misc]
+                await stack.aclose()
     result["rebuilds"] = _rebuilds(rebuild_log, c.community_id, phase_wall)
     result["settings"] = {
         "recalculation": settings.get("recalculation"),

@@ -8,13 +8,15 @@ from typing import Any
 import nextcord
 from nextcord.ext import commands
 
-from backends.postgres.standing import ROLE_KINDS, StandingStore
 from backends.protocol import BackendError, NotConfigured
+from backends.roles import ROLE_KINDS
 from bot.discord.embeds import BLUE, GREEN, ORANGE, error_embed
+from bot.discord.extensions import CogDependencies
 from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
 from bot.domain.service import HotPathService
 from bot.roles.standing import decode
+from bot.roles.stores import StandingStore
 
 MANAGE_GUILD = nextcord.Permissions(manage_guild=True)
 UNAVAILABLE = "Alerts are not available right now. Please try again in a minute."
@@ -129,3 +131,7 @@ def _switched(on: bool) -> nextcord.Embed:
     else:
         text = "Alerts are **off**."
     return nextcord.Embed(title="🔔 Alerts", description=text, colour=GREEN if on else BLUE)
+
+
+def setup(bot: commands.Bot, dependencies: CogDependencies) -> None:
+    bot.add_cog(AlertsCog(dependencies.standing, dependencies.source, dependencies.limiter))

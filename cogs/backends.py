@@ -9,8 +9,8 @@ import nextcord
 from nextcord.ext import commands
 
 from backends.protocol import BOARDS, TenantContext
-from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import BLUE, GREEN, error_embed
+from bot.discord.extensions import CogDependencies
 from bot.routing.router import COMMANDS
 
 MANAGE_GUILD = nextcord.Permissions(manage_guild=True)
@@ -30,9 +30,10 @@ def _clip(text: str) -> str:
 
 
 class BackendsCog(commands.Cog):
-    def __init__(self, dispatcher: CommandDispatcher) -> None:
-        self.router = dispatcher.router
-        self.shadow = dispatcher.shadow
+    def __init__(self, dependencies: CogDependencies) -> None:
+        self.router = dependencies.dispatcher.router
+        self.shadow = dependencies.dispatcher.shadow
+        self.services = dependencies.services
 
     @nextcord.slash_command(
         name="backends",
@@ -124,7 +125,7 @@ class BackendsCog(commands.Cog):
                 counts = {r: n for (c, b, r), n in self.shadow.results.items() if (c, b) == (command, backend)}
                 if counts:
                     shown = [f"{counts.get(r, 0)} {r}" for r in ("match", "mismatch", "stale")]
-                    shown += [f"{counts[r]} {r}" for r in ("error", "skipped") if r in counts]
+                    shown += [f"{counts[r]} {r}" for r in ("refused", "error", "skipped") if r in counts]
                     lines.append(f"`/{command}` vs {backend}: {', '.join(shown)}")
         return "\n".join(lines) or "none yet"
 
@@ -132,7 +133,7 @@ class BackendsCog(commands.Cog):
         """Each backend that serves from snapshots: how old its boards are; live backends have none."""
         lines = []
         for name in self.router.backends:
-            backend = self.router.service(name).backend
+            backend = self.services[name].backend
             for board in BOARDS:
                 try:
                     info = await backend.snapshot_info(TenantContext(guild_id), board)
@@ -149,5 +150,5 @@ class BackendsCog(commands.Cog):
         return "\n".join(lines) or "Every backend reads live data."
 
 
-def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:
-    bot.add_cog(BackendsCog(dispatcher))
+def setup(bot: commands.Bot, dependencies: CogDependencies) -> None:
+    bot.add_cog(BackendsCog(dependencies))

@@ -11,16 +11,13 @@ from typing import Any
 import nextcord
 from nextcord.ext import commands
 
-from backends.protocol import BOARDS, Board, TenantContext
-from bot.discord.delivery import Reply
+from backends.protocol import BOARDS, Board
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import error_embed, leaderboard_embed
-from bot.domain import messages
+from bot.discord.extensions import CogDependencies
+from bot.domain import messages, queries
 from bot.domain.records import LeaderboardPage
-from bot.domain.service import HotPathService
-from bot.routing.serving import Handler
 
-PAGE_SIZE = 10
 MAX_PAGE = 100_000
 PREFIX = "lb"
 
@@ -85,8 +82,12 @@ class LeaderboardCog(commands.Cog):
     ) -> None:
         await self.show(interaction, "activity", page)
 
-    async def show(self, interaction: nextcord.Interaction[Any], board: Board, page: int) -> None:
-        await self.dispatcher.run(interaction, "leaderboard", _answer(board, page), ephemeral=False)
+    async def show(
+        self, interaction: nextcord.Interaction[Any], board: Board, page: int, *, update: bool = False
+    ) -> None:
+        async with self.dispatcher.command(interaction, "leaderboard", ephemeral=False, update=update) as call:
+            view = await call.serve(queries.leaderboard(board, page))
+            await call.reply(leaderboard_embed(view.page, view.caller), page_buttons(view.page, _owner(interaction)))
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: nextcord.Interaction[Any]) -> None:
@@ -102,25 +103,12 @@ class LeaderboardCog(commands.Cog):
         if interaction.user is None or interaction.user.id != owner:
             await interaction.response.send_message(embed=error_embed(messages.NOT_YOUR_BUTTONS), ephemeral=True)
             return
-        await self.dispatcher.run(interaction, "leaderboard", _answer(board, page), ephemeral=False, update=True)
+        await self.show(interaction, board, page, update=True)
 
 
-def _answer(board: Board, page_number: int) -> Handler:
-    async def answer(service: HotPathService, ctx: TenantContext) -> Reply:
-        assert ctx.user_id is not None
-        page = await service.get_leaderboard(ctx, board, max(1, page_number), PAGE_SIZE)
-        profile = await service.get_profile_for_user(ctx, ctx.user_id)
-        caller = await service.get_rank(ctx, profile.profile_id, board) if profile else None
-        return Reply(
-            leaderboard_embed(page, caller),
-            ephemeral=False,
-            view=page_buttons(page, ctx.user_id),
-            data=(page, caller),
-            board=board,
-        )
-
-    return answer
+def _owner(interaction: nextcord.Interaction[Any]) -> int:
+    return interaction.user.id if interaction.user else 0
 
 
-def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:
-    bot.add_cog(LeaderboardCog(dispatcher))
+def setup(bot: commands.Bot, dependencies: CogDependencies) -> None:
+    bot.add_cog(LeaderboardCog(dependencies.dispatcher))

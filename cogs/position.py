@@ -7,13 +7,10 @@ from typing import Any
 import nextcord
 from nextcord.ext import commands
 
-from backends.protocol import TenantContext
-from bot.discord.delivery import Reply
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import position_embed
-from bot.domain import messages
-from bot.domain.service import HotPathService
-from bot.routing.serving import Refused
+from bot.discord.extensions import CogDependencies
+from bot.domain import queries
 
 
 class PositionCog(commands.Cog):
@@ -22,19 +19,10 @@ class PositionCog(commands.Cog):
 
     @nextcord.slash_command(name="position", description="Your rank, the distance to your neighbours and to entry")
     async def position(self, interaction: nextcord.Interaction[Any]) -> None:
-        await self.dispatcher.run(interaction, "position", self.answer, ephemeral=True)
-
-    @staticmethod
-    async def answer(service: HotPathService, ctx: TenantContext) -> Reply:
-        assert ctx.user_id is not None
-        profile = await service.get_profile_for_user(ctx, ctx.user_id)
-        if profile is None:
-            raise Refused(messages.NOT_A_MEMBER, "not_a_member")
-        data = await service.get_position(ctx, profile.profile_id)
-        if data is None:
-            raise Refused(messages.NOT_RANKED, "not_ranked")
-        return Reply(position_embed(data), ephemeral=True, data=data)
+        async with self.dispatcher.command(interaction, "position", ephemeral=True) as call:
+            data = await call.serve(queries.POSITION)
+            await call.reply(position_embed(data))
 
 
-def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:
-    bot.add_cog(PositionCog(dispatcher))
+def setup(bot: commands.Bot, dependencies: CogDependencies) -> None:
+    bot.add_cog(PositionCog(dependencies.dispatcher))

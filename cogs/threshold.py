@@ -7,13 +7,10 @@ from typing import Any
 import nextcord
 from nextcord.ext import commands
 
-from backends.protocol import TenantContext
-from bot.discord.delivery import Reply
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.embeds import threshold_embed
-from bot.domain.service import HotPathService
-
-WAITLIST_SHOWN = 5
+from bot.discord.extensions import CogDependencies
+from bot.domain import queries
 
 
 class ThresholdCog(commands.Cog):
@@ -22,14 +19,10 @@ class ThresholdCog(commands.Cog):
 
     @nextcord.slash_command(name="threshold", description="The entry requirement and the waiting pool")
     async def threshold(self, interaction: nextcord.Interaction[Any]) -> None:
-        await self.dispatcher.run(interaction, "threshold", self.answer, ephemeral=False)
-
-    @staticmethod
-    async def answer(service: HotPathService, ctx: TenantContext) -> Reply:
-        data = await service.get_threshold(ctx)
-        waitlist = await service.get_waitlist(ctx, limit=WAITLIST_SHOWN)
-        return Reply(threshold_embed(data, waitlist), ephemeral=False, data=(data, waitlist))
+        async with self.dispatcher.command(interaction, "threshold", ephemeral=False) as call:
+            view = await call.serve(queries.THRESHOLD)
+            await call.reply(threshold_embed(view.threshold, view.waitlist))
 
 
-def setup(bot: commands.Bot, dispatcher: CommandDispatcher) -> None:
-    bot.add_cog(ThresholdCog(dispatcher))
+def setup(bot: commands.Bot, dependencies: CogDependencies) -> None:
+    bot.add_cog(ThresholdCog(dependencies.dispatcher))

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import psycopg
-from psycopg import AsyncConnection, sql
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg import sql
 
+from backends.postgres.pool import Connection, Pool, fetch_community, pooled
 from backends.postgres.score_writes import apply_updates
 from backends.protocol import (
     BOARDS,
-    BackendError,
-    BackendTimeout,
-    BackendUnavailable,
     Board,
     Community,
     EligibilityResult,
@@ -121,26 +116,14 @@ class PostgresBackend:
 
     name = "postgres"
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, outbox: bool = False) -> None:
+    def __init__(self, pool: Pool, *, outbox: bool = False) -> None:
         """`outbox=True` leaves every score event unmirrored until a copy (Scylla) has it."""
-        self._pool = pool
+        self.pool = pool
         self.outbox = outbox
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
+    def connection(self) -> AbstractAsyncContextManager[Connection]:
         """A pooled connection; driver failures leave as the Protocol's error types."""
-        try:
-            async with self._pool.connection() as conn:
-                conn.row_factory = dict_row
-                yield conn
-        except PoolTimeout as exc:
-            raise BackendUnavailable(f"postgres: no connection available ({exc})") from exc
-        except psycopg.errors.QueryCanceled as exc:
-            raise BackendTimeout(f"postgres: query cancelled ({exc})") from exc
-        except psycopg.OperationalError as exc:
-            raise BackendUnavailable(f"postgres: {exc}") from exc
-        except psycopg.Error as exc:  # whatever the server refused is the backend's failure, not the caller's
-            raise BackendError(f"postgres: {type(exc).__name__}: {exc}") from exc
+        return pooled(self.pool)
 
     async def health(self) -> None:
         async with self.connection() as conn:
@@ -148,13 +131,7 @@ class PostgresBackend:
 
     async def get_community(self, ctx: TenantContext) -> Community | None:
         async with self.connection() as conn:
-            cur = await conn.execute(
-                "SELECT community_id, name, fedaykin, naib, at_risk, waitlist_end, page_size,"
-                " rate_limit_per_minute FROM communities WHERE community_id = %s",
-                (ctx.community_id,),
-            )
-            row = await cur.fetchone()
-        return Community(**row) if row else None
+            return await fetch_community(conn, ctx.community_id)
 
     async def get_profile_by_user(self, ctx: TenantContext, discord_user_id: int) -> Profile | None:
         async with self.connection() as conn:

@@ -3,59 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.backend import PostgresBackend
-from backends.protocol import Community, InvalidInput, TenantContext, utcnow
+from backends.copies import FloorMove
+from backends.members import MemberRow, RepeatedKey, StagedCheck
+from backends.postgres.pool import Pool, fetch_community, pooled
+from backends.protocol import Community, InvalidInput
 
 Progress = Callable[[int], None]
 REPEATS_KEPT = 100  # rows repeating an earlier row's id that a streamed import names; the rest are counted
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    """One member to import; matched to an existing profile by Discord user id, then by wallet."""
-
-    discord_user_id: int | None = None
-    wallet_address: str | None = None
-    nym: str | None = None
-    joined_at: datetime = field(default_factory=utcnow)
-    conviction: Decimal = Decimal(0)
-    activity: Decimal = Decimal(0)
-    line: int | None = None  # where the row came from, for error messages
-
-
-@dataclass(frozen=True)
-class RepeatedKey:
-    """A row of a streamed import that repeats an earlier row's Discord id or wallet."""
-
-    line: int
-    column: str  # discord_user_id | wallet_address
-    value: str
-    first_line: int  # the earliest row with that value
-
-
-# Called once every row of a streamed import is staged, with the first REPEATS_KEPT repeated keys (by line)
-# and how many there are in all; raising from it rolls the whole import back.
-StagedCheck = Callable[[list[RepeatedKey], int], None]
-
-
-@dataclass(frozen=True)
-class FloorMove:
-    """A write that reached the source of truth but not the copies' outbox: the copy floor moved from
-    `before` to `after` (the write's score version). A copy that held everything from `before` on, and
-    has now been given this change, may acknowledge `after`."""
-
-    before: int
-    after: int
 
 
 async def raise_copy_floor(conn: AsyncConnection[Any], community_id: int) -> FloorMove:
@@ -75,12 +35,12 @@ async def raise_copy_floor(conn: AsyncConnection[Any], community_id: int) -> Flo
 
 
 class CommunityWrites:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        self._backend = PostgresBackend(pool)
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
     async def upsert_community(self, community: Community) -> FloorMove:
         """Create or change a community; copies learn of it outside the outbox (see FloorMove)."""
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO communities (community_id, name, fedaykin, naib, at_risk, waitlist_end, page_size,"
                 " rate_limit_per_minute) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -102,7 +62,7 @@ class CommunityWrites:
 
     async def remove_member(self, community_id: int, discord_user_id: int) -> tuple[UUID, FloorMove] | None:
         """Delete a member (and their scores); return their profile id and how the copy floor moved."""
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM profiles WHERE community_id = %s AND discord_user_id = %s RETURNING profile_id",
                 (community_id, discord_user_id),
@@ -113,7 +73,8 @@ class CommunityWrites:
             return row["profile_id"], await raise_copy_floor(conn, community_id)
 
     async def get_community(self, community_id: int) -> Community | None:
-        return await self._backend.get_community(TenantContext(community_id))
+        async with pooled(self._pool) as conn:
+            return await fetch_community(conn, community_id)
 
     async def import_members(
         self,
@@ -129,7 +90,7 @@ class CommunityWrites:
         the community to create if it does not exist yet, in the same transaction (a failed or killed
         import leaves no empty community behind).
         """
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             # Staged by index so the ids come back in the order of `rows`; errors name each row's line.
             await _stage_and_merge(
                 conn, community_id, enumerate(rows), lambda index: _where(rows, index), create, None, progress
@@ -155,7 +116,7 @@ class CommunityWrites:
         `rows` or from the database rolls everything back, the community `create` makes included.
         """
         lined = ((position if row.line is None else row.line, row) for position, row in enumerate(rows, 1))
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             return await _stage_and_merge(conn, community_id, lined, _line, create, staged, None)
 
 

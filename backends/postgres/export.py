@@ -11,8 +11,8 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
-from backends.postgres.backend import PostgresBackend
-from backends.protocol import Community, MemberState, Profile, ScoreEvent, TenantContext
+from backends.postgres.pool import Pool, fetch_community, pooled
+from backends.protocol import Community, MemberState, Profile, ScoreEvent
 
 _STATE = (
     "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
@@ -157,14 +157,14 @@ class _Batch(_View):
 
 
 class PostgresCopySource:
-    """Implements `backends.copies.CopySource` on the PostgreSQL backend's pool."""
+    """Implements `backends.copies.CopySource` on the source of truth's pool."""
 
-    def __init__(self, backend: PostgresBackend) -> None:
-        self._backend = backend
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
     @asynccontextmanager
     async def consistent_view(self) -> AsyncIterator[_View]:
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield _View(conn)
 
@@ -172,35 +172,36 @@ class PostgresCopySource:
     async def outbox_batch(self, limit: int) -> AsyncIterator[_Batch]:
         """Claimed events leave the outbox in the transaction that claimed them, once the caller's copy
         landed (the block exits without an error)."""
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             batch = _Batch(conn, await claim_unmirrored(conn, limit))
             yield batch
             await mark_mirrored(conn, [e.event_id for _, e in batch.events])
 
     async def pending(self, community_id: int | None = None) -> int:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             return await count_unmirrored(conn, community_id)
 
     async def oldest_pending(self, community_id: int) -> datetime | None:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             return await oldest_unmirrored(conn, community_id)
 
     async def community(self, community_id: int) -> Community | None:
-        return await self._backend.get_community(TenantContext(community_id))
+        async with pooled(self._pool) as conn:
+            return await fetch_community(conn, community_id)
 
     async def community_ids(self) -> list[int]:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             return await community_ids(conn)
 
     async def count_members(self, community_id: int) -> int:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             return await count_members(conn, community_id)
 
     async def score_version(self, community_id: int) -> int | None:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             return await score_version(conn, community_id)
 
     async def copy_floor(self, community_id: int) -> int:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             return await copy_floor(conn, community_id)

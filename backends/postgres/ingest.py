@@ -7,12 +7,9 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from typing import Any
 from uuid import UUID
 
-from psycopg_pool import AsyncConnectionPool
-
-from backends.postgres.backend import PostgresBackend
+from backends.postgres.pool import Pool, pooled
 from backends.protocol import NotConfigured
 
 TOKEN_BYTES = 32
@@ -23,13 +20,13 @@ def _digest(token: str) -> bytes:
 
 
 class IngestDirectory:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        self._backend = PostgresBackend(pool)
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
     async def new_token(self, community_id: int) -> str:
         """A fresh token for the community (the previous one stops working); only its hash is kept."""
         token = f"sietch_{community_id}_{secrets.token_urlsafe(TOKEN_BYTES)}"
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "INSERT INTO ingest_tokens (community_id, token_sha256)"
                 " SELECT community_id, %s FROM communities WHERE community_id = %s"
@@ -46,7 +43,7 @@ class IngestDirectory:
 
         The digest is compared in constant time, and a digest is computed even when there is nothing to
         compare with, so the answer takes as long either way."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute("SELECT token_sha256 FROM ingest_tokens WHERE community_id = %s", (community_id,))
             row = await cur.fetchone()
         offered = _digest(token)
@@ -58,7 +55,7 @@ class IngestDirectory:
     ) -> tuple[dict[int, UUID], dict[str, UUID]]:
         """The profile ids of the named members that exist: by Discord id, and by wallet."""
         users, addresses = set(user_ids), set(wallets)
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT profile_id, discord_user_id, wallet_address FROM profiles WHERE community_id = %s"
                 " AND (discord_user_id = ANY(%s) OR wallet_address = ANY(%s))",

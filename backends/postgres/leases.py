@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from backends.postgres.backend import PostgresBackend
+from backends.postgres.pool import Pool, pooled
 
 
 def lock_key(name: str) -> int:
@@ -22,10 +22,10 @@ def lock_key(name: str) -> int:
 
 
 class AdvisoryLeases:
-    """Implements `bot.replication.rebuilds.Leases` on the PostgreSQL backend's pool."""
+    """Implements `bot.replication.rebuilds.Leases` on the source of truth's pool."""
 
-    def __init__(self, backend: PostgresBackend) -> None:
-        self._backend = backend
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[bool]:
@@ -33,7 +33,7 @@ class AdvisoryLeases:
 
         Each holder has a pooled connection of its own, so two tasks of one process exclude each other too.
         """
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS held", (lock_key(name),))
             row = await cur.fetchone()
             yield bool(row and row["held"])

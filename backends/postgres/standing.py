@@ -5,70 +5,21 @@ asked for alerts."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
-from uuid import UUID
 
-from psycopg_pool import AsyncConnectionPool
-
-from backends.postgres.backend import PostgresBackend
+from backends.postgres.pool import Pool, pooled
 from backends.protocol import NotConfigured
-
-ROLE_KINDS = ("naib", "fedaykin", "at_risk", "waiting")
-
-
-@dataclass(frozen=True)
-class RoleConfig:
-    community_id: int
-    naib: int | None = None
-    fedaykin: int | None = None
-    at_risk: int | None = None
-    waiting: int | None = None
-    minimum_balance: Decimal | None = None
-    rule_id: str = "holders"
-
-    def role(self, kind: str) -> int | None:
-        return getattr(self, kind)  # type: ignore[no-any-return]
-
-    @property
-    def role_ids(self) -> set[int]:
-        return {r for kind in ROLE_KINDS if (r := self.role(kind)) is not None}
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """A member on the board's first W positions who has a Discord account."""
-
-    discord_user_id: int
-    profile_id: UUID
-    position: int
-    conviction: Decimal
-
-
-@dataclass(frozen=True)
-class Standing:
-    discord_user_id: int
-    status: str  # naib | fedaykin | at_risk | waiting | none
-    position: int | None
-    roles: frozenset[int] = field(default_factory=frozenset)
-    changed_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Subscription:
-    enabled: bool
-    last_sent_at: datetime | None
-    note: str | None
+from backends.roles import Ranked, RoleConfig, Standing, Subscription
 
 
 class StandingStore:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        self._backend = PostgresBackend(pool)
+    """Implements `bot.roles.stores.StandingStore`."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
     async def role_config(self, community_id: int) -> RoleConfig:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute("SELECT * FROM community_roles WHERE community_id = %s", (community_id,))
             row = await cur.fetchone()
         if row is None:
@@ -84,7 +35,7 @@ class StandingStore:
         )
 
     async def put_role_config(self, config: RoleConfig) -> None:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute("SELECT 1 FROM communities WHERE community_id = %s", (config.community_id,))
             if await cur.fetchone() is None:
                 raise NotConfigured(f"community {config.community_id} is not configured")
@@ -109,7 +60,7 @@ class StandingStore:
     async def first_positions(self, community_id: int, last: int) -> list[Ranked]:
         """Positions 1..`last` on the conviction board (its order: score, then joined_at, then profile id),
         the members among them who have a Discord account."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT p.discord_user_id, s.profile_id, s.conviction,"
                 "       row_number() OVER (ORDER BY -s.conviction, s.joined_at, s.profile_id) AS position"
@@ -131,7 +82,7 @@ class StandingStore:
 
     async def standings_of(self, community_id: int, users: Sequence[int] | None) -> dict[int, Standing]:
         """The recorded standings of `users` (None: every member with one)."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT * FROM member_standing WHERE community_id = %s"
                 " AND (%s::bigint[] IS NULL OR discord_user_id = ANY(%s::bigint[]))",
@@ -147,7 +98,7 @@ class StandingStore:
 
     async def put_standings(self, community_id: int, standings: Sequence[Standing], gone: Sequence[int]) -> None:
         """Record the standings (a member's `changed_at` only moves when their roles did) and forget `gone`."""
-        async with self._backend.connection() as conn, conn.transaction():
+        async with pooled(self._pool) as conn, conn.transaction():
             if standings:
                 await conn.execute(
                     "INSERT INTO member_standing (community_id, discord_user_id, status, position, roles, changed_at)"
@@ -173,7 +124,7 @@ class StandingStore:
 
     async def note_problems(self, community_id: int, problems: Sequence[tuple[int, int, str]]) -> None:
         """(user, role, problem) a sync met; a problem solved since is cleared by `clear_problems`."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             for user, role, problem in problems:
                 await conn.execute(
                     "INSERT INTO role_problems (community_id, discord_user_id, role_id, problem)"
@@ -185,7 +136,7 @@ class StandingStore:
     async def clear_problems(self, community_id: int, done: Sequence[tuple[int, int]]) -> None:
         if not done:
             return
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             await conn.execute(
                 "DELETE FROM role_problems r USING unnest(%s::bigint[], %s::bigint[]) AS d(u, role)"
                 " WHERE r.community_id = %s AND r.discord_user_id = d.u AND r.role_id = d.role",
@@ -194,7 +145,7 @@ class StandingStore:
 
     async def recent_problems(self, community_id: int, since: datetime) -> set[tuple[int, int]]:
         """(user, role) pairs that failed since `since`: not tried again before then."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT discord_user_id, role_id FROM role_problems WHERE community_id = %s AND seen_at >= %s",
                 (community_id, since),
@@ -203,7 +154,7 @@ class StandingStore:
 
     async def problems(self, community_id: int, limit: int = 20) -> tuple[list[tuple[int, int, str]], int]:
         """The latest problems (user, role, problem) and how many there are."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT discord_user_id, role_id, problem, count(*) OVER () AS total FROM role_problems"
                 " WHERE community_id = %s ORDER BY seen_at DESC, discord_user_id LIMIT %s",
@@ -213,7 +164,7 @@ class StandingStore:
         return [(r["discord_user_id"], r["role_id"], r["problem"]) for r in rows], int(rows[0]["total"]) if rows else 0
 
     async def subscription(self, community_id: int, user: int) -> Subscription | None:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT enabled, last_sent_at, note FROM alert_subscriptions"
                 " WHERE community_id = %s AND discord_user_id = %s",
@@ -223,7 +174,7 @@ class StandingStore:
         return Subscription(row["enabled"], row["last_sent_at"], row["note"]) if row else None
 
     async def subscriptions(self, community_id: int, users: Sequence[int]) -> dict[int, Subscription]:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT discord_user_id, enabled, last_sent_at, note FROM alert_subscriptions"
                 " WHERE community_id = %s AND discord_user_id = ANY(%s) AND enabled",
@@ -233,7 +184,7 @@ class StandingStore:
         return {r["discord_user_id"]: Subscription(r["enabled"], r["last_sent_at"], r["note"]) for r in rows}
 
     async def subscribe(self, community_id: int, user: int, enabled: bool, note: str | None = None) -> None:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             await conn.execute(
                 "INSERT INTO alert_subscriptions (community_id, discord_user_id, enabled, note)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (community_id, discord_user_id)"
@@ -242,7 +193,7 @@ class StandingStore:
             )
 
     async def alert_sent(self, community_id: int, user: int, at: datetime) -> None:
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             await conn.execute(
                 "UPDATE alert_subscriptions SET last_sent_at = %s WHERE community_id = %s AND discord_user_id = %s",
                 (at, community_id, user),
@@ -255,14 +206,15 @@ def _array(ids: frozenset[int]) -> str:
 
 
 class FollowedCommunities:
-    """Which communities a role sync follows, and how far their scores have moved."""
+    """Which communities a role sync follows, and how far their scores have moved (implements
+    `bot.roles.stores.FollowedCommunities`)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        self._backend = PostgresBackend(pool)
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
     async def versions(self) -> dict[int, int]:
         """Score version of every community with roles configured or an alert subscriber."""
-        async with self._backend.connection() as conn:
+        async with pooled(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT community_id, score_version FROM communities c WHERE"
                 " EXISTS (SELECT 1 FROM community_roles r WHERE r.community_id = c.community_id)"

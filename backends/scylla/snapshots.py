@@ -40,7 +40,7 @@ BATCH_ROWS = 1000
 KEEP_SUPERSEDED_SECONDS = 60.0
 # Ranks every reader keeps with the version it pins (refreshed with the pointer, once a second): the entry
 # position and the waiting pool (F and F + 1 .. waitlist_end + 1) and a first page of up to 100 fall in it
-# for any community that keeps DOMAIN.md's bounds.
+# for any community that keeps the bounds of docs/domain.md.
 HEAD_RANKS = 200
 # Per request of a rebuild (a page of scores, a batch of rows): a rebuild is background work of minutes
 # that a timeout throws away whole, so it waits out a busy node longer than a member's command would.

@@ -44,6 +44,15 @@ class Metrics:
             "sietch_shadow_results", "Shadow comparisons", ["command", "backend", "result"], registry=self.registry
         )
         self._reloads = PromCounter("sietch_flag_reloads", "Flag file reloads", ["result"], registry=self.registry)
+        self._loop_failures = PromCounter(
+            "sietch_background_failures", "Failed rounds of background work", ["loop"], registry=self.registry
+        )
+        self._loop_success = Gauge(
+            "sietch_background_last_success_timestamp_seconds",
+            "When each background loop last finished a round",
+            ["loop"],
+            registry=self.registry,
+        )
         self._latched = Gauge(
             "sietch_auto_rollback_latched",
             "Auto-rollback latches in force",
@@ -69,6 +78,12 @@ class Metrics:
     def shadow(self, command: str, backend: str, result: str) -> None:
         self.shadow_results[(command, backend, result)] += 1
         self._shadow.labels(command, backend, result).inc()
+
+    def loop_failed(self, name: str) -> None:
+        self._loop_failures.labels(name).inc()
+
+    def loop_succeeded(self, name: str, at: float) -> None:
+        self._loop_success.labels(name).set(at)
 
     def reload(self, ok: bool) -> None:
         self._reloads.labels("ok" if ok else "error").inc()

@@ -13,7 +13,10 @@ from bot.app.metrics import Metrics
 
 
 class MetricsServer:
-    def __init__(self, metrics: Metrics, host: str, port: int, health: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self, metrics: Metrics, host: str, port: int, health: Callable[[], tuple[bool, dict[str, Any]]]
+    ) -> None:
+        """`health()`: (healthy, what /healthz adds to its status); unhealthy answers 503."""
         self.metrics = metrics
         self.host = host
         self.port = port
@@ -39,4 +42,6 @@ class MetricsServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text=json.dumps({"status": "ok", **self._health()}), content_type="application/json")
+        healthy, details = self._health()
+        body = json.dumps({"status": "ok" if healthy else "unhealthy", **details})
+        return web.Response(text=body, status=200 if healthy else 503, content_type="application/json")

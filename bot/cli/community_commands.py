@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backends.postgres.community_writes import MemberRow, RepeatedKey
-from backends.postgres.standing import ROLE_KINDS
+from backends.members import MemberRow, RepeatedKey
 from backends.protocol import BackendError, Community
-from bot.app.container import Container, resolved
-from bot.app.startup import opened
+from backends.roles import ROLE_KINDS
+from bot.app.app import App
 from bot.cli.copies import acknowledge, backfill_guild, replicas
 from bot.cli.demo import demo_members
 from bot.cli.errors import CliError
@@ -24,8 +23,8 @@ CLEAR = "none"  # a role option's value that clears it
 
 
 async def cmd_community(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        writes = await resolved(container.community_writes)
+    async with App.open(settings) as app:
+        writes = app.community_writes
         current = await writes.get_community(args.guild) or Community(args.guild)
         changes = {
             "name": args.name,
@@ -37,18 +36,18 @@ async def cmd_community(args: argparse.Namespace, settings: dict[str, Any]) -> N
         }
         community = Community(**{**current.__dict__, **{k: v for k, v in changes.items() if v is not None}})
         move = await writes.upsert_community(community)
-        for replica in (await replicas(container, required=False)).values():
+        for replica in (await replicas(app, required=False)).values():
             await replica.put_community(community)
-            await acknowledge(container, replica, community.community_id, move)
+            await acknowledge(app, replica, community.community_id, move)
         print(f"community {community.community_id} saved: {community}")
-        await _roles_and_token(container, args)
+        await _roles_and_token(app, args)
 
 
-async def _roles_and_token(container: Container, args: argparse.Namespace) -> None:
+async def _roles_and_token(app: App, args: argparse.Namespace) -> None:
     """The role options (each a role id, or `none` to clear it) and a new feed token, when asked for."""
     roles = {kind: getattr(args, f"{kind}_role") for kind in ROLE_KINDS}
     if any(v is not None for v in roles.values()) or args.minimum_balance is not None:
-        store = await resolved(container.standing_store)
+        store = app.standing_store
         current = await store.role_config(args.guild)
         changes: dict[str, Any] = {k: (None if v == CLEAR else v) for k, v in roles.items() if v is not None}
         if args.minimum_balance is not None:
@@ -58,20 +57,20 @@ async def _roles_and_token(container: Container, args: argparse.Namespace) -> No
         shown = ", ".join(f"{k} {config.role(k) or 'not set'}" for k in ROLE_KINDS)
         print(f"roles of guild {args.guild}: {shown}; minimum balance {config.minimum_balance or 'none'}")
     if args.new_ingest_token:
-        token = await (await resolved(container.ingest)).new_token(args.guild)
+        token = await app.ingest.new_token(args.guild)
         print("score feed token (shown once; the previous token no longer works):", file=sys.stderr)
         print(token)
 
 
 async def _import(settings: dict[str, Any], guild: int, rows: list[MemberRow], name: str | None, label: str) -> None:
-    async with opened(settings) as (container, _):
-        writes = await resolved(container.community_writes)
+    async with App.open(settings) as app:
+        writes = app.community_writes
         bar = ProgressBar(len(rows), label)
         await writes.import_members(guild, rows, progress=bar.update, create=Community(guild, name=name or ""))
         bar.close()
         print(f"{len(rows)} member(s) imported into guild {guild}")
-        if await replicas(container, required=False):
-            await backfill_guild(container, guild)
+        if await replicas(app, required=False):
+            await backfill_guild(app, guild)
 
 
 async def cmd_import(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -96,8 +95,8 @@ async def import_file(settings: dict[str, Any], guild: int, path: Path, name: st
         bar.close()  # the file is read and good; matching and writing the members follows, in the same transaction
         print(f"writing {reader.rows_read} member(s)...", file=sys.stderr, flush=True)
 
-    async with opened(settings) as (container, _):
-        writes = await resolved(container.community_writes)
+    async with App.open(settings) as app:
+        writes = app.community_writes
         try:
             imported = await writes.import_member_stream(
                 guild, reader.rows(), create=Community(guild, name=name or ""), staged=staged
@@ -107,8 +106,8 @@ async def import_file(settings: dict[str, Any], guild: int, path: Path, name: st
                 sys.stderr.write("\n")  # the error goes below the unfinished bar, not after it
             raise
         print(f"{imported} member(s) imported into guild {guild}")
-        if await replicas(container, required=False):
-            await backfill_guild(container, guild)
+        if await replicas(app, required=False):
+            await backfill_guild(app, guild)
     return imported
 
 
@@ -118,20 +117,20 @@ async def cmd_demo(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     await _import(settings, args.guild, demo_members(args.members, args.seed), "Demo", "generating")
 
 
-async def remove_member(container: Container, guild: int, discord_user_id: int) -> bool:
+async def remove_member(app: App, guild: int, discord_user_id: int) -> bool:
     """Delete a member from the source of truth and from every copy, then rebuild the boards without them."""
-    removed = await (await resolved(container.community_writes)).remove_member(guild, discord_user_id)
-    copies = await replicas(container, required=False)
+    removed = await app.community_writes.remove_member(guild, discord_user_id)
+    copies = await replicas(app, required=False)
     if not copies:
         return removed is not None
-    version = await (await resolved(container.copy_source)).score_version(guild)
+    version = await app.copy_source.score_version(guild)
     copied = None
     for name, replica in copies.items():
         try:
             copied = await replica.remove_member(guild, discord_user_id, version or 0) or copied
             await replica.rebuild(guild, force=True)
             if removed is not None:
-                await acknowledge(container, replica, guild, removed[1])
+                await acknowledge(app, replica, guild, removed[1])
         except BackendError as exc:
             raise CliError(
                 f"removed from the source of truth, but {name} still has the member ({exc}); "
@@ -141,7 +140,7 @@ async def remove_member(container: Container, guild: int, discord_user_id: int) 
 
 
 async def cmd_member_remove(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        if not await remove_member(container, args.guild, args.user):
+    async with App.open(settings) as app:
+        if not await remove_member(app, args.guild, args.user):
             raise CliError(f"Discord user {args.user} is not a member of guild {args.guild}")
         print(f"Discord user {args.user} removed from guild {args.guild}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from backends.copies import Replica
-from backends.postgres.community_writes import FloorMove
-from bot.app.container import Container, resolved
+from backends.copies import FloorMove, Replica
+from bot.app.app import App
 from bot.cli.errors import CliError
 from bot.cli.progress import ProgressBar
 from bot.replication.backfill import backfill
@@ -15,16 +14,16 @@ from bot.replication.backfill import backfill
 NO_COPY = "no copy backend is configured: set scylla.hosts (or SIETCH_SCYLLA_HOSTS)"
 
 
-async def replicas(container: Container, *, required: bool) -> dict[str, Replica]:
-    found = await resolved(container.replicas)
+async def replicas(app: App, *, required: bool) -> dict[str, Replica]:
+    found = app.replicas
     if not found and required:
         raise CliError(NO_COPY, 2)
     return found
 
 
-async def communities(container: Container, guild: int | None) -> list[int]:
+async def communities(app: App, guild: int | None) -> list[int]:
     """Every configured community, or just `guild` (which must exist)."""
-    known = await (await resolved(container.copy_source)).community_ids()
+    known = await app.copy_source.community_ids()
     if guild is None:
         return known
     if guild not in known:
@@ -32,21 +31,21 @@ async def communities(container: Container, guild: int | None) -> list[int]:
     return [guild]
 
 
-async def backfill_guild(container: Container, guild: int) -> None:
-    source = await resolved(container.copy_source)
-    for name, replica in (await replicas(container, required=True)).items():
+async def backfill_guild(app: App, guild: int) -> None:
+    source = app.copy_source
+    for name, replica in (await replicas(app, required=True)).items():
         bar = ProgressBar(await source.count_members(guild), f"backfill {guild} into {name}")
         copied = await backfill(source, replica, guild, progress=bar.moved_to)
         bar.close()
         print(f"guild {guild}: {copied} member(s) copied to {name}, snapshots rebuilt")
 
 
-async def acknowledge(container: Container, replica: Replica, guild: int, move: FloorMove) -> None:
+async def acknowledge(app: App, replica: Replica, guild: int, move: FloorMove) -> None:
     """The change behind `move` has been given to `replica` directly: if the copy held everything before
     it, it holds everything now, and stays ready. Otherwise it waits for a backfill."""
     state = await replica.backfill_state(guild)
     if state is None or state.state != "complete" or state.score_version < move.before:
         return
     await replica.put_backfill_state(replace(state, score_version=move.after))
-    if not await (await resolved(container.copy_source)).pending(guild):
+    if not await app.copy_source.pending(guild):
         await replica.put_score_version(guild, move.after)

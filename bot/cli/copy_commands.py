@@ -10,8 +10,7 @@ import sys
 from typing import Any
 
 from backends.protocol import BOARDS, TenantContext
-from bot.app.container import resolved
-from bot.app.startup import opened
+from bot.app.app import App
 from bot.cli.copies import backfill_guild, communities, replicas
 from bot.cli.errors import CliError
 from bot.cli.progress import ProgressBar
@@ -21,16 +20,16 @@ from bot.replication.verify import Difference, compare_each, member_ids
 
 
 async def cmd_backfill(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        await replicas(container, required=True)
-        for guild in await communities(container, args.guild):
-            await backfill_guild(container, guild)
+    async with App.open(settings) as app:
+        await replicas(app, required=True)
+        for guild in await communities(app, args.guild):
+            await backfill_guild(app, guild)
 
 
 async def cmd_recalc(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        copies = await replicas(container, required=True)
-        guilds = await communities(container, args.guild)
+    async with App.open(settings) as app:
+        copies = await replicas(app, required=True)
+        guilds = await communities(app, args.guild)
         rebuilt = await SnapshotRebuilds(copies, 0).run_once(guilds, force=True)
         print(f"{rebuilt} board(s) rebuilt in {len(guilds)} community(ies)")
 
@@ -38,9 +37,9 @@ async def cmd_recalc(args: argparse.Namespace, settings: dict[str, Any]) -> None
 async def cmd_rebuilds(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     """The periodic rebuilds `sietch run` does, alone, until SIGTERM or Ctrl-C: for bots run with
     `recalculation.in_bot: false`, so a large board's rebuild takes a core of its own."""
-    async with opened(settings) as (container, _):
-        await replicas(container, required=True)
-        rebuilds = await resolved(container.rebuilds)
+    async with App.open(settings) as app:
+        await replicas(app, required=True)
+        rebuilds = app.rebuilds
         assert rebuilds is not None  # there is a copy
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -55,13 +54,13 @@ async def cmd_rebuilds(args: argparse.Namespace, settings: dict[str, Any]) -> No
 async def cmd_verify(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     if args.sample < 0:
         raise CliError("--sample must be 0 (everything) or more", 2)
-    async with opened(settings) as (container, _):
-        copies = await replicas(container, required=True)
-        services = await resolved(container.services)
+    async with App.open(settings) as app:
+        copies = await replicas(app, required=True)
+        services = app.services
         reference = settings["routing"]["reference_backend"]
-        source = await resolved(container.copy_source)
+        source = app.copy_source
         found = 0
-        for guild in await communities(container, args.guild):
+        for guild in await communities(app, args.guild):
             # Members are read from the source a page at a time as they are compared, never all at once.
             members = await source.count_members(guild)
             for name in copies:

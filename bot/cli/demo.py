@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 
 NAMES = (
     "Stilgar",

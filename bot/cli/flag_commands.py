@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bot.app.container import make_container, resolved
-from bot.app.startup import opened
+from bot.app.app import App, assemble
 from bot.cli.arguments import snowflake
 from bot.cli.errors import CliError
 from bot.routing.flags import FlagFile, FlagFileError, load_flags
@@ -34,7 +33,7 @@ def add_parser(sub: Any) -> None:
 async def cmd_check(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     path = args.file or Path(settings["flags"]["path"])
     try:
-        flags = load_flags(path, backends=make_container(settings).backend_names(), commands=COMMANDS)
+        flags = load_flags(path, backends=assemble(settings, discord=False).backend_names(), commands=COMMANDS)
     except FlagFileError as exc:
         raise CliError(f"rejected, nothing would change:\n{exc}") from exc
     print(f"{path}: valid (default {flags.default_backend}; {_routed(flags)})")
@@ -57,8 +56,8 @@ def _route_of(flags: FlagFile, command: str) -> str:
 
 
 async def cmd_explain(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        router = await resolved(container.router)
+    async with App.open(settings) as app:
+        router = app.router
         if router.flags.last_error:
             print(f"note: the flag file is rejected, defaults are in force:\n{router.flags.last_error}")
         d = await router.route(args.command, args.guild, args.user, consume_trial=False)
@@ -71,7 +70,7 @@ async def cmd_explain(args: argparse.Namespace, settings: dict[str, Any]) -> Non
 
 
 async def cmd_clear(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        table = await resolved(container.latch_table)
+    async with App.open(settings) as app:
+        table = app.latch_table
         cleared = await table.clear(args.command, args.backend)
         print(f"{cleared} auto-rollback latch(es) cleared; running bots follow the flag file again within seconds")

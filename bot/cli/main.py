@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -15,10 +14,8 @@ from typing import Any
 import nextcord
 
 from backends.protocol import BackendError
-from bot.app.container import resolved
-from bot.app.discord_side import attach_discord
+from bot.app.app import App
 from bot.app.settings import SettingsError, load_settings
-from bot.app.startup import opened
 from bot.cli import community_commands, copy_commands, flag_commands, role_commands, score_commands
 from bot.cli.arguments import balance, role_id, snowflake
 from bot.cli.errors import CliError
@@ -27,7 +24,6 @@ from bot.cli.member_csv import MemberCsvError
 log = logging.getLogger("sietch")
 
 EXIT_USAGE = 2
-SHUTDOWN_GRACE_SECONDS = 10.0  # Discord lets a deferred answer take 15 minutes; a restart should not
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (_, applied):
+    async with App.open(settings) as app:
+        applied = app.databases.migrations if app.databases else []
         print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
 
 
@@ -155,39 +152,8 @@ async def cmd_run(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     if not token:
         raise CliError("DISCORD_TOKEN is not set: export DISCORD_TOKEN=<your bot token> and run again", EXIT_USAGE)
     nextcord.http.Route.BASE = settings["discord"]["api_base"]
-    async with opened(settings) as (container, _):
-        bot = await resolved(container.bot)
-        background = await resolved(container.background)
-        store = await resolved(container.flag_store)
-        watcher = await resolved(container.flag_watcher)
-        metrics_server = await resolved(container.metrics_server)
-        feed_server = await resolved(container.feed_server)
-        dispatcher = await resolved(container.dispatcher)
-        await attach_discord(container, bot)
-        loop = asyncio.get_running_loop()
-
-        async def shut_down() -> None:
-            log.info("stopping: answering the interactions under way first")
-            await dispatcher.drain(SHUTDOWN_GRACE_SECONDS)
-            await bot.close()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(shut_down()))
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(store.reload()))
-        background.start()
-        watcher.start()
-        await watcher.check_now()  # an edit saved between loading the file and starting the watcher
-        await metrics_server.start()
-        await feed_server.start()
+    async with App.open(settings, discord=True) as app:
         try:
-            await bot.start(token)
+            await app.run(token)
         except nextcord.LoginFailure as exc:
             raise CliError("Discord refused DISCORD_TOKEN: check the token in the developer portal") from exc
-        finally:
-            if not bot.is_closed():
-                await bot.close()
-            await watcher.stop()
-            await feed_server.stop()
-            await metrics_server.stop()
-            await background.stop()
-            log.info("stopped")

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from bot.domain import inputs
 
 COLUMNS = ("discord_user_id", "wallet_address", "nym", "joined_at", "conviction", "activity")

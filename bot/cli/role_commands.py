@@ -9,11 +9,9 @@ from typing import Any
 
 import nextcord
 
-from bot.app.container import resolved
-from bot.app.startup import opened
+from bot.app.app import App
 from bot.cli.arguments import snowflake
 from bot.cli.errors import CliError
-from bot.discord.members import DiscordMembers
 
 EXIT_USAGE = 2
 
@@ -28,29 +26,26 @@ def add_parser(sub: Any) -> None:
 
 
 async def cmd_sync(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    async with opened(settings) as (container, _):
-        sync = await resolved(container.role_sync)
-        if args.dry_run:
-            planned = await sync.plan(args.guild)
-            print(planned.describe())
-            for alert in planned.alerts:
-                print(f"  alert for user {alert.discord_user_id}: {', '.join(alert.events)}")
-            return
-        token = os.environ.get("DISCORD_TOKEN", "").strip()
-        if not token:
-            raise CliError("DISCORD_TOKEN is not set: roles are changed as the bot (or use --dry-run)", EXIT_USAGE)
-        nextcord.http.Route.BASE = settings["discord"]["api_base"]
-        client = nextcord.Client(intents=nextcord.Intents.none())  # REST only: no gateway connection
-        try:
-            await client.login(token)
-            members = DiscordMembers(lambda: client.http)
-            sync.gateway = members
-            (await resolved(container.alert_sender)).dms = members
-            plan = await sync.sync(args.guild)
-        except nextcord.LoginFailure as exc:
-            raise CliError("Discord refused DISCORD_TOKEN: check the token in the developer portal") from exc
-        finally:
-            await client.close()
-        if plan is None:
-            raise CliError(f"a running bot is syncing guild {args.guild} right now; try again in a moment")
-        print(plan.describe())
+    if args.dry_run:
+        async with App.open(settings) as app:
+            planned = await app.role_sync.plan(args.guild)
+        print(planned.describe())
+        for alert in planned.alerts:
+            print(f"  alert for user {alert.discord_user_id}: {', '.join(alert.events)}")
+        return
+    token = os.environ.get("DISCORD_TOKEN", "").strip()
+    if not token:
+        raise CliError("DISCORD_TOKEN is not set: roles are changed as the bot (or use --dry-run)", EXIT_USAGE)
+    nextcord.http.Route.BASE = settings["discord"]["api_base"]
+    client = nextcord.Client(intents=nextcord.Intents.none())  # REST only: no gateway connection
+    try:
+        await client.login(token)
+        async with App.open(settings, discord=client) as app:
+            plan = await app.role_sync.sync(args.guild)
+    except nextcord.LoginFailure as exc:
+        raise CliError("Discord refused DISCORD_TOKEN: check the token in the developer portal") from exc
+    finally:
+        await client.close()
+    if plan is None:
+        raise CliError(f"a running bot is syncing guild {args.guild} right now; try again in a moment")
+    print(plan.describe())

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.protocol import ScoreUpdate
-from bot.app.container import resolved
-from bot.app.startup import opened
+from bot.app.app import App
 from bot.cli.errors import CliError
 from bot.cli.member_csv import count_lines
 from bot.cli.progress import ProgressBar
@@ -75,8 +74,8 @@ class Checked:
 async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     with _readable(args.file) as path:
         rejects = args.rejects or (Path(f"{args.file}.rejects.jsonl") if args.file != "-" else Path("rejects.jsonl"))
-        async with opened(settings) as (container, _):
-            feed = ScoreFeed(await resolved(container.ingest), await resolved(container.writer))
+        async with App.open(settings) as app:
+            feed = ScoreFeed(app.ingest, app.writer)
             total = count_lines(path)
             checked = await _check(feed, path, total)
             if checked.problem_count and not args.partial:

@@ -1,68 +1,89 @@
-"""Gets a reply to Discord inside its 3-second window: directly when ready in time, else defer and edit."""
+"""Gets one interaction's reply to Discord inside its 3-second window: sent directly when ready in time,
+else deferred first and edited in afterwards."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import nextcord
 
-from backends.protocol import Board
 from bot.discord.embeds import error_embed
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reply:
     embed: nextcord.Embed
     ephemeral: bool
     view: nextcord.ui.View | None = None
     outcome: str = "ok"
-    # What the answer was computed from, for shadow comparisons: the domain records, and the board read.
-    data: Any = None
-    board: Board = "conviction"
 
 
 def error_reply(message: str, outcome: str) -> Reply:
     return Reply(error_embed(message), ephemeral=True, outcome=outcome)
 
 
-async def deliver(
-    interaction: nextcord.Interaction[Any],
-    work: Coroutine[Any, Any, Reply],
-    *,
-    ephemeral: bool,
-    update: bool,
-    defer_after: float,
-) -> Reply:
-    """Send the reply directly when it is ready in time, else defer first and edit afterwards.
+class Delivery:
+    """The first response of one interaction, and what follows it.
 
-    An error after a public defer is sent as a private follow-up and the public placeholder removed,
-    because Discord fixes a message's ephemeral state at its first response.
+    `start()` arms a timer that defers the interaction once `defer_after` seconds pass with nothing sent;
+    `send()` answers directly when that has not happened, else edits the deferred response. An error
+    after a public defer is sent as a private follow-up and the public placeholder removed, because
+    Discord fixes a message's ephemeral state at its first response. `update=True` answers a button
+    click by editing the clicked message.
     """
-    task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=defer_after)
-    if not done:
-        if update:
-            await interaction.response.defer()
+
+    def __init__(
+        self, interaction: nextcord.Interaction[Any], *, ephemeral: bool, update: bool, defer_after: float
+    ) -> None:
+        self.interaction = interaction
+        self.ephemeral = ephemeral
+        self.update = update
+        self.defer_after = defer_after
+        self.sent = False
+        self._lock = asyncio.Lock()  # the timer's defer and the reply never race for the first response
+        self._timer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._timer = asyncio.ensure_future(self._defer_later())
+
+    async def _defer_later(self) -> None:
+        await asyncio.sleep(self.defer_after)
+        async with self._lock:
+            if self.sent or self.interaction.response.is_done():
+                return
+            if self.update:
+                await self.interaction.response.defer()
+            else:
+                await self.interaction.response.defer(ephemeral=self.ephemeral)
+
+    def close(self) -> None:
+        """Disarm the timer (nothing more will be sent)."""
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+
+    async def send(self, reply: Reply) -> None:
+        async with self._lock:
+            # Holding the lock, the timer is asleep or waiting for it: cancelling it cannot cut a defer short.
+            self.close()
+            self.sent = True
+            await self._send(reply)
+
+    async def _send(self, reply: Reply) -> None:
+        response, view = self.interaction.response, reply.view or nextcord.utils.MISSING
+        if not response.is_done():
+            if self.update and not reply.ephemeral:
+                await response.edit_message(embed=reply.embed, view=view)
+            else:
+                await response.send_message(embed=reply.embed, view=view, ephemeral=reply.ephemeral)
+        elif self.update and reply.ephemeral:
+            await self.interaction.followup.send(embed=reply.embed, ephemeral=True)
+        elif reply.ephemeral != self.ephemeral:
+            # A follow-up straight after a defer would replace the public placeholder and stay public;
+            # after an edit it is a message of its own, so edit, answer privately, then remove the placeholder.
+            await self.interaction.edit_original_message(embed=reply.embed)
+            await self.interaction.followup.send(embed=reply.embed, ephemeral=True)
+            await self.interaction.delete_original_message()
         else:
-            await interaction.response.defer(ephemeral=ephemeral)
-    reply = await task
-    view = reply.view or nextcord.utils.MISSING
-    if not interaction.response.is_done():
-        if update and not reply.ephemeral:
-            await interaction.response.edit_message(embed=reply.embed, view=view)
-        else:
-            await interaction.response.send_message(embed=reply.embed, view=view, ephemeral=reply.ephemeral)
-    elif update and reply.ephemeral:
-        await interaction.followup.send(embed=reply.embed, ephemeral=True)
-    elif reply.ephemeral != ephemeral:
-        # A follow-up straight after a defer would replace the public placeholder and stay public;
-        # after an edit it is a message of its own, so edit, answer privately, then remove the placeholder.
-        await interaction.edit_original_message(embed=reply.embed)
-        await interaction.followup.send(embed=reply.embed, ephemeral=True)
-        await interaction.delete_original_message()
-    else:
-        await interaction.edit_original_message(embed=reply.embed, view=view)
-    return reply
+            await self.interaction.edit_original_message(embed=reply.embed, view=view)

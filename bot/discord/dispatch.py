@@ -1,8 +1,12 @@
-"""Runs one command end to end: route, answer through the routing path, reply inside Discord's window,
-then the shadow comparison off the user's path.
+"""One path for every command: the member's request goes down (rate limit, routing, serving) and comes
+back as records; the cog renders them and replies through the same call, inside Discord's window.
 
-Every command and button goes through `CommandDispatcher`, so errors, deadlines, ephemeral rules and
-metrics are handled once.
+    async with dispatcher.command(interaction, "position", ephemeral=True) as call:
+        data = await call.serve(queries.POSITION)
+        await call.reply(position_embed(data))
+
+A refusal, the request's own error or a backend failure raised inside the block becomes the member's
+private error message; metrics and the shadow comparison (off the member's path) follow the reply.
 """
 
 from __future__ import annotations
@@ -10,23 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from types import TracebackType
 from typing import Any, Protocol
 
 import nextcord
 from cachetools import TTLCache
 
-from backends.protocol import Community, InvalidInput, SnapshotInfo, TenantContext
-from bot.discord.delivery import Reply, deliver, error_reply
+from backends.protocol import Community, InvalidInput
+from bot.discord.delivery import Delivery, Reply, error_reply
 from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
+from bot.domain.queries import Query, Refused
 from bot.routing.router import Router, RoutingDecision
-from bot.routing.serving import Answer, Handler, Refused, RequestError, Responder
+from bot.routing.serving import RequestError, Responder, Served
 from bot.routing.shadow import ShadowComparator
 
 log = logging.getLogger(__name__)
 
-UNCONFIGURED_SECONDS = 5.0
-UNCONFIGURED_KEPT = 100_000
+LIMITS_KEPT = 100_000
+LIMITS_SECONDS = 3600.0
+DEFAULT_LIMIT = Community(1).rate_limit_per_minute
 
 
 class CommandObserver(Protocol):
@@ -36,28 +43,32 @@ class CommandObserver(Protocol):
 class CommandDispatcher:
     def __init__(
         self,
+        router: Router,
         responder: Responder,
+        shadow: ShadowComparator,
         limiter: RateLimiter,
         observer: CommandObserver,
-        shadow: ShadowComparator,
         *,
         defer_after_seconds: float = 1.5,
     ) -> None:
+        self.router = router
         self.responder = responder
+        self.shadow = shadow
         self.limiter = limiter
         self.observer = observer
-        self.shadow = shadow
         self.defer_after = defer_after_seconds
-        # Guilds found unconfigured a moment ago: their callers are rate limited before any lookup, so a
-        # flood from a guild nobody set up cannot turn into a flood of database reads.
-        self._unconfigured: TTLCache[int, bool] = TTLCache(UNCONFIGURED_KEPT, UNCONFIGURED_SECONDS)
+        # Each community's commands-per-minute, as its last served answer said: the rate limit is decided
+        # before routing, with no read; a guild not seen yet (or not configured) gets the default.
+        self._limits: TTLCache[int, int] = TTLCache(LIMITS_KEPT, LIMITS_SECONDS)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @property
-    def router(self) -> Router:
-        return self.responder.router
+    def command(
+        self, interaction: nextcord.Interaction[Any], command: str, *, ephemeral: bool, update: bool = False
+    ) -> CommandCall:
+        """The call answering `interaction`; `update=True` edits the clicked message instead."""
+        return CommandCall(self, interaction, command, ephemeral=ephemeral, update=update)
 
     async def drain(self, timeout_seconds: float) -> int:
         """Wait for the interactions being answered (shutdown); return how many were still running."""
@@ -68,75 +79,102 @@ class CommandDispatcher:
         await self.shadow.idle()
         return self._in_flight
 
-    def _rate_limit(self, ctx: TenantContext) -> Refused | None:
-        assert ctx.community is not None and ctx.user_id is not None
-        wait = self.limiter.acquire(ctx.community_id, ctx.user_id, ctx.community.rate_limit_per_minute)
-        return Refused(messages.slow_down(wait), "rate_limited") if wait else None
+    def admit(self, guild_id: int | None, user_id: int | None) -> tuple[int, int]:
+        """The request's guild and user, or `Refused` when it comes from outside a server or too fast."""
+        if guild_id is None or user_id is None:
+            raise Refused(messages.GUILD_ONLY)
+        wait = self.limiter.acquire(guild_id, user_id, self._limits.get(guild_id, DEFAULT_LIMIT))
+        if wait:
+            raise Refused(messages.slow_down(wait), "rate_limited")
+        return guild_id, user_id
 
-    async def run(
-        self,
-        interaction: nextcord.Interaction[Any],
-        command: str,
-        handler: Handler,
-        *,
-        ephemeral: bool,
-        update: bool = False,
-    ) -> None:
-        """Answer `interaction` with `handler`'s reply; `update=True` edits the clicked message instead."""
-        started = time.monotonic()
-        served_by = "none"
-        decision: RoutingDecision | None = None
-        snapshot: SnapshotInfo | None = None
+    def learned(self, guild_id: int, community: Community) -> None:
+        self._limits[guild_id] = community.rate_limit_per_minute
 
-        async def produce() -> Reply:
-            nonlocal served_by, decision, snapshot
-            guild_id, user = interaction.guild_id, interaction.user
-            if guild_id is None or user is None:
-                return error_reply(messages.GUILD_ONLY, "refused")
-            if guild_id in self._unconfigured:
-                wait = self.limiter.acquire(guild_id, user.id, Community(guild_id).rate_limit_per_minute)
-                if wait:
-                    return error_reply(messages.slow_down(wait), "rate_limited")
-            try:
-                decision = await self.router.route(command, guild_id, user.id)
-                served_by, answered = await self.responder.serve(decision, guild_id, user.id, handler, self._rate_limit)
-                snapshot = answered.snapshot
-                return _as_reply(answered.answer)
-            except InvalidInput as exc:
-                return error_reply(str(exc), "invalid")
-            except RequestError:
-                # This request's own failure (e.g. data that cannot be shown): no backend is blamed.
-                log.exception(
-                    "request failed command=%s backend=%s guild=%s user=%s", command, served_by, guild_id, user.id
-                )
-                return error_reply(messages.FAILED[command], "error")
-            except Exception:
-                log.exception("command failed command=%s backend=%s guild=%s", command, served_by, guild_id)
-                return error_reply(messages.FAILED[command], "error")
-
-        outcome = "undelivered"
+    def _began(self) -> None:
         self._in_flight += 1
         self._idle.clear()
+
+    def _ended(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
+
+class CommandCall:
+    """One interaction, from the cog's first line to its reply (see the module's docstring)."""
+
+    def __init__(
+        self,
+        dispatcher: CommandDispatcher,
+        interaction: nextcord.Interaction[Any],
+        command: str,
+        *,
+        ephemeral: bool,
+        update: bool,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.interaction = interaction
+        self.command = command
+        self.ephemeral = ephemeral
+        self.delivery = Delivery(interaction, ephemeral=ephemeral, update=update, defer_after=dispatcher.defer_after)
+        self.outcome = "undelivered"
+        self._started = time.monotonic()
+        self._served: tuple[RoutingDecision, Served[Any], Query[Any]] | None = None
+
+    async def __aenter__(self) -> CommandCall:
+        self.dispatcher._began()
+        self.delivery.start()
+        return self
+
+    async def serve[T](self, query: Query[T]) -> T:
+        """The records answering `query` for the caller, from the backend the flag file routes to."""
+        user = self.interaction.user
+        guild_id, user_id = self.dispatcher.admit(self.interaction.guild_id, user.id if user else None)
+        decision = await self.dispatcher.router.route(self.command, guild_id, user_id)
+        served = await self.dispatcher.responder.serve(decision, guild_id, user_id, query)
+        self.dispatcher.learned(guild_id, served.answer.community)
+        self._served = (decision, served, query)
+        return served.value
+
+    async def reply(self, embed: nextcord.Embed, view: nextcord.ui.View | None = None) -> None:
+        await self.delivery.send(Reply(embed, self.ephemeral, view))
+        self.outcome = "ok"
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
         try:
-            reply = await deliver(
-                interaction, produce(), ephemeral=ephemeral, update=update, defer_after=self.defer_after
-            )
-            outcome = reply.outcome
-            if outcome == "not_configured" and interaction.guild_id is not None:
-                self._unconfigured[interaction.guild_id] = True
+            if isinstance(error, Exception) or (error is None and not self.delivery.sent):
+                failed = self._error_reply(error)
+                await self.delivery.send(failed)
+                self.outcome = failed.outcome
         finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
-            self.observer.observe(command, served_by, interaction.guild_id, outcome, time.monotonic() - started)
-        if decision is not None and decision.shadow and interaction.user is not None and reply.outcome != "error":
-            self.shadow.submit(
-                decision, served_by, reply, snapshot, interaction.guild_id or 0, interaction.user.id, handler
-            )
+            self.delivery.close()
+            self.dispatcher._ended()
+            served_by = self._served[1].backend if self._served else "none"
+            seconds = time.monotonic() - self._started
+            self.dispatcher.observer.observe(self.command, served_by, self.interaction.guild_id, self.outcome, seconds)
+        if self._served is not None and self.outcome == "ok":
+            decision, served, query = self._served
+            if decision.shadow:
+                user = self.interaction.user
+                self.dispatcher.shadow.submit(
+                    decision, served, self.interaction.guild_id or 0, user.id if user else None, query
+                )
+        return isinstance(error, Exception)
 
-
-def _as_reply(result: Answer) -> Reply:
-    if isinstance(result, Refused):
-        return error_reply(result.message, result.outcome)
-    assert isinstance(result, Reply), f"a handler returned {type(result).__name__}, not a Reply"
-    return result
+    def _error_reply(self, error: BaseException | None) -> Reply:
+        guild, served_by = self.interaction.guild_id, self._served[1].backend if self._served else "none"
+        if isinstance(error, Refused):
+            return error_reply(error.message, error.outcome)
+        if isinstance(error, InvalidInput):
+            return error_reply(str(error), "invalid")
+        if isinstance(error, RequestError):
+            # This request's own failure (e.g. data that cannot be shown): no backend is blamed.
+            log.error("request failed command=%s backend=%s guild=%s", self.command, served_by, guild, exc_info=error)
+        elif error is None:
+            log.error("command ended without a reply command=%s backend=%s guild=%s", self.command, served_by, guild)
+        else:
+            log.error("command failed command=%s backend=%s guild=%s", self.command, served_by, guild, exc_info=error)
+        return error_reply(messages.FAILED[self.command], "error")

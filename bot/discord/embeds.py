@@ -1,4 +1,4 @@
-"""Builds the replies members see from the service's records (DOMAIN.md, "Commands and what they show")."""
+"""Builds the replies members see from the service's records (docs/domain.md, "Commands and what they show")."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The domain: the hot-path service (every formula of DOMAIN.md), its records, formatting, eligibility."""
+"""The domain: the hot-path service (every formula of docs/domain.md), its records, formatting, eligibility."""

@@ -1,4 +1,4 @@
-"""Pure rules of what members see: number formats, tiers, display names (DOMAIN.md)."""
+"""Pure rules of what members see: number formats, tiers, display names (docs/domain.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every text a member can read that is not built from data: error messages (DOMAIN.md)."""
+"""Every text a member can read that is not built from data: error messages (docs/domain.md)."""
 
 from __future__ import annotations
 

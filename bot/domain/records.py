@@ -1,4 +1,4 @@
-"""What the hot-path service answers: the records the embeds are built from (DOMAIN.md operations)."""
+"""What the hot-path service answers: the records the embeds are built from (docs/domain.md, "Operations")."""
 
 from __future__ import annotations
 
@@ -82,3 +82,19 @@ class Eligibility:
     balance: Decimal
     checked_at: datetime
     from_cache: bool
+
+
+@dataclass(frozen=True)
+class ThresholdView:
+    """What /threshold shows: the entry bar and the head of the waiting pool."""
+
+    threshold: ThresholdData
+    waitlist: list[WaitlistEntry]
+
+
+@dataclass(frozen=True)
+class LeaderboardView:
+    """What /leaderboard shows: one page of a board and the caller's own entry (None: not ranked)."""
+
+    page: LeaderboardPage
+    caller: LeaderboardEntry | None

@@ -1,4 +1,4 @@
-"""The hot-path service: every formula of DOMAIN.md, written once above the backend Protocol."""
+"""The hot-path service: every formula of docs/domain.md, written once above the backend Protocol."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
-from backends.postgres.ingest import IngestDirectory
 from backends.protocol import InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, TenantContext, each_batch
 from bot.domain.service import HotPathService
 from bot.feed.items import FeedItem
@@ -20,6 +20,17 @@ from bot.replication.writes import ScoreWriter
 BATCH = 1000  # items resolved and written per statement group
 # Updates of several requests written in one transaction at most (see ScoreFeed.write_grouped).
 GROUP_UPDATES = 5000
+
+
+class MemberDirectory(Protocol):
+    """Who the feed may name: each community's feed token and its members by Discord id or wallet."""
+
+    async def token_matches(self, community_id: int, token: str) -> bool: ...
+
+    async def members(
+        self, community_id: int, user_ids: Iterable[int], wallets: Iterable[str]
+    ) -> tuple[dict[int, UUID], dict[str, UUID]]:
+        """The profile ids of the named members that exist: by Discord id, and by wallet."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +42,7 @@ class ItemProblem:
 class ScoreFeed:
     def __init__(
         self,
-        directory: IngestDirectory,
+        directory: MemberDirectory,
         writer: ScoreWriter,
         services: Iterable[HotPathService] = (),
         moved: Callable[[int], None] | None = None,

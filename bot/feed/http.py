@@ -24,11 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.postgres.ingest import IngestDirectory
 from backends.protocol import BackendError, InvalidInput, NotConfigured
 from bot.discord.ratelimit import RateLimiter
 from bot.domain.inputs import ASCII_DIGITS
-from bot.feed.apply import ItemProblem, ScoreFeed
+from bot.feed.apply import ItemProblem, MemberDirectory, ScoreFeed
 from bot.feed.items import FeedItemError, loads, parse_item
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class FeedServer:
     def __init__(
         self,
         feed: ScoreFeed,
-        directory: IngestDirectory,
+        directory: MemberDirectory,
         *,
         host: str = "127.0.0.1",
         port: int = 0,

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from backends.copies import Replica
 from backends.protocol import BackendError
+from bot.rounds import Rounds, RoundWatch, run_rounds
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +79,14 @@ class SnapshotRebuilds:
                         log.debug("rebuild left to the process holding its lease guild=%s copy=%s", community_id, name)
         return rebuilt
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, watch: RoundWatch | None = None) -> None:
         """A round starts `interval` after the previous one started (at once if that one took longer): a
         change waits for at most one round in progress and the next, and a big board is rebuilt back to
         back while its scores keep changing."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, started + self.interval - loop.time()))
-                return
-            except TimeoutError:
-                pass
-            started = loop.time()
-            try:
-                rebuilt = await self.run_once()
-                if rebuilt:
-                    log.info("periodic rebuild boards=%s seconds=%.1f", rebuilt, loop.time() - started)
-            except BackendError as exc:
-                log.warning("periodic rebuild failed; next try in %.0fs error=%s", self.interval, exc)
+        await run_rounds(self._round, Rounds("snapshot-rebuilds", self.interval, first_at_once=False), stop, watch)
+
+    async def _round(self) -> None:
+        started = asyncio.get_running_loop().time()
+        rebuilt = await self.run_once()
+        if rebuilt:
+            log.info("periodic rebuild boards=%s seconds=%.1f", rebuilt, asyncio.get_running_loop().time() - started)

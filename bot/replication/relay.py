@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import defaultdict
 from collections.abc import Mapping
 
 from backends.copies import CopySource, OutboxBatch, Replica
 from backends.protocol import BackendError, ScoreEvent
+from bot.rounds import Rounds, RoundWatch, run_rounds
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ class OutboxRelay:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self.running = False
-        self.failures = 0
 
     def nudge(self) -> None:
         """Ask the running loop to flush now rather than at its next interval."""
@@ -70,44 +69,15 @@ class OutboxRelay:
     async def pending(self, community_id: int | None = None) -> int:
         return await self.source.pending(community_id)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Flush every interval until `stop`; after a failure wait with exponential backoff and jitter.
-
-        Not tenacity: this loop never ends and waits on `stop`, where tenacity retries one call to success.
-        """
-        delay = self.interval
+    async def run(self, stop: asyncio.Event, watch: RoundWatch | None = None) -> None:
+        """Flush every interval until `stop`, at once when nudged; after a failure wait with a bounded
+        exponential backoff (the events stay queued meanwhile)."""
+        rounds = Rounds("outbox-relay", self.interval, self.max_backoff, wake=self._wake)
         self.running = True
         try:
-            await self._loop(stop, delay)
+            await run_rounds(self.flush, rounds, stop, watch)
         finally:
             self.running = False
-
-    async def _loop(self, stop: asyncio.Event, delay: float) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                await self.flush()
-                if self.failures:
-                    log.info("relay recovered after failures=%s", self.failures)
-                self.failures, delay = 0, self.interval
-            except Exception as exc:  # a background loop that dies would stop every copy for good
-                self.failures += 1
-                delay = min(self.max_backoff, self.interval * 2**self.failures) * random.uniform(0.8, 1.2)
-                log.warning(
-                    "relay failed; events stay queued failures=%s retry_in=%.1fs error=%s", self.failures, delay, exc
-                )
-            await self._sleep(stop, delay)
-
-    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
-        """Wait `delay`, or less when stopped or nudged (a failing copy is not nudged before its backoff)."""
-        waits = [asyncio.ensure_future(stop.wait())]
-        if not self.failures:
-            waits.append(asyncio.ensure_future(self._wake.wait()))
-        try:
-            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
 
     async def drain(self, timeout_seconds: float) -> int:
         """On shutdown: try to empty the outbox within the time; what is left stays durably queued."""

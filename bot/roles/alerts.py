@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol
 
-from backends.postgres.standing import StandingStore
 from backends.protocol import Community, utcnow
 from bot.discord.members import CANNOT_DM, MemberGatewayError
 from bot.roles.standing import Alert
+from bot.roles.stores import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def alert_text(community: Community, alert: Alert) -> str:
 
 
 class AlertSender:
-    def __init__(self, store: StandingStore, dms: DirectMessages | None, period_seconds: float = 86400.0) -> None:
+    def __init__(self, store: Subscriptions, dms: DirectMessages | None, period_seconds: float = 86400.0) -> None:
         self.store = store
         self.dms = dms
         self.period = timedelta(seconds=period_seconds)

@@ -1,12 +1,12 @@
-"""A member's standing from their position (DOMAIN.md, "Roles and alerts"): which of the community's
+"""A member's standing from their position (docs/domain.md, "Roles and alerts"): which of the community's
 roles they hold and what changed for them. Pure: no store, no Discord."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.postgres.standing import RoleConfig
 from backends.protocol import Community
+from backends.roles import RoleConfig
 
 # The parts of a standing, stored '+'-joined: naib (1..N), fedaykin (1..F, the eligible set), at_risk
 # (R+1..F), waiting (F+1..W), head (F+1, the head of the waiting pool). None of them: "none".

@@ -23,14 +23,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from backends.postgres.standing import FollowedCommunities, Ranked, RoleConfig, Standing, StandingStore
 from backends.protocol import BackendError, Community, NotConfigured, TenantContext, utcnow
+from backends.roles import Ranked, RoleConfig, Standing
 from bot.discord.members import MISSING_PERMISSIONS, UNKNOWN_MEMBER, UNKNOWN_ROLE, MemberGatewayError
 from bot.domain.records import EligibilityRule
 from bot.domain.service import HotPathService
 from bot.replication.rebuilds import Leases, Unshared
 from bot.roles.alerts import AlertSender
 from bot.roles.standing import Alert, decode, encode, events_between, roles_for, standing_of
+from bot.roles.stores import FollowedCommunities, StandingStore
+from bot.rounds import Rounds, RoundWatch, run_rounds
 
 log = logging.getLogger(__name__)
 
@@ -262,17 +264,14 @@ class RoleSync:
             self.schedule(guild, delay=0.0)
         return len(moved)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.sweep()
-            except BackendError as exc:
-                log.warning("role sweep failed error=%s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 10)
+    async def run(self, stop: asyncio.Event, watch: RoundWatch | None = None) -> None:
+        """Sweep every interval until `stop`; then the syncs under way are given time to finish."""
+        try:
+            await run_rounds(self.sweep, Rounds("role-sync", self.interval), stop, watch)
+        finally:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 10)

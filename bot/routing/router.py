@@ -12,7 +12,6 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.domain.service import HotPathService
 from bot.routing.breaker import CircuitBreaker
 from bot.routing.flag_store import FlagStore
 from bot.routing.flags import CommandFlags, FlagFile, in_rollout
@@ -39,7 +38,7 @@ class RoutingDecision:
 class Router:
     def __init__(
         self,
-        services: Mapping[str, HotPathService],
+        backends: Sequence[str],
         flags: FlagStore,
         breakers: Mapping[str, CircuitBreaker],
         rollback: RollbackMonitor,
@@ -48,23 +47,20 @@ class Router:
         reference: str | None = None,
         chance: Callable[[], float] = random.random,
     ) -> None:
-        """`services` in registry order; `reference` is the backend shadow reads compare against (the
-        source of truth), by default the first registered."""
-        self._services = dict(services)
+        """`backends`: the registered names, in registry order; `reference` is the backend shadow reads
+        compare against (the source of truth), by default the first registered."""
+        self._names = list(backends)
         self.flags = flags
         self.breakers = dict(breakers)
         self.rollback = rollback
         self.readiness = readiness
-        self.reference = reference or next(iter(self._services))
+        self.reference = reference or self._names[0]
         self._chance = chance
 
     @property
     def backends(self) -> list[str]:
         """Every registered backend, in registry order."""
-        return list(self._services)
-
-    def service(self, backend: str) -> HotPathService:
-        return self._services[backend]
+        return list(self._names)
 
     async def route(
         self, command: str, guild_id: int, user_id: int | None = None, *, consume_trial: bool = True
@@ -73,7 +69,7 @@ class Router:
         await self.rollback.refresh()
         f = self.flags.current
         cf = f.for_command(command)
-        live = [b for b in self._services if b not in f.kill]
+        live = [b for b in self._names if b not in f.kill]
         backend, reason = self._by_flags(command, cf, f, guild_id, user_id)
 
         if backend not in live:
@@ -153,7 +149,7 @@ class Router:
     def _others(self, backend: str, live: Sequence[str], default: str) -> list[str]:
         """The live backends other than `backend`, in the order they are tried: the flag file's default,
         the reference, then the registry's order."""
-        order = dict.fromkeys([default, self.reference, *self._services])
+        order = dict.fromkeys([default, self.reference, *self._names])
         return [b for b in order if b in live and b != backend]
 
     def _shadow_target(self, backend: str, cf: CommandFlags, others: Sequence[str]) -> str | None:

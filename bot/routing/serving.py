@@ -1,51 +1,24 @@
-"""Answers one command from the backends a routing decision names: the chosen one within its time
-budget, then each fallback in order. Breakers and latches hear how each backend did."""
+"""Answers one request from the backends a routing decision names: the chosen one within its time
+budget, then each fallback in order. Breakers and latches hear how each backend did; a refusal or the
+request's own error tells them nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from backends.protocol import BackendError, Board, InvalidInput, NotConfigured, SnapshotInfo, TenantContext
+from backends.protocol import BackendError, Community, InvalidInput, NotConfigured, SnapshotInfo
 from bot.domain import messages
+from bot.domain.queries import Query, Refused
 from bot.domain.service import HotPathService
+from bot.routing.breaker import CircuitBreaker
+from bot.routing.rollback import RollbackMonitor
 from bot.routing.router import Router, RoutingDecision
 
 log = logging.getLogger(__name__)
-
-
-class Answer(Protocol):
-    """What a handler returns, as far as routing looks at it: an outcome, the domain records it was
-    computed from (for shadow comparisons) and the board they came from."""
-
-    @property
-    def outcome(self) -> str: ...
-
-    @property
-    def data(self) -> Any: ...
-
-    @property
-    def board(self) -> Board: ...
-
-
-class Refused(Exception):
-    """An answer for the member that is a refusal (not a member, not ranked, slow down), not a failure."""
-
-    data = None
-    board: Board = "conviction"
-
-    def __init__(self, message: str, outcome: str = "refused") -> None:
-        super().__init__(message)
-        self.message = message
-        self.outcome = outcome
-
-
-Handler = Callable[[HotPathService, TenantContext], Awaitable[Answer]]
-# Runs once the tenant context is known, before the handler: a refusal ends the request (rate limit).
-Gate = Callable[[TenantContext], Refused | None]
 
 
 class FallbackObserver(Protocol):
@@ -53,37 +26,40 @@ class FallbackObserver(Protocol):
 
 
 @dataclass(frozen=True)
-class Answered:
-    """One backend's answer and, when asked for, the snapshot it was read from (for shadow comparisons:
-    an answer from an older snapshot is stale, not wrong)."""
+class Answer[T]:
+    """One backend's records for a request, the community settings they were computed with and, when
+    asked for, the snapshot they were read from (an answer from an older snapshot is stale, not wrong)."""
 
-    answer: Answer
+    value: T
+    community: Community
     snapshot: SnapshotInfo | None = None
 
 
-async def answer(
-    service: HotPathService,
-    guild_id: int,
-    user_id: int,
-    handler: Handler,
-    gate: Gate | None = None,
-    *,
-    note_snapshot: bool = False,
-) -> Answered:
-    """The answer one backend gives; member-facing refusals are answers, backend failures raise."""
-    ctx = TenantContext(guild_id, user_id)
+@dataclass(frozen=True)
+class Served[T]:
+    """The answer the member gets, and the backend that gave it."""
+
+    backend: str
+    answer: Answer[T]
+
+    @property
+    def value(self) -> T:
+        return self.answer.value
+
+
+async def answer[T](
+    service: HotPathService, guild_id: int, user_id: int | None, query: Query[T], *, note_snapshot: bool = False
+) -> Answer[T]:
+    """The records one backend gives; a refusal raises `Refused`, a backend failure its error."""
     try:
         ctx = await service.open_context(guild_id, user_id)
-        if gate is not None and (refusal := gate(ctx)) is not None:
-            return Answered(refusal)
-        result: Answer = await handler(service, ctx)
-    except Refused as refusal:
-        result = refusal
     except NotConfigured:
-        return Answered(Refused(messages.NOT_CONFIGURED, "not_configured"))
+        raise Refused(messages.NOT_CONFIGURED, "not_configured") from None
+    assert ctx.community is not None
+    value = await query.read(service, ctx)
     # The same request context: a snapshot backend reports the snapshot its reads were pinned to.
-    snapshot = await service.backend.snapshot_info(ctx, result.board) if note_snapshot else None
-    return Answered(result, snapshot)
+    snapshot = await service.backend.snapshot_info(ctx, query.board) if note_snapshot else None
+    return Answer(value, ctx.community, snapshot)
 
 
 class RequestError(Exception):
@@ -97,41 +73,42 @@ def _backend_failed(exc: BaseException) -> bool:
 
 
 class Responder:
-    def __init__(self, router: Router, observer: FallbackObserver, *, patience_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        services: Mapping[str, HotPathService],
+        router: Router,
+        breakers: Mapping[str, CircuitBreaker],
+        rollback: RollbackMonitor,
+        observer: FallbackObserver,
+        *,
+        patience_seconds: float = 60.0,
+    ) -> None:
         """`patience_seconds`: how long a slow answer is waited for when no other backend can give it
         (the member sees a deferred reply meanwhile; Discord keeps it open for 15 minutes)."""
+        self.services = dict(services)
         self.router = router
+        self.breakers = dict(breakers)
+        self.rollback = rollback
         self.observer = observer
         self.patience = patience_seconds
 
-    async def serve(
-        self, decision: RoutingDecision, guild_id: int, user_id: int, handler: Handler, gate: Gate | None = None
-    ) -> tuple[str, Answered]:
-        """(the backend that answered, its answer).
+    async def serve[T](
+        self, decision: RoutingDecision, guild_id: int, user_id: int | None, query: Query[T]
+    ) -> Served[T]:
+        """The first good answer of the routed backend and its fallbacks.
 
         The chosen backend gets the decision's time budget; past it the next usable fallback is asked
         too and the first good answer wins, so slow is never an error while a backend can still answer.
-        Raises RequestError for the request's own failure, else the last backend failure when every
-        usable backend failed.
+        Raises `Refused` for a refusal, `InvalidInput` or `RequestError` for the request's own failure,
+        else the last backend failure when every usable backend failed.
         """
         command = decision.command
-        calls: dict[asyncio.Task[Answered], str] = {}
+        calls: dict[asyncio.Task[Answer[T]], str] = {}
         note = decision.shadow is not None
         slow: set[str] = set()  # past the budget: a failure unless it still answers first
 
-        counted = False
-
-        def once(ctx: TenantContext) -> Refused | None:
-            # The member is counted against the rate limit once per request, by whichever call gets there.
-            nonlocal counted
-            if counted or gate is None:
-                return None
-            counted = True
-            return gate(ctx)
-
-        def ask(backend: str) -> None:  # every call shares the one rate-limit count
-            service = self.router.service(backend)
-            work = answer(service, guild_id, user_id, handler, once, note_snapshot=note)
+        def ask(backend: str) -> None:
+            work = answer(self.services[backend], guild_id, user_id, query, note_snapshot=note)
             calls[asyncio.ensure_future(work)] = backend
 
         ask(decision.backend)
@@ -155,10 +132,10 @@ class Responder:
                     exc = task.exception()
                     if exc is None:
                         self._record(command, backend, ok=True)
-                        return backend, task.result()
+                        return Served(backend, task.result())
                     if not _backend_failed(exc):
                         self._release(decision, backend)
-                        if isinstance(exc, InvalidInput):
+                        if isinstance(exc, Refused | InvalidInput):
                             raise exc
                         raise RequestError(f"{type(exc).__name__}: {exc}") from exc
                     self._record(command, backend, ok=False)
@@ -205,12 +182,12 @@ class Responder:
         return False
 
     def _record(self, command: str, backend: str, *, ok: bool) -> None:
-        breaker = self.router.breakers[backend]
+        breaker = self.breakers[backend]
         breaker.record_success() if ok else breaker.record_failure()
-        self.router.rollback.record_call(command, backend, ok=ok)
+        self.rollback.record_call(command, backend, ok=ok)
 
     def _release(self, decision: RoutingDecision, backend: str) -> None:
         """A call that says nothing about its backend frees the half-open trial it held; only the routed
         backend's call can hold one (fallbacks go to closed breakers only)."""
         if backend == decision.backend:
-            self.router.breakers[backend].release()
+            self.breakers[backend].release()

@@ -1,5 +1,9 @@
 """Shadow reads: for a share of requests, another backend answers too, after the member's reply and
-off their path, and the two answers are compared by what they mean (ranks, scores, distances)."""
+off their path, and the two answers' records are compared by what they mean (ranks, scores, distances).
+
+Only answers are compared: a refusal on either side (not configured, not a member, slow down) is never
+an answer, so it reaches no comparison and no latch.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from backends.protocol import SnapshotInfo
-from bot.routing.router import Router, RoutingDecision
-from bot.routing.serving import Answer, Handler, answer
+from bot.domain.queries import Query, Refused
+from bot.domain.service import HotPathService
+from bot.routing.rollback import RollbackMonitor
+from bot.routing.router import RoutingDecision
+from bot.routing.serving import Served, answer
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +43,37 @@ def comparable(value: Any) -> Any:
 
 
 class ShadowComparator:
-    def __init__(self, router: Router, observer: ShadowObserver, concurrency: int = 4) -> None:
-        self.router = router
+    def __init__(
+        self,
+        services: Mapping[str, HotPathService],
+        rollback: RollbackMonitor,
+        observer: ShadowObserver,
+        *,
+        reference: str,
+        concurrency: int = 4,
+    ) -> None:
+        """`reference`: the backend whose answers count as right (a mismatch is blamed on the other)."""
+        self.services = dict(services)
+        self.rollback = rollback
         self.observer = observer
+        self.reference = reference
         self.concurrency = concurrency
         # (command, compared backend, result) -> count, for /backends status
         self.results: Counter[tuple[str, str, str]] = Counter()
         self._running: set[asyncio.Task[None]] = set()
 
-    def submit(
-        self,
-        decision: RoutingDecision,
-        served_by: str,
-        reply: Answer,
-        snapshot: SnapshotInfo | None,
-        guild_id: int,
-        user_id: int,
-        handler: Handler,
+    def submit[T](
+        self, decision: RoutingDecision, served: Served[T], guild_id: int, user_id: int | None, query: Query[T]
     ) -> None:
-        """Compare `reply` (read from `snapshot`, as the serving backend said) with another backend's answer."""
-        target = decision.shadow if decision.shadow != served_by else decision.backend
-        if target is None or target == served_by:
+        """Compare the served answer with another backend's answer to the same query."""
+        target = decision.shadow if decision.shadow != served.backend else decision.backend
+        if target is None or target == served.backend:
             return
         if len(self._running) >= self.concurrency:
             self._count(decision.command, target, "skipped")
             return
         task = asyncio.get_running_loop().create_task(
-            self._compare(decision.command, served_by, target, reply, snapshot, guild_id, user_id, handler)
+            self._compare(decision.command, served, target, guild_id, user_id, query)
         )
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -71,31 +83,32 @@ class ShadowComparator:
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
-    async def _compare(
-        self,
-        command: str,
-        served_by: str,
-        target: str,
-        reply: Answer,
-        snapshot: SnapshotInfo | None,
-        guild_id: int,
-        user_id: int,
-        handler: Handler,
+    async def _compare[T](
+        self, command: str, served: Served[T], target: str, guild_id: int, user_id: int | None, query: Query[T]
     ) -> None:
         try:
-            answered = await asyncio.wait_for(
-                answer(self.router.service(target), guild_id, user_id, handler, note_snapshot=True),
-                SHADOW_TIMEOUT_SECONDS,
+            other = await asyncio.wait_for(
+                answer(self.services[target], guild_id, user_id, query, note_snapshot=True), SHADOW_TIMEOUT_SECONDS
             )
-            other = answered.answer
+        except Refused as refusal:
+            # No answer to compare with (e.g. a copy that does not know the guild yet): not evidence.
+            log.warning(
+                "shadow read refused command=%s backend=%s guild=%s outcome=%s served_by=%s",
+                command,
+                target,
+                guild_id,
+                refusal.outcome,
+                served.backend,
+            )
+            self._count(command, target, "refused")
+            return
         except Exception as exc:
             log.warning("shadow read failed command=%s backend=%s guild=%s error=%r", command, target, guild_id, exc)
             self._count(command, target, "error")
             return
-        mine, theirs = comparable((reply.outcome, reply.data)), comparable((other.outcome, other.data))
-        if mine == theirs:
+        if comparable(served.value) == comparable(other.value):
             result = "match"
-        elif _stale(snapshot, answered.snapshot):
+        elif _stale(served.answer.snapshot, other.snapshot):
             result = "stale"
         else:
             result = "mismatch"
@@ -104,14 +117,14 @@ class ShadowComparator:
                 command,
                 guild_id,
                 user_id,
-                served_by,
-                (reply.outcome, reply.data),
+                served.backend,
+                served.value,
                 target,
-                (other.outcome, other.data),
+                other.value,
             )
-        suspect = target if served_by == self.router.reference else served_by
+        suspect = target if served.backend == self.reference else served.backend
         self._count(command, target, result)
-        self.router.rollback.record_shadow(command, suspect, result)
+        self.rollback.record_shadow(command, suspect, result)
 
     def _count(self, command: str, target: str, result: str) -> None:
         self.results[(command, target, result)] += 1

@@ -56,7 +56,6 @@ from psycopg_pool import AsyncConnectionPool
 from backends.protocol import BackendError, ScoreUpdate, TenantContext
 from backends.scylla.migrations import migrate as migrate_cql
 from backends.scylla.session import CqlSession, CqlSettings, connect
-from bot.app.container import resolved
 from bot.domain.service import HotPathService
 from bot.replication.verify import compare
 from bot.routing.router import RoutingDecision
@@ -241,7 +240,7 @@ async def test_a_node_dies_and_comes_back_and_nothing_is_lost(
         [rng.randrange(1, 10**6) for _ in range(MEMBERS)], activities=[rng.randrange(0, 10**4) for _ in range(MEMBERS)]
     )
     step(f"{MEMBERS} members imported into PostgreSQL and backfilled into the cluster")
-    services = await resolved(h.container.services)
+    services = h.container.services()
     source, scylla = services["postgres"], services["scylla"]
     ids = await profile_ids(source, gid, users)
     # Read through the services first: the nodes' first reads (a cold read path on 2 shared cores) may pass
@@ -253,11 +252,11 @@ async def test_a_node_dies_and_comes_back_and_nothing_is_lost(
     await h.set_flags(ON_SCYLLA)
     step(f"every answer read alike, then {len(asks)} commands answered alike by Scylla and PostgreSQL")
 
-    relay = await resolved(h.container.relay)
-    rebuilds = await resolved(h.container.rebuilds)
+    relay = h.container.relay()
+    rebuilds = h.container.rebuilds()
     assert relay is not None and rebuilds is not None
-    breaker = (await resolved(h.container.breakers))["scylla"]
-    router = await resolved(h.container.router)
+    breaker = h.container.breakers()["scylla"]
+    router = h.container.router()
     route = router.route
 
     async def routed(*args: Any, **kwargs: Any) -> RoutingDecision:
@@ -267,7 +266,7 @@ async def test_a_node_dies_and_comes_back_and_nothing_is_lost(
         return decision
 
     monkeypatch.setattr(router, "route", routed)
-    background = await resolved(h.container.background)
+    background = h.container.background()
     background.start()
 
     tally = Tally()
@@ -374,7 +373,7 @@ async def test_a_node_dies_and_comes_back_and_nothing_is_lost(
     assert left == [], f"{SECOND} was stopped holding hints for {FIRST}, writes it never handed over: {left}"
     step(f"boards rebuilt; {SECOND} stopped holding no hints (at most {seen} hint file(s) on the way meanwhile)")
     async with two_nodes.alone(FIRST) as cql:
-        fresh = await resolved(app(pool, cql=cql, keyspace=keyspace.keyspace).services)
+        fresh = app(pool, cql=cql, keyspace=keyspace.keyspace).services()
         await assert_copy_holds_scores(fresh["postgres"], fresh["scylla"], gid, ids)
         differences = await compare(fresh["postgres"], fresh["scylla"], gid, ids, sample=0)
         assert differences == [], f"read from {FIRST} alone through a session of its own: {differences[:3]}"
@@ -382,7 +381,7 @@ async def test_a_node_dies_and_comes_back_and_nothing_is_lost(
     # the restarted node's cold read path, the new snapshot's logged changes placed) may pass a command's
     # time budget and be handed to PostgreSQL, as designed; the commands are asked once those are done.
     reading = time.monotonic()
-    cql = await resolved(h.container.cql_session)
+    cql = h.container.cql()
     assert cql is not None
     driver = cql.session.cluster
 

@@ -15,15 +15,17 @@ import nextcord
 import pytest
 from nextcord.ext import commands
 
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.members import MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import Community
 from backends.scylla.session import CqlSettings
-from bot.app.container import Container, make_container, resolved
+from bot.app.app import App
+from bot.app.container import Application
 from bot.app.settings import load_settings
 from bot.replication.backfill import backfill
 from tests.emulator import DiscordEmulator
 from tests.emulator.models import Member
-from tests.wiring import register_memory
+from tests.wiring import MEMORY
 
 SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"
 COMMAND_NAMES = {"position", "threshold", "leaderboard", "backends"}
@@ -44,7 +46,7 @@ def flags_yaml(default: str, **commands: dict[str, Any]) -> str:
 class BotHarness:
     emulator: DiscordEmulator
     bot: commands.Bot
-    container: Container
+    container: Application
     guild_id: int
     backend: str
     flags_path: Path
@@ -53,12 +55,11 @@ class BotHarness:
     async def set_flags(self, text: str) -> None:
         """Write the flag file and reload it at once (the watcher is not running in these tests)."""
         self.flags_path.write_text(text)
-        accepted, changes = await (await resolved(self.container.flag_store)).reload()
+        accepted, changes = await self.container.flag_store().reload()
         assert accepted, changes
 
     async def admin(self) -> CommunityWrites:
-        admin: CommunityWrites = await resolved(self.container.community_writes)
-        return admin
+        return self.container.community_writes()
 
     async def configure(self, guild_id: int | None = None, **settings: Any) -> None:
         gid = guild_id or self.guild_id
@@ -68,8 +69,8 @@ class BotHarness:
 
     async def _copy(self, guild_id: int) -> None:
         """What an admin does before routing a guild to Scylla: backfill it."""
-        source = await resolved(self.container.copy_source)
-        for replica in (await resolved(self.container.replicas)).values():
+        source = self.container.copy_source()
+        for replica in self.container.replicas().values():
             await backfill(source, replica, guild_id)
 
     async def seed(
@@ -127,12 +128,21 @@ async def running_bot(
 
     `memory=True` registers the in-memory reference backend as a third backend.
     """
-    container = make_container(load_settings(SETTINGS, overrides))
-    if memory:
-        register_memory(container)
-    await container.init_resources()  # type: ignore[misc]
-    bot: commands.Bot = await resolved(container.bot)
-    h = BotHarness(emulator, bot, container, guild_id, backend, flags_path)
+    settings = load_settings(SETTINGS, overrides)
+    opened = App.open(settings, discord=True, migrate=False, backends=MEMORY if memory else None)
+    async with opened as app, _started(app, emulator, guild_id, backend, flags_path) as h:
+        yield h
+    assert h.errors == [], f"command errors: {h.errors!r}"
+    assert emulator.unknown_routes == [], f"routes the emulator does not know: {emulator.unknown_routes}"
+    assert emulator.violations == [], f"Discord rules broken: {emulator.violations}"
+
+
+@asynccontextmanager
+async def _started(
+    app: App, emulator: DiscordEmulator, guild_id: int, backend: str, flags_path: Path
+) -> AsyncIterator[BotHarness]:
+    bot = app.bot
+    h = BotHarness(emulator, bot, app.container, guild_id, backend, flags_path)
 
     async def record(interaction: nextcord.Interaction[Any], error: BaseException) -> None:
         h.errors.append(error)
@@ -148,14 +158,10 @@ async def running_bot(
         raise AssertionError("the bot did not become ready against the emulator")
     try:
         yield h
-        await (await resolved(container.shadow)).idle()
+        await app.shadow.idle()
     finally:
         await bot.close()
         await asyncio.wait({start}, timeout=5)
-        await container.shutdown_resources()  # type: ignore[misc]
-    assert h.errors == [], f"command errors: {h.errors!r}"
-    assert emulator.unknown_routes == [], f"routes the emulator does not know: {emulator.unknown_routes}"
-    assert emulator.violations == [], f"Discord rules broken: {emulator.violations}"
 
 
 def bot_settings(postgres_dsn: str, flags_path: Path, node: CqlSettings | None) -> dict[str, str]:

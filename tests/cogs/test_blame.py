@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 import bot.discord.embeds
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community
-from bot.app.container import resolved
 from bot.domain import formatting, messages
 from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.cogs.test_failures import blocked_communities, until, waiting_on_a_lock
@@ -50,7 +49,7 @@ async def test_one_guilds_unrenderable_data_opens_no_breaker_and_other_guilds_ar
     for _ in range(8):  # past the breaker's 5 failures, under the 10-a-minute rate limit
         message = await both.call("position", user=both.user(users[0]), guild_id=poisoned)
         assert is_error(message, messages.FAILED["position"]), message.embeds
-    router = await resolved(both.container.router)
+    router = both.container.router()
     assert {name: b.state for name, b in router.breakers.items()} == {"postgres": "closed", "scylla": "closed"}
     assert router.rollback.latches == {}
     backend, message = await served_by(both, "position", user=both.user(9001), guild_id=other)
@@ -76,7 +75,7 @@ async def test_a_query_held_behind_a_lock_is_deferred_and_answered(both: BotHarn
         await lock.close()
     message = await interaction.done()
     assert not message.ephemeral and message.embeds[0]["title"] == "⛩️ The Threshold"
-    router = await resolved(both.container.router)
+    router = both.container.router()
     assert router.breakers["postgres"].state == "closed"
 
 
@@ -85,7 +84,7 @@ async def test_a_cold_copy_that_cannot_prepare_falls_back_to_postgres(both: BotH
     users = await both.seed([30, 20, 10])
     await both.set_flags(flags_yaml("postgres", position={"backend": "scylla", "rollout": 100}))
     assert (await served_by(both, "position", user=both.user(users[0])))[0] == "scylla"
-    cql = await resolved(both.container.cql_session)
+    cql = both.container.cql()
     cql._prepared.clear()  # a cold start: nothing prepared yet...
     await asyncio.to_thread(cql.session.cluster.shutdown)  # ...and the cluster gone
     backend, message = await served_by(both, "position", user=both.user(users[1]))

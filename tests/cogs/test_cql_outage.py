@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.container import resolved
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.cogs.test_routing import served_by
 from tests.conftest import SpareNode
@@ -42,7 +41,7 @@ async def test_commands_fall_back_and_the_breaker_opens_and_recovers(
     await h.configure(rate_limit_per_minute=10_000)
     users = await h.seed([900 - i for i in range(30)])
     user = h.user(users[4])
-    breaker = (await resolved(h.container.breakers))["scylla"]
+    breaker = h.container.breakers()["scylla"]
     assert (await served_by(h, "position", user=user))[0] == "scylla"
 
     await asyncio.to_thread(spare_cql_node.run, "stop")

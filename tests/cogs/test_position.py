@@ -1,4 +1,4 @@
-"""/position through the real client, checked field by field against DOMAIN.md."""
+"""/position through the real client, checked field by field against docs/domain.md."""
 
 from __future__ import annotations
 

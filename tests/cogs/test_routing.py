@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from backends.protocol import ScoreUpdate, TenantContext
-from bot.app.container import resolved
 from bot.routing.flags import FlagWatcher
 from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.unit.test_flag_file import GENERATED, HAND_WRITTEN
@@ -52,7 +51,7 @@ async def test_editing_the_flag_file_moves_a_command_within_seconds(both: BotHar
     await both.configure(rate_limit_per_minute=1000)
     users = await both.seed([1000 - i for i in range(80)])
     user = both.user(users[3])
-    watcher = FlagWatcher(both.flags_path, (await resolved(both.container.flag_store)).reload, interval=0.2)
+    watcher = FlagWatcher(both.flags_path, both.container.flag_store().reload, interval=0.2)
     watcher.start()
     failures: list[Any] = []
     try:
@@ -83,7 +82,7 @@ async def test_a_malformed_file_is_rejected_and_the_last_good_one_serves(both: B
     await both.configure(rate_limit_per_minute=1000)
     users = await both.seed([10, 9, 8])
     await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
-    store = await resolved(both.container.flag_store)
+    store = both.container.flag_store()
     # Every broken file of the flag-file unit tests (hand-written and generated), fed to the running bot.
     bad = [case.values[0] for case in (*HAND_WRITTEN, *GENERATED)]
     assert len(bad) >= 100
@@ -109,7 +108,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
     await eventually(lambda: metrics.shadow_results[("threshold", "scylla", "match")] == 1)
 
     # A wrong score planted in Scylla's live snapshot: the member still gets PostgreSQL's right answer.
-    scylla = await resolved(both.container.scylla_backend)
+    scylla = both.container.scylla_backend()
     pointer = await scylla.cql.execute(
         f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
     )
@@ -129,7 +128,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
 
     # New scores not in Scylla's copy yet (its relay held): stale, not a mismatch.
     await scylla.recalculate(TenantContext(both.guild_id), "conviction")
-    replica = (await resolved(both.container.relay)).replicas["scylla"]
+    replica = both.container.relay().replicas["scylla"]
     held, put_states = asyncio.Event(), replica.put_states
 
     async def copy_later(*args: Any) -> None:
@@ -137,7 +136,7 @@ async def test_shadow_reads_count_mismatches_and_stale_snapshots(both: BotHarnes
         await put_states(*args)
 
     replica.put_states = copy_later  # type: ignore[method-assign]
-    service = (await resolved(both.container.router)).service("postgres")
+    service = both.container.services()["postgres"]
     ctx = TenantContext(both.guild_id)
     profile = await service.get_profile_for_user(ctx, users[99])
     update = ScoreUpdate(profile.profile_id, "conviction", Decimal(10_000), "token_hold")
@@ -167,8 +166,8 @@ async def test_auto_rollback_trips_survives_a_reload_and_clears_on_the_admin_com
         "commands:", "auto_rollback: {mismatch_rate: 0.1, min_volume: 3, window_seconds: 60}\ncommands:"
     )
     await both.set_flags(text)
-    router = await resolved(both.container.router)
-    scylla = await resolved(both.container.scylla_backend)
+    router = both.container.router()
+    scylla = both.container.scylla_backend()
     pointer = await scylla.cql.execute(
         f"SELECT version FROM {scylla.t.pointer} WHERE community_id = ? AND board = ?", (both.guild_id, "conviction")
     )
@@ -227,7 +226,7 @@ async def test_a_guild_whose_copy_is_missing_or_behind_is_served_by_postgres(bot
     from backends.protocol import Community
 
     await both.set_flags(flags_yaml("postgres", position={"backend": "scylla"}))
-    router = await resolved(both.container.router)
+    router = both.container.router()
     admin = await both.admin()
     await admin.upsert_community(Community(both.guild_id))  # in PostgreSQL only: never backfilled
     decision = await router.route("position", both.guild_id, 1)
@@ -244,7 +243,7 @@ async def test_a_guild_whose_copy_is_missing_or_behind_is_served_by_postgres(bot
             "default_backend: postgres", "default_backend: postgres\nwrites: postgres"
         )
     )
-    service = router.service("postgres")
+    service = both.container.services()["postgres"]
     profile = await service.get_profile_for_user(TenantContext(both.guild_id), users[0])
     await service.apply_score_updates(
         TenantContext(both.guild_id), [ScoreUpdate(profile.profile_id, "conviction", Decimal(9), "token_hold")]
@@ -255,3 +254,32 @@ async def test_a_guild_whose_copy_is_missing_or_behind_is_served_by_postgres(bot
         "postgres",
         "not ready: changed outside the outbox since the last backfill",
     )
+
+
+async def test_a_member_past_the_rate_limit_reaches_no_shadow_breaker_or_latch(both: BotHarness) -> None:
+    """One member's spam is refused before routing: the refusals are no answers, so they are never
+    compared, and the latches (here set to trip at the first mismatch) stay clear for every guild."""
+    await both.configure()  # the default: 10 commands a minute
+    users = await both.seed([1000 - i for i in range(80)])
+    await both.set_flags(
+        flags_yaml("postgres", position={"backend": "postgres", "shadow": 100}).replace(
+            "commands:",
+            "auto_rollback: {mismatch_rate: 0.01, error_rate: 0.01, min_volume: 5, window_seconds: 60}\ncommands:",
+        )
+    )
+    spammer = both.user(users[3])
+    answers = [await both.call("position", user=spammer) for _ in range(70)]
+    shadow = both.container.shadow()
+    await shadow.idle()
+    refused = [a for a in answers if a.embeds[0]["description"].startswith("You are using commands too quickly")]
+    assert len(refused) == 60 and all(a.ephemeral for a in refused)
+    results = both.container.metrics().shadow_results
+    assert results == {("position", "scylla", "match"): 10}, results
+    router = both.container.router()
+    await router.rollback.refresh(force=True)
+    assert router.rollback.latches == {}
+    assert {name: b.state for name, b in router.breakers.items()} == {"postgres": "closed", "scylla": "closed"}
+    outcomes = both.container.metrics().outcomes
+    assert outcomes[("position", "none", "rate_limited")] == 60 and outcomes[("position", "postgres", "ok")] == 10
+    # Another member of the same guild is served as before.
+    assert (await served_by(both, "position", user=both.user(users[5])))[0] == "postgres"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community
 from tests.cogs.conftest import BotHarness, flags_yaml
 from tests.cogs.test_routing import served_by

@@ -1,4 +1,4 @@
-"""/threshold through the real client: public, every field as DOMAIN.md writes it."""
+"""/threshold through the real client: public, every field as docs/domain.md writes it."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from backends.copies import replica_of
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.members import MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import BOARDS, Backend, Community, TenantContext
 from backends.scylla.session import CqlSession
 from bot.domain.service import HotPathService, ScoreWrites

@@ -86,7 +86,7 @@ async def test_get_scores_leaves_out_unknown_ids(world: World) -> None:
 
 
 async def test_wallet_shown_when_no_nym(world: World) -> None:
-    from backends.postgres.community_writes import MemberRow
+    from backends.members import MemberRow
 
     ctx = await world.community()
     await world.seed_rows(

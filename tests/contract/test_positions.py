@@ -1,4 +1,4 @@
-"""DOMAIN.md's worked examples and edge cases, through the service, on every backend."""
+"""The worked examples of docs/domain.md and edge cases, through the service, on every backend."""
 
 from __future__ import annotations
 

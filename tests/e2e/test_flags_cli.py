@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.backend import PostgresBackend
 from backends.postgres.latches import LatchTable
 from tests.environ import sietch_environ
 
@@ -47,7 +46,7 @@ def test_explain_prints_the_decision_and_why(sietch: Any) -> None:
 
 
 async def test_clear_removes_latches(sietch: Any, pool: AsyncConnectionPool[Any]) -> None:
-    table = LatchTable(PostgresBackend(pool))
+    table = LatchTable(pool)
     await table.trip("position", "scylla", "error rate 9/10 over 300s")
     await table.trip("threshold", "scylla", "error rate 9/10 over 300s")
     result = sietch("flags", "clear", "--command", "position")

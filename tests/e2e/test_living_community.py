@@ -17,7 +17,8 @@ import aiohttp
 import psycopg
 import pytest
 
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.members import MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import Community
 from tests.e2e.test_run import emulator, free_port, read_log_until, start_bot
 from tests.e2e.test_scores_cli import run as sietch

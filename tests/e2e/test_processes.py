@@ -28,8 +28,8 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import MemberRow
 from backends.postgres.export import PostgresCopySource
 from backends.postgres.latches import LatchTable
 from backends.postgres.leases import lock_key
@@ -364,7 +364,7 @@ async def test_processes_share_the_shards_and_the_background_work(
     # Latches live in PostgreSQL: one tripped elsewhere reaches every process, as does clearing it.
     admin = emulator.member(FIRST_USER + 1, "admin", permissions=ADMINISTRATOR)
     reason = f"tripped by another process {uuid.uuid4().hex[:6]}"
-    await LatchTable(source).trip("position", "scylla", reason)
+    await LatchTable(source.pool).trip("position", "scylla", reason)
 
     async def every_process_shows(text: str) -> bool:
         asked = [emulator.invoke("backends", "status", guild_id=ids[0], user=admin) for ids in by_shard.values()]

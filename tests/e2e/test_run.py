@@ -13,7 +13,8 @@ import aiohttp
 import psycopg
 import pytest
 
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.members import MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import Community
 from tests.emulator import DiscordEmulator
 from tests.environ import sietch_environ

@@ -15,7 +15,6 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from backends.scylla.session import CqlSession, CqlSettings
-from bot.app.container import resolved
 from tests.environ import sietch_environ
 from tests.wiring import app
 
@@ -141,6 +140,6 @@ async def test_bots_run_with_rebuilds_elsewhere_do_none(
     pool: AsyncConnectionPool[Any], cql_session: CqlSession, cql_keyspace: str, here: str
 ) -> None:
     container = app(pool, cql=cql_session, keyspace=cql_keyspace, SIETCH_RECALCULATION_IN_BOT=here)
-    background = await resolved(container.background)
+    background = container.background()
     assert (background.rebuilds is not None) is (here == "true")
-    assert await resolved(container.rebuilds) is not None  # what `sietch rebuilds` runs
+    assert container.rebuilds() is not None  # what `sietch rebuilds` runs

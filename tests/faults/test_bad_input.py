@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from bot.domain import messages
 from tests.cogs.conftest import BotHarness
 

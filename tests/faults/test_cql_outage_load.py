@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from backends.protocol import ScoreUpdate, TenantContext
-from bot.app.container import resolved
 from bot.replication.verify import compare
 from tests.cogs.conftest import BotHarness, bot_settings, flags_yaml, running_bot
 from tests.conftest import SpareNode
@@ -55,10 +54,10 @@ async def test_load_through_a_cql_node_stop_and_restart(loaded_bot: BotHarness, 
             first_user_id=10_000 * (n + 1),
             activities=[rng.randrange(0, 50) for _ in range(120)],
         )
-    background = await resolved(h.container.background)
+    background = h.container.background()
     background.start()
-    service = (await resolved(h.container.router)).service("postgres")
-    breaker = (await resolved(h.container.breakers))["scylla"]
+    service = h.container.services()["postgres"]
+    breaker = h.container.breakers()["scylla"]
     states_seen: set[str] = set()
     late: list[str] = []
     errors: list[Any] = []
@@ -111,10 +110,10 @@ async def test_load_through_a_cql_node_stop_and_restart(loaded_bot: BotHarness, 
     assert {"open"} <= states_seen or {"half_open"} <= states_seen
     assert writes > 20
 
-    mirror = await resolved(h.container.relay)
+    mirror = h.container.relay()
     assert await mirror.pending() == 0, "score writes still queued after the outage"
-    scylla = await resolved(h.container.scylla_backend)
-    scylla_service = (await resolved(h.container.router)).service("scylla")
+    scylla = h.container.scylla_backend()
+    scylla_service = h.container.services()["scylla"]
     for gid in guild_ids:
         for board in ("conviction", "activity"):
             await scylla.recalculate(TenantContext(gid), board)

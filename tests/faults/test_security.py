@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.export import PostgresCopySource
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.app.container import resolved
 from bot.domain.service import HotPathService
 from bot.replication.backfill import backfill
 from bot.replication.relay import OutboxRelay
@@ -42,7 +42,7 @@ async def test_the_token_never_reaches_logs_or_replies(both: BotHarness, caplog:
     caplog.set_level(logging.DEBUG)
     await both.configure()
     users = await both.seed([3, 2, 1])
-    pool = await resolved(both.container.postgres_pool)
+    pool = both.container.pool()
     for command, path in [("position", ()), ("threshold", ()), ("leaderboard", ("conviction",))]:
         await both.call(command, *path, user=both.user(users[0]))
     await pool.close()  # and through failures too
@@ -78,7 +78,7 @@ def test_random_operations_over_several_guilds_never_leak(
     loop.run_until_complete(pool.open(wait=True))
     source = PostgresBackend(pool, outbox=True)
     scylla = ScyllaBackend(cql_session, cql_keyspace)
-    writer = ScoreWriter(source, OutboxRelay(PostgresCopySource(source), {"scylla": scylla.replica}))
+    writer = ScoreWriter(source, OutboxRelay(PostgresCopySource(source.pool), {"scylla": scylla.replica}))
     services = [HotPathService(source, writer=writer), HotPathService(scylla, writer=writer)]
     rng = random.Random(3)
     guilds = [rng.getrandbits(60) | (1 << 61) for _ in range(3)]
@@ -90,7 +90,7 @@ def test_random_operations_over_several_guilds_never_leak(
             await admin.upsert_community(Community(gid, fedaykin=10, naib=2, at_risk=8, waitlist_end=20))
             rows = [MemberRow(discord_user_id=1 + i, conviction=Decimal(rng.randrange(0, 100))) for i in range(40)]
             members[gid] = await admin.import_members(gid, rows)
-            await backfill(PostgresCopySource(source), scylla.replica, gid)
+            await backfill(PostgresCopySource(source.pool), scylla.replica, gid)
 
     loop.run_until_complete(setup())
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import BOARDS, Board, Community, ScoreUpdate, TenantContext
 from bot.replication.writes import ScoreWriter
 

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community, InvalidInput, ScoreUpdate, TenantContext
-from bot.app.container import resolved
 from tests.wiring import app
 
 MEMBERS = 40
@@ -21,12 +20,12 @@ MEMBERS = 40
 
 async def _feed(pool: AsyncConnectionPool[Any], guild: int) -> tuple[Any, Any, list[uuid.UUID]]:
     container = app(pool)
-    admin = await resolved(container.community_writes)
+    admin = container.community_writes()
     await admin.upsert_community(Community(guild, name="Arrakis"))
     ids = await admin.import_members(
         guild, [MemberRow(discord_user_id=i + 1, conviction=Decimal(1)) for i in range(MEMBERS)]
     )
-    return await resolved(container.score_feed), await resolved(container.postgres_backend), ids
+    return container.score_feed(), container.postgres_backend(), ids
 
 
 def _set(pid: uuid.UUID, value: int) -> list[ScoreUpdate]:

@@ -11,9 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community, TenantContext
-from bot.app.container import resolved
 from bot.feed.http import FeedServer
 from tests.wiring import app
 
@@ -25,17 +24,15 @@ async def door(
     pool: AsyncConnectionPool[Any], new_guild_id: int
 ) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, Any]]]:
     container = app(pool)
-    admin = await resolved(container.community_writes)
+    admin = container.community_writes()
     for guild in (new_guild_id, new_guild_id + 1):
         await admin.upsert_community(Community(guild, name="Arrakis"))
         await admin.import_members(guild, [MemberRow(discord_user_id=7, wallet_address=WALLET, conviction=Decimal(10))])
-    ingest = await resolved(container.ingest)
+    ingest = container.ingest()
     tokens = {g: await ingest.new_token(g) for g in (new_guild_id, new_guild_id + 1)}
-    server = FeedServer(
-        await resolved(container.score_feed), ingest, max_body_bytes=4096, max_items=3, requests_per_minute=10
-    )
+    server = FeedServer(container.score_feed(), ingest, max_body_bytes=4096, max_items=3, requests_per_minute=10)
     async with TestClient(TestServer(server.app())) as client:
-        yield client, {"guild": new_guild_id, "tokens": tokens, "source": await resolved(container.postgres_backend)}
+        yield client, {"guild": new_guild_id, "tokens": tokens, "source": container.postgres_backend()}
 
 
 def item(**more: Any) -> dict[str, Any]:

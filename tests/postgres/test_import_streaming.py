@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.members import MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.protocol import Community, InvalidInput
 from bot.app.settings import load_settings
 from bot.cli.community_commands import import_file

@@ -12,8 +12,9 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityWrites, MemberRow, raise_copy_floor
+from backends.postgres.community_writes import CommunityWrites, raise_copy_floor
 from backends.protocol import BackendError, Community, TenantContext
 from bot.domain.records import EligibilityRule
 from bot.domain.service import HotPathService

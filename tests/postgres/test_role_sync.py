@@ -9,11 +9,10 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import MemberRow
-from backends.postgres.standing import RoleConfig
 from backends.protocol import Community, ScoreUpdate, TenantContext, utcnow
-from bot.app.container import resolved
+from backends.roles import RoleConfig
 from bot.roles.sync import Plan, RoleSync
 from tests.wiring import app
 
@@ -22,14 +21,14 @@ NAIB, FEDAYKIN, AT_RISK, WAITING = 11, 22, 33, 44
 
 async def _setup(pool: AsyncConnectionPool[Any], guild: int, convictions: list[int], **roles: Any) -> RoleSync:
     container = app(pool, SIETCH_ROLES_DEBOUNCE_SECONDS="5")
-    admin = await resolved(container.community_writes)
+    admin = container.community_writes()
     await admin.upsert_community(Community(guild, fedaykin=4, naib=1, at_risk=2, waitlist_end=6))
     await admin.import_members(
         guild, [MemberRow(discord_user_id=100 + i, conviction=Decimal(c)) for i, c in enumerate(convictions)]
     )
-    store = await resolved(container.standing_store)
+    store = container.standing_store()
     await store.put_role_config(RoleConfig(guild, NAIB, FEDAYKIN, AT_RISK, WAITING, **roles))
-    sync: RoleSync = await resolved(container.role_sync)
+    sync: RoleSync = container.role_sync()
     return sync
 
 

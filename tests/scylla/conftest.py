@@ -14,7 +14,7 @@ from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.export import PostgresCopySource
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
-from bot.app.container import Container
+from bot.app.container import Application
 from bot.domain.service import HotPathService
 from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
@@ -23,7 +23,7 @@ from tests.wiring import app
 
 @dataclass
 class Pair:
-    container: Container
+    container: Application
 
     @property
     def source(self) -> PostgresBackend:

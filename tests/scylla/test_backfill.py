@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from bot.app.background import BackgroundWork
+from bot.app.metrics import Metrics
 from bot.replication.backfill import backfill
 from tests.scylla.conftest import Pair
 
@@ -55,7 +56,7 @@ async def test_stopping_the_background_work_drains_the_outbox(pair: Pair, new_gu
         TenantContext(new_guild_id), [ScoreUpdate(ids[0], "conviction", Decimal(9), "token_hold")]
     )
     assert await pair.mirror.pending(new_guild_id) == 1
-    work = BackgroundWork(pair.mirror, None, drain_seconds=30)
+    work = BackgroundWork(pair.mirror, None, None, Metrics(), drain_seconds=30)
     work.start()
     await work.stop()
     assert await pair.mirror.pending(new_guild_id) == 0

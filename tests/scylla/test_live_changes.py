@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 from cassandra.query import SimpleStatement
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import BOARDS, Community, ScoreUpdate, TenantContext
 from backends.scylla import backend as scylla_backend
 from backends.scylla.backend import ScyllaBackend

@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from psycopg_pool import AsyncConnectionPool
 
 from backends.copies import Replica
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import BOARDS, BackendUnavailable, Community, ScoreUpdate, TenantContext
 from backends.scylla.session import CqlSession
 from bot.cli.copies import acknowledge

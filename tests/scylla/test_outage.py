@@ -14,8 +14,9 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.export import PostgresCopySource
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
@@ -41,14 +42,14 @@ async def test_updates_during_an_outage_are_replayed_and_nothing_is_lost(
         scylla = ScyllaBackend(cql, spare_node.keyspace)
         source = PostgresBackend(pool, outbox=True)
         mirror = OutboxRelay(
-            PostgresCopySource(source), {"scylla": scylla.replica}, interval_seconds=0.2, max_backoff_seconds=1.0
+            PostgresCopySource(source.pool), {"scylla": scylla.replica}, interval_seconds=0.2, max_backoff_seconds=1.0
         )
         admin = CommunityWrites(pool)
         await admin.upsert_community(Community(new_guild_id))
         ids = await admin.import_members(
             new_guild_id, [MemberRow(discord_user_id=i + 1, conviction=Decimal(1000 - i)) for i in range(300)]
         )
-        await backfill(PostgresCopySource(source), scylla.replica, new_guild_id)
+        await backfill(PostgresCopySource(source.pool), scylla.replica, new_guild_id)
         writer = ScoreWriter(source, mirror)
         ctx = TenantContext(new_guild_id)
 

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import CommunityWrites, MemberRow
+from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.export import PostgresCopySource
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
@@ -52,7 +53,7 @@ def test_both_backends_agree_on_random_communities(
     loop.run_until_complete(pool.open(wait=True))
     source = PostgresBackend(pool, outbox=True)
     scylla = ScyllaBackend(cql_session, cql_keyspace)
-    writer = ScoreWriter(source, OutboxRelay(PostgresCopySource(source), {"scylla": scylla.replica}))
+    writer = ScoreWriter(source, OutboxRelay(PostgresCopySource(source.pool), {"scylla": scylla.replica}))
     admin = CommunityWrites(pool)
 
     # Under CI the examples are derandomised, so the run time of `make test` is the same every time.
@@ -107,7 +108,7 @@ async def _check(
             for i in range(spec["members"])
         ],
     )
-    await backfill(PostgresCopySource(source), scylla.replica, guild)
+    await backfill(PostgresCopySource(source.pool), scylla.replica, guild)
     values = [Decimal(rng.randrange(1, 10_000)) / 100 for _ in range(spec["distinct_scores"])]
     ctx = TenantContext(guild)
     updates = [

@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from bot.replication.backfill import backfill
 from bot.replication.verify import compare

@@ -3,24 +3,17 @@ replaced a moment later (a rebuild, `sietch member remove`) is stale, not a mism
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from backends.postgres.community_writes import MemberRow
-from backends.protocol import Board, Community, TenantContext
+from backends.members import MemberRow
+from backends.protocol import Community, TenantContext
+from bot.domain.queries import Query
+from bot.domain.records import PositionData
 from bot.domain.service import HotPathService
 from bot.replication.backfill import backfill
 from bot.routing.router import RoutingDecision
-from bot.routing.serving import answer
+from bot.routing.serving import Served, answer
 from tests.scylla.conftest import Pair
-
-
-@dataclass(frozen=True)
-class Position:
-    data: Any
-    outcome: str = "ok"
-    board: Board = "conviction"
 
 
 async def test_an_answer_from_a_replaced_snapshot_is_stale_not_a_mismatch(pair: Pair, new_guild_id: int) -> None:
@@ -32,11 +25,12 @@ async def test_an_answer_from_a_replaced_snapshot_is_stale_not_a_mismatch(pair: 
     member = await pair.source.get_profile_by_user(TenantContext(new_guild_id), 104)
     assert member is not None
 
-    async def position(service: HotPathService, ctx: TenantContext) -> Position:
-        return Position(await service.get_position(ctx, member.profile_id))
+    async def read(service: HotPathService, ctx: TenantContext) -> PositionData | None:
+        return await service.get_position(ctx, member.profile_id)
 
+    position = Query("conviction", read)
     # The member's answer read from Scylla's snapshot of the moment...
-    served = await answer(scylla_service, new_guild_id, 104, position, note_snapshot=True)
+    served = Served("scylla", await answer(scylla_service, new_guild_id, 104, position, note_snapshot=True))
     # ...and then member 100 is removed everywhere and the boards rebuilt, as `sietch member remove` does.
     removed = await pair.admin.remove_member(new_guild_id, 100)
     assert removed is not None
@@ -46,6 +40,6 @@ async def test_an_answer_from_a_replaced_snapshot_is_stale_not_a_mismatch(pair: 
     shadow = pair.container.shadow()
     metrics = pair.container.metrics()
     decision = RoutingDecision("position", "scylla", "test", ("postgres",), "postgres")
-    shadow.submit(decision, "scylla", served.answer, served.snapshot, new_guild_id, 104, position)
+    shadow.submit(decision, served, new_guild_id, 104, position)
     await shadow.idle()
     assert metrics.shadow_results == {("position", "postgres", "stale"): 1}

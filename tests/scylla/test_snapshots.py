@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community, ScoreUpdate, TenantContext
 from backends.scylla.backend import ScyllaBackend
 from backends.scylla.snapshots import RANK_WIDTH

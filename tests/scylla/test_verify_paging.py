@@ -15,8 +15,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from backends.copies import SourceView
+from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
-from backends.postgres.community_writes import MemberRow
 from backends.postgres.export import PostgresCopySource
 from backends.protocol import Community, MemberState
 from backends.scylla.session import CqlSettings

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from backends.postgres.community_writes import MemberRow
+from backends.members import MemberRow
 from backends.protocol import Community, EligibilityResult, ScoreUpdate, TenantContext, utcnow
 from bot.replication.backfill import backfill
 from tests.scylla.conftest import Pair

@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[2]
 
 # Unleash/client-specification, the conformance suite every Unleash SDK runs. The group is the
 # strategy's groupId (the flag name in these files), the key the stickiness value.
-#   10-flexible-rollout-strategy.json: buckets re-computed in research/flags-anchors.md §1.1.
+#   10-flexible-rollout-strategy.json: buckets re-computed from its flags with the Unleash hash.
 #     Its third flag is named "Feature.flexibleRollout.userId.55": with the group "userId.55"
 #     alone, key 25 lands in bucket 82, not 55.
 EXACT_BUCKETS = [

@@ -1,4 +1,4 @@
-"""DOMAIN.md's number formats, tiers and names, including half-up ties that banker's rounding gets wrong."""
+"""The number formats of docs/domain.md, tiers and names, including half-up ties that banker's rounding gets wrong."""
 
 from __future__ import annotations
 

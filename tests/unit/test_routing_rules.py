@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 import pytest
 
-from bot.domain.service import HotPathService
 from bot.routing.breaker import CircuitBreaker, State
 from bot.routing.flag_store import FlagStore
 from bot.routing.flags import normalized
@@ -144,7 +142,7 @@ def routing(
         for name in registry
     }
     router = Router(
-        cast(Mapping[str, HotPathService], {name: object() for name in registry}),
+        registry,
         store,
         breakers,
         RollbackMonitor(latches, store.auto_rollback, clock),

@@ -1,4 +1,4 @@
-"""A member's standing from their position (DOMAIN.md, "Roles and alerts"), its roles and its alerts."""
+"""A member's standing from their position (docs/domain.md, "Roles and alerts"), its roles and its alerts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from backends.postgres.standing import RoleConfig
 from backends.protocol import Community
+from backends.roles import RoleConfig
 from bot.roles.standing import decode, encode, events_between, roles_for, standing_of
 
 C = Community(1, fedaykin=69, naib=7, at_risk=63, waitlist_end=100)
