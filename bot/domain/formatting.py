@@ -20,6 +20,8 @@ MEDALS = {1: "🥇", 2: "🥈", 3: "🥉"}
 
 _THOUSAND = Decimal(1000)
 _MILLION = Decimal(1_000_000)
+LONGEST = 100  # characters of a formatted number; longer ones are shown in scientific notation
+SIGNIFICANT = 6
 
 
 _round = round_half_up  # half away from zero on the exact value, once
@@ -29,22 +31,38 @@ def _drop_trailing_zeros(text: str) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def scientific(value: Decimal) -> str:
+    """6 significant digits, half away from zero on the exact value: `9.00000e+999`, `-1.23457e-150`."""
+    if not value:
+        return f"{0:.{SIGNIFICANT - 1}f}e+0"
+    exponent = value.adjusted()
+    mantissa = _round(scale_down(value, exponent), SIGNIFICANT - 1)  # 1 <= |mantissa| <= 10
+    if abs(mantissa) == 10:  # 9.999995e+500 rounds up to 1.00000e+501
+        mantissa, exponent = mantissa.scaleb(-1), exponent + 1
+    return f"{mantissa:.{SIGNIFICANT - 1}f}e{exponent:+d}"
+
+
+def _fitted(text: str, value: Decimal) -> str:
+    """`text`, or the value in scientific notation when `text` is longer than LONGEST characters."""
+    return text if len(text) <= LONGEST else scientific(value)
+
+
 def score_short(value: Decimal) -> str:
     """`2.50M`, `1.23K`, `500.00`; no carry between units (999,995 is `1000.00K`)."""
     if value >= _MILLION:
-        return f"{_round(scale_down(value, 6), 2):f}M"
+        return _fitted(f"{_round(scale_down(value, 6), 2):f}M", value)
     if value >= _THOUSAND:
         return f"{_round(scale_down(value, 3), 2):f}K"
-    return f"{_round(value, 2):.2f}"
+    return _fitted(f"{_round(value, 2):.2f}", value)
 
 
 def bgt(value: Decimal) -> str:
     """Token amounts: grouped with at most 2 (>= 1000) or 4 (>= 1) decimals, else 6 fixed decimals."""
     if value >= _THOUSAND:
-        return _drop_trailing_zeros(f"{_round(value, 2):,.2f}")
+        return _fitted(_drop_trailing_zeros(f"{_round(value, 2):,.2f}"), value)
     if value >= 1:
         return _drop_trailing_zeros(f"{_round(value, 4):,.4f}")
-    return f"{_round(value, 6):.6f}"
+    return _fitted(f"{_round(value, 6):.6f}", value)
 
 
 def tier(rank: int) -> Tier:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain.formatting import bgt, display_name, rank_label, score_short, tier
+from bot.domain.formatting import bgt, display_name, rank_label, scientific, score_short, tier
 
 
 @pytest.mark.parametrize(
@@ -118,5 +118,74 @@ def test_score_short_is_exact_at_any_magnitude(value: str, shown: str) -> None:
 
 
 def test_a_score_of_1e400_formats_without_error() -> None:
-    assert score_short(Decimal("1e400")) == "1" + "0" * 394 + ".00M"
-    assert bgt(Decimal("1e400")).replace(",", "") == "1" + "0" * 400
+    assert score_short(Decimal("1e400")) == "1.00000e+400"  # "Long numbers": over 100 characters written out
+    assert bgt(Decimal("1e400")) == "1.00000e+400"
+
+
+# Long numbers: past 100 characters a number is shown with 6 significant digits in scientific notation.
+ONES_74 = "1" * 74  # 74 integer digits grouped by commas are 98 characters
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("9e999", "9.00000e+999"),
+        ("1e1000", "1.00000e+1000"),
+        ("-1e1000", "-1.00000e+1000"),
+        ("9.999995e500", "1.00000e+501"),  # the tie rounds up and carries into the exponent
+        ("-9.999995e500", "-1.00000e+501"),  # away from zero below zero too
+        ("9.9999949999e500", "9.99999e+500"),
+        ("1.234565e150", "1.23457e+150"),  # banker's gives 1.23456
+        ("-1.234565e150", "-1.23457e+150"),
+        ("1.2345650000000000000000000000000000000000001e150", "1.23457e+150"),
+        ("1.2345649999999999999999999999999999999999999e150", "1.23456e+150"),  # one rounding, exact value
+        ("1e-1000", "0.000000"),  # short: 6 decimals as always
+        ("-1e-1000", "-0.000000"),
+        (ONES_74 + ".5", "11" + ",111" * 24 + ".5"),  # 100 characters
+        (ONES_74 + ".25", "1.11111e+73"),  # 101 characters
+        ("-" + "1" * 92, "-" + "1" * 92 + ".000000"),  # 100 characters: below 1 the format has 6 decimals
+        ("-" + "1" * 93, "-1.11111e+92"),
+    ],
+)
+def test_bgt_of_long_numbers(value: str, shown: str) -> None:
+    assert bgt(Decimal(value)) == shown
+    assert len(bgt(Decimal(value))) <= 100
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1" * 102, "1" * 96 + ".11M"),  # 100 characters
+        ("1" * 103, "1.11111e+102"),
+        ("9e999", "9.00000e+999"),
+        ("-1e1000", "-1.00000e+1000"),
+        ("-" + "1" * 96, "-" + "1" * 96 + ".00"),  # 100 characters
+        ("-" + "1" * 97, "-1.11111e+96"),
+        ("9.999995e500", "1.00000e+501"),
+        ("1e-1000", "0.00"),
+    ],
+)
+def test_score_short_of_long_numbers(value: str, shown: str) -> None:
+    assert score_short(Decimal(value)) == shown
+    assert len(score_short(Decimal(value))) <= 100
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1e-1000", "1.00000e-1000"),
+        ("-1.234565e-150", "-1.23457e-150"),
+        ("9.999995e-7", "1.00000e-6"),
+        ("123456.5", "1.23457e+5"),
+        ("0", "0.00000e+0"),
+    ],
+)
+def test_scientific_notation(value: str, shown: str) -> None:
+    assert scientific(Decimal(value)) == shown
+
+
+def test_every_accepted_magnitude_formats_within_100_characters() -> None:
+    for exponent in range(-1000, 1001, 7):
+        for mantissa in ("1", "9.999995", "-4.4444445", "123456789.987654321"):
+            value = Decimal(f"{mantissa}e{exponent}")
+            assert len(bgt(value)) <= 100 and len(score_short(value)) <= 100, value
