@@ -17,6 +17,7 @@ from backends.members import MemberRow
 from bot.domain import inputs
 
 COLUMNS = ("discord_user_id", "wallet_address", "nym", "joined_at", "conviction", "activity")
+SCORE_COLUMNS = ("conviction", "activity")  # read as written: a score with spaces is refused
 MAX_NYM = 64
 MAX_REPORTED = 20  # problems printed; the rest are counted ("... and N more")
 MAX_KEPT = 100  # problems kept (the first by line); a file of a million bad lines is only counted past these
@@ -117,7 +118,9 @@ class MemberCsv:
             if len(values) != len(names):
                 self._problem(line, f"expected {len(names)} fields, found {len(values)}")
                 continue
-            row, errors = _row(dict(zip(names, (v.strip() for v in values), strict=True)), line)
+            # Scores are checked as written (inputs.score refuses spaces); every other cell is trimmed.
+            cells = {n: v if n in SCORE_COLUMNS else v.strip() for n, v in zip(names, values, strict=True)}
+            row, errors = _row(cells, line)
             for error in errors:
                 self._problem(line, error)
             if row is not None:
@@ -162,6 +165,11 @@ def count_lines(path: Path) -> int:
     return lines + (last != b"\n")
 
 
+def _score_cell(raw: str | None) -> str | None:
+    """A score cell as written, or None when it is empty or blank."""
+    return raw if raw is not None and raw.strip() else None
+
+
 def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]]:
     errors: list[str] = []
 
@@ -183,10 +191,11 @@ def _row(fields: dict[str, str], line: int) -> tuple[MemberRow | None, list[str]
         errors.append(f"nym is longer than {MAX_NYM} characters")
     if nym is not None and any(unicodedata.category(c) == "Cc" for c in nym):
         errors.append("nym contains a control character (a NUL, a tab, a line break...)")
-    if not fields.get("conviction"):
+    raw_conviction, raw_activity = _score_cell(fields.get("conviction")), _score_cell(fields.get("activity"))
+    if raw_conviction is None:
         errors.append("conviction is empty")
-    conviction = checked(lambda: inputs.score(fields.get("conviction") or "0", "conviction"), Decimal(0))
-    activity = checked(lambda: inputs.score(fields.get("activity") or "0", "activity"), Decimal(0))
+    conviction = checked(lambda: inputs.score(raw_conviction or "0", "conviction"), Decimal(0))
+    activity = checked(lambda: inputs.score(raw_activity or "0", "activity"), Decimal(0))
     joined_at = datetime.now(UTC)
     if fields.get("joined_at"):
         joined_at = checked(lambda: inputs.instant(fields["joined_at"], "joined_at"), joined_at)

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from backends.protocol import BackendError, InvalidInput, NotConfigured
 from bot.discord.ratelimit import RateLimiter
-from bot.domain.inputs import ASCII_DIGITS
+from bot.domain import inputs
 from bot.feed.apply import ItemProblem, MemberDirectory, ScoreFeed
 from bot.feed.items import FeedItemError, loads, parse_item
 
@@ -101,7 +101,10 @@ class FeedServer:
         raw_guild = request.match_info["guild"]
         header = request.headers.get("Authorization", "")
         token = header[7:] if header[:7].lower() == "bearer " else ""
-        guild = int(raw_guild) if ASCII_DIGITS.fullmatch(raw_guild) and 0 < int(raw_guild) < 2**63 else 0
+        try:
+            guild = inputs.discord_id(raw_guild, "guild", "guild")
+        except ValueError:
+            guild = 0
         if not token or not guild or not await self.directory.token_matches(guild, token):
             return _answer(401, {"error": "unknown guild or wrong token"}, {"WWW-Authenticate": "Bearer"})
         wait = self.limiter.acquire(guild, 0, self.requests_per_minute)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from backends.protocol import BOARDS, EVENT_TYPES
@@ -45,9 +45,28 @@ class FeedItem:
         return str(self.discord_user_id) if self.discord_user_id is not None else str(self.wallet)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A JSON number no Decimal holds (an exponent past 10^±10^18), or NaN/Infinity (which Python's json
+    reads): kept as written, so that the item it is in is refused naming it, not the whole body."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _number(text: str) -> Decimal | Unreadable:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return Unreadable(text)
+
+
 def loads(text: str | bytes) -> Any:
-    """JSON with every number kept exact: integers and fractions become Decimals."""
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    """JSON with every number kept exact: integers and fractions become Decimals (`Unreadable` when no
+    Decimal holds them)."""
+    return json.loads(text, parse_float=_number, parse_int=_number, parse_constant=Unreadable)
 
 
 def parse_item(raw: Any) -> FeedItem:
@@ -69,6 +88,8 @@ def parse_item(raw: Any) -> FeedItem:
     if board not in BOARDS:
         problems.append(f"board {board!r} is not one of {', '.join(BOARDS)}")
     value = raw["value"]
+    if isinstance(value, Unreadable):
+        value = value.text  # out of range, or not finite: as if written as a string
     if isinstance(value, bool) or not isinstance(value, str | Decimal):
         problems.append(f"value {value!r} must be a number or a string of one")
     else:

@@ -56,6 +56,13 @@ def test_a_wallet_member_and_the_optional_fields() -> None:
         ({"value": "twelve"}, "value 'twelve' is not a number"),
         ({"value": "NaN"}, "not a finite number"),
         ({"value": "1e2000"}, "out of range"),
+        ({"value": "9e1000", "mode": "add"}, None),  # in range; the sum is checked where it is computed
+        ({"value": "1e-1001"}, "value '1e-1001' is out of range"),
+        ({"value": "٥"}, "value '٥' is not a plain decimal"),  # Arabic-Indic 5
+        ({"value": " 5 "}, "value ' 5 ' is not a plain decimal"),
+        ({"value": "1_000"}, "value '1_000' is not a plain decimal"),
+        ({"value": "Infinity"}, "value 'Infinity' is not a finite number"),
+        ({"value": ".5"}, "value '.5' is not a plain decimal"),
         ({"value": True}, "must be a number or a string of one"),
         ({"mode": "multiply"}, "mode 'multiply' is not set or add"),
         ({"event_type": "airdrop"}, "event_type 'airdrop' is not one of"),
@@ -68,7 +75,10 @@ def test_a_wallet_member_and_the_optional_fields() -> None:
         ({"value": None}, "value is required"),
     ],
 )
-def test_every_problem_is_named(change: dict[str, Any], problem: str) -> None:
+def test_every_problem_is_named(change: dict[str, Any], problem: str | None) -> None:
+    if problem is None:
+        parse_item(GOOD | change)
+        return
     with pytest.raises(FeedItemError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         parse_item({k: v for k, v in (GOOD | change).items()})
 
@@ -82,3 +92,37 @@ def test_all_problems_of_an_item_at_once() -> None:
 def test_not_an_object() -> None:
     with pytest.raises(FeedItemError, match="JSON object"):
         parse_item([GOOD])
+
+
+def item_text(value: str) -> str:
+    return '{"guild": "1", "member": "2", "board": "conviction", "value": ' + value + ', "event_type": "decay"}'
+
+
+@pytest.mark.parametrize(
+    ("number", "problem"),
+    [
+        ("1e99999999999999999999999", "value '1e99999999999999999999999' is out of range"),  # no Decimal holds it
+        ("-1e-99999999999999999999999", "value '-1e-99999999999999999999999' is out of range"),
+        ("1e999999999999999999", "value '1E+999999999999999999' is out of range"),
+        ("1" * 5000, "value '1111111111111111111111111111111111111111…1111111111' is out of range"),
+        ("NaN", "value 'NaN' is not a finite number"),  # Python's json reads NaN and Infinity
+        ("-Infinity", "value '-Infinity' is not a finite number"),
+    ],
+)
+def test_json_numbers_no_store_can_keep_refuse_their_item_not_the_body(number: str, problem: str) -> None:
+    raw = loads(item_text(number))  # the body is JSON: the item says what is wrong
+    with pytest.raises(FeedItemError) as caught:
+        parse_item(raw)
+    assert problem in str(caught.value)
+
+
+def test_a_zero_with_any_exponent_is_zero() -> None:
+    assert parse_item(loads(item_text("0e99999999999999999999999"))).value == 0
+
+
+@pytest.mark.parametrize("number", ["1e99999999999999999999999", "NaN", "1" * 5000, "1e999999999999999999"])
+def test_ids_written_as_unusable_numbers_are_named(number: str) -> None:
+    text = f'{{"guild": {number}, "member": {number}, "board": "conviction", "value": 1, "event_type": "decay"}}'
+    with pytest.raises(FeedItemError) as caught:
+        parse_item(loads(text))
+    assert "guild" in str(caught.value) and "member" in str(caught.value) and len(str(caught.value)) < 400

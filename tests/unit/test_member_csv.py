@@ -89,6 +89,15 @@ def test_binary_files_are_refused(tmp_path: Path) -> None:
         ),
         ("discord_user_id,nym,conviction\n1,a\x00b,5\n", "line 2: nym contains a control character"),
         ("discord_user_id,conviction\n1,1e5000\n", "line 2: conviction '1e5000' is out of range"),
+        (
+            "discord_user_id,conviction\n1,1e99999999999999999999999\n",
+            "line 2: conviction '1e99999999999999999999999' is out",
+        ),
+        ("discord_user_id,conviction\n1,1e-1001\n", "line 2: conviction '1e-1001' is out of range"),
+        ("discord_user_id,conviction\n1,٥\n", "line 2: conviction '٥' is not a plain decimal"),  # Arabic-Indic 5
+        ("discord_user_id,conviction\n1, 5 \n", "line 2: conviction ' 5 ' is not a plain decimal"),
+        ("discord_user_id,conviction\n1,1_000\n", "line 2: conviction '1_000' is not a plain decimal"),
+        ("discord_user_id,conviction,activity\n1,5,Infinity\n", "line 2: activity 'Infinity' is not a finite number"),
     ],
 )
 def test_input_no_store_can_keep_is_refused_with_its_line(tmp_path: Path, body: str, expected: str) -> None:
