@@ -10,7 +10,7 @@ from uuid import UUID
 from psycopg import AsyncConnection
 
 from backends.exact import add, subtract
-from backends.protocol import InvalidInput, NotConfigured, ScoreUpdate
+from backends.protocol import MAX_SCORE_EXPONENT, InvalidInput, NotConfigured, ScoreUpdate
 
 Conn = AsyncConnection[dict[str, Any]]
 
@@ -20,7 +20,9 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
 
     The community row is locked first, so concurrent writers to one community queue up in order. An
     update whose tx hash was already applied to that member's board (by this call or an earlier one) is
-    skipped; when nothing is left the version does not move.
+    skipped; when nothing is left the version does not move. A score an `add` would take out of range
+    (its first significant digit past the 10^±MAX_SCORE_EXPONENT place) refuses the whole call
+    (`InvalidInput`, so the caller's transaction writes nothing).
     """
     cur = await conn.execute(
         "SELECT score_version FROM communities WHERE community_id = %s FOR UPDATE", (community_id,)
@@ -30,7 +32,8 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
         raise NotConfigured(f"community {community_id} is not configured")
     ids = list({u.profile_id for u in updates})
     cur = await conn.execute(
-        "SELECT p.profile_id, p.joined_at, s.conviction, s.activity FROM profiles p"
+        "SELECT p.profile_id, p.joined_at, p.discord_user_id, p.wallet_address, s.conviction, s.activity"
+        " FROM profiles p"
         " LEFT JOIN scores s ON s.profile_id = p.profile_id"
         " WHERE p.community_id = %s AND p.profile_id = ANY(%s) ORDER BY p.profile_id FOR UPDATE OF p",
         (community_id, ids),
@@ -42,15 +45,6 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
     updates = await _not_yet_applied(conn, community_id, updates)
     if not updates:
         return int(row["score_version"])
-    # Updates no copy is waiting for (no outbox) leave the copies behind: they raise the copy floor.
-    cur = await conn.execute(
-        "UPDATE communities SET score_version = score_version + 1,"
-        " copy_floor = CASE WHEN %s THEN score_version + 1 ELSE copy_floor END"
-        " WHERE community_id = %s RETURNING score_version",
-        (mirrored, community_id),
-    )
-    version = int((await cur.fetchone() or {"score_version": 0})["score_version"])
-
     values: dict[UUID, dict[str, Decimal]] = {
         pid: {"conviction": r["conviction"] or Decimal(0), "activity": r["activity"] or Decimal(0)}
         for pid, r in current.items()
@@ -60,8 +54,22 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
     for u in updates:
         before = values[u.profile_id][u.board]
         after = add(before, u.value) if u.mode == "add" else u.value
+        if after and not -MAX_SCORE_EXPONENT <= after.adjusted() <= MAX_SCORE_EXPONENT:
+            raise InvalidInput(
+                f"the {u.board} score of member {_member(current[u.profile_id])} would be {after:.5e}"
+                f" after adding {u.value:.5e}: out of range (its first significant digit must lie between"
+                f" the 10^-{MAX_SCORE_EXPONENT} and the 10^{MAX_SCORE_EXPONENT} place)"
+            )
         values[u.profile_id][u.board] = after
         events.append((u.profile_id, u.board, u.event_type, subtract(after, before), after, u.tx_hash, u.at))
+    # Updates no copy is waiting for (no outbox) leave the copies behind: they raise the copy floor.
+    cur = await conn.execute(
+        "UPDATE communities SET score_version = score_version + 1,"
+        " copy_floor = CASE WHEN %s THEN score_version + 1 ELSE copy_floor END"
+        " WHERE community_id = %s RETURNING score_version",
+        (mirrored, community_id),
+    )
+    version = int((await cur.fetchone() or {"score_version": 0})["score_version"])
 
     await conn.execute(
         "INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)"
@@ -94,6 +102,11 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
         (community_id, version, mirrored, *(list(c) for c in columns)),
     )
     return version
+
+
+def _member(row: dict[str, Any]) -> str:
+    """How the feed names a member: its Discord id, else its wallet (else the profile id)."""
+    return str(row["discord_user_id"] or row["wallet_address"] or row["profile_id"])
 
 
 async def _not_yet_applied(conn: Conn, community_id: int, updates: Sequence[ScoreUpdate]) -> list[ScoreUpdate]:

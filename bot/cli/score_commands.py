@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.protocol import ScoreUpdate
+from backends.protocol import InvalidInput, ScoreUpdate
 from bot.app.app import App
 from bot.cli.errors import CliError
 from bot.cli.member_csv import count_lines
@@ -89,7 +89,10 @@ async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                     file=sys.stderr,
                 )
             bar = ProgressBar(total, "applying")
-            versions = await feed.write(_updates(feed, path, checked.bad_lines, bar))
+            try:
+                versions = await feed.write(_updates(feed, path, checked.bad_lines, bar))
+            except InvalidInput as exc:  # e.g. an add that takes a score out of range: the transaction is undone
+                raise CliError(f"{args.file}: {exc}; nothing was applied") from None
             bar.close()
             guilds = ", ".join(f"{g} (score version {v})" for g, v in sorted(versions.items())) or "none"
             print(f"{checked.good} update(s) applied in one transaction; guilds: {guilds}")

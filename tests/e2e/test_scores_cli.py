@@ -132,3 +132,53 @@ def test_partial_applies_the_good_lines_and_keeps_the_bad_ones(postgres_dsn: str
 def test_no_such_file(postgres_dsn: str, tmp_path: Path) -> None:
     result = run(postgres_dsn, "scores", "apply", str(tmp_path / "missing.jsonl"))
     assert result.returncode == 1 and "no such file" in result.stderr
+
+
+def test_values_no_store_can_keep_are_bad_lines_not_errors(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    before = scores(postgres_dsn, guild)
+    raw = '{"guild": "%s", "member": "%s", "board": "conviction", "value": %s, "event_type": "token_hold"}'
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "\n".join(
+            [
+                raw % (guild, 100, "1e99999999999999999999999"),  # a JSON number no Decimal holds
+                line(guild, "101", "٥"),  # an Arabic-Indic 5
+                line(guild, "102", " 5 "),
+                line(guild, "103", "1_000"),
+                raw % (guild, 104, "NaN"),  # Python's json reads NaN
+                line(guild, "100", "Infinity"),
+                line(guild, "101", "1e-1001"),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    result = run(postgres_dsn, "scores", "apply", str(feed))
+    assert result.returncode == 1
+    for expected in (
+        "line 1: value '1e99999999999999999999999' is out of range",
+        "line 2: value '٥' is not a plain decimal",
+        "line 3: value ' 5 ' is not a plain decimal",
+        "line 4: value '1_000' is not a plain decimal",
+        "line 5: value 'NaN' is not a finite number",
+        "line 6: value 'Infinity' is not a finite number",
+        "line 7: value '1e-1001' is out of range",
+    ):
+        assert expected in result.stderr, result.stderr
+    assert "7 bad line(s), nothing was applied" in result.stderr
+    assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
+    assert scores(postgres_dsn, guild) == before
+
+
+def test_an_add_past_the_range_applies_nothing(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    first = run(postgres_dsn, "scores", "apply", "-", stdin=line(guild, "100", "9e1000") + "\n")
+    assert first.returncode == 0, first.stderr  # the first digit at the 10^1000 place: in range
+    before = scores(postgres_dsn, guild)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(line(guild, "101", 1, mode="add") + "\n" + line(guild, "100", "9e1000", mode="add") + "\n")
+    result = run(postgres_dsn, "scores", "apply", str(feed))
+    assert result.returncode == 1
+    assert "the conviction score of member 100 would be 1.80000e+1001" in result.stderr, result.stderr
+    assert "out of range" in result.stderr and "nothing was applied" in result.stderr
+    assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
+    assert scores(postgres_dsn, guild) == before
