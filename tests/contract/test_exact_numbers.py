@@ -71,3 +71,27 @@ async def test_ranks_are_integers_on_every_read(world: World) -> None:
     position = await service.get_position(ctx, ids[0])
     assert position is not None and type(position.position) is int
     assert type((await service.get_threshold(ctx)).ranked) is int
+
+
+async def test_scores_at_the_edges_of_the_range_rank_and_measure_exactly(world: World) -> None:
+    """The largest and smallest scores Sietch accepts (first digit at the 10^1000 and 10^-1000 place),
+    10^-1000 apart: orders and distances are exact across 2001 digits."""
+    exact = Context(prec=3000)
+    ctx = await world.community(fedaykin=2, naib=1, at_risk=1, waitlist_end=5)
+    step = D("1e-1000")
+    top, tiny = D("9e1000"), D("2e-1000")
+    top_tail = exact.add(top, step)
+    ids = await world.seed(ctx, [top, top_tail, tiny, step])
+    service = world.service
+    positions = [await service.get_position(ctx, pid) for pid in (ids[1], ids[0], ids[2], ids[3])]
+    assert all(p is not None for p in positions)
+    first, second, third, fourth = [p for p in positions if p is not None]
+    assert [p.position for p in (first, second, third, fourth)] == [1, 2, 3, 4]
+    assert first.distance_to_below == step and second.distance_to_above == step
+    assert (
+        second.distance_to_below == exact.subtract(top, tiny)
+        and len(second.distance_to_below.as_tuple().digits) == 2001
+    )
+    assert third.distance_to_entry == exact.subtract(top, tiny) and fourth.distance_to_above == step
+    page = await service.get_leaderboard(ctx, "conviction", 1, 10)
+    assert [e.score for e in page.entries] == [top_tail, top, tiny, step]
