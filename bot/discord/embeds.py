@@ -46,8 +46,9 @@ def _name(name: str) -> str:
 
 
 def _fit(parts: list[str], separator: str, limit: int) -> str:
-    """As many whole parts as fit in `limit` characters, and "…" for the rest: exact numbers of any size
-    stay exact, and a board of huge scores still fits Discord's limits."""
+    """As many whole parts as fit in `limit` characters, and "…" for the rest: numbers are at most 100
+    characters (docs/domain.md, "Long numbers"), but a waiting pool of long names and numbers or a long
+    page of a board may still not fit Discord's limits whole."""
     text = separator.join(parts)
     if len(text) <= limit:
         return text
