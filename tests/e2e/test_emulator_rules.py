@@ -168,6 +168,7 @@ async def test_login_and_sync_registers_commands_with_echoed_payloads(harness: H
 
     # a second start against the same registry re-uses every command: nothing is re-posted or deleted
     await stop_bot(harness)
+    emu.identify_interval = 0  # restarted at once: on Discord this IDENTIFY would wait 5 s (test_emulator_gateway)
     before = len(emu.requests)
     second = await start_bot(emu)
     harness.task = second.task

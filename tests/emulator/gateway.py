@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -22,7 +23,49 @@ from .models import (
 if TYPE_CHECKING:
     from .server import DiscordEmulator
 
-HELLO, HEARTBEAT, IDENTIFY, RESUME, INVALID_SESSION, HEARTBEAT_ACK = 10, 1, 2, 6, 9, 11
+HELLO, HEARTBEAT, IDENTIFY, RESUME, RECONNECT, INVALID_SESSION, HEARTBEAT_ACK = 10, 1, 2, 6, 7, 9, 11
+REPLAY_LIMIT = 10_000  # dispatches a session keeps for RESUME; older ones are lost (op 9 on such a RESUME)
+INVALIDATING_CLOSES = (1000, 1001)  # a client closing with these ends its session (gateway.mdx, "Resuming")
+
+
+class Session:
+    """A gateway session: its sequence and the dispatches sent in it, which outlive one connection.
+
+    Detached (no connection) but resumable, it keeps numbering and storing dispatches, which a RESUME replays.
+    """
+
+    def __init__(self, shard: tuple[int, int] | None) -> None:
+        self.session_id = secrets.token_hex(16)
+        self.shard = shard  # [id, count] as identified; None: unsharded
+        self.seq = 0
+        self.conn: Connection | None = None
+        self.resumable = True
+        self.dispatched: deque[tuple[int, str]] = deque(maxlen=REPLAY_LIMIT)
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0] if self.shard else 0
+
+    def send(self, op: int, d: Any, t: str | None = None) -> None:
+        """Dispatch (op 0) an event in this session; other opcodes go to the connection only."""
+        if op != 0:
+            if self.conn is not None:
+                self.conn.send(op, d)
+            return
+        self.seq += 1
+        text = json.dumps({"op": 0, "d": d, "s": self.seq, "t": t})
+        self.dispatched.append((self.seq, text))
+        if self.conn is not None:
+            self.conn.put(text)
+
+    def replay_after(self, seq: int) -> list[str] | None:
+        """The dispatches after `seq`, or None when some of them are no longer kept (or seq is unknown)."""
+        if seq > self.seq:
+            return None
+        missed = [text for s, text in self.dispatched if s > seq]
+        if len(missed) != self.seq - seq:
+            return None
+        return missed
 
 
 class Connection:
@@ -30,22 +73,30 @@ class Connection:
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
-        self.seq = 0
-        self.session_id = secrets.token_hex(16)
-        self.identified = False
-        self.shard: tuple[int, int] | None = None  # [id, count] as identified; None: unsharded
+        self.session: Session | None = None
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     @property
+    def identified(self) -> bool:
+        return self.session is not None
+
+    @property
     def shard_id(self) -> int:
-        return self.shard[0] if self.shard else 0
+        return self.session.shard_id if self.session else 0
+
+    @property
+    def session_id(self) -> str | None:
+        return self.session.session_id if self.session else None
 
     def send(self, op: int, d: Any, t: str | None = None) -> None:
-        frame = {"op": op, "d": d, "s": None, "t": None}  # nextcord needs the `s` key, even if null
         if op == 0:
-            self.seq += 1
-            frame["s"], frame["t"] = self.seq, t
-        self._queue.put_nowait(json.dumps(frame))
+            assert self.session is not None, "dispatch before IDENTIFY"
+            self.session.send(op, d, t)
+            return
+        self.put(json.dumps({"op": op, "d": d, "s": None, "t": None}))  # nextcord needs `s`, even if null
+
+    def put(self, text: str) -> None:
+        self._queue.put_nowait(text)
 
     async def writer(self) -> None:
         while (text := await self._queue.get()) is not None:
@@ -67,28 +118,32 @@ async def serve(emulator: DiscordEmulator, request: web.Request) -> web.WebSocke
             if msg.type != WSMsgType.TEXT:
                 continue
             frame = json.loads(msg.data)
-            if frame.get("op") == HEARTBEAT:
+            op, d = frame.get("op"), frame.get("d")
+            if op == HEARTBEAT:
                 conn.send(HEARTBEAT_ACK, None)
-            elif frame.get("op") == IDENTIFY:
-                emulator.identifies.append(frame["d"])
-                if frame["d"].get("token") != emulator.token:
-                    await ws.close(code=4004, message=b"Authentication failed.")
-                    break
-                problem = shard_problem(frame["d"].get("shard"), emulator.shard_count)
+            elif op in (IDENTIFY, RESUME) and conn.identified:
+                emulator.violations.append(f"gateway: op {op} on a connection already identified")
+                await ws.close(code=4005, message=b"Already authenticated.")
+                break
+            elif op in (IDENTIFY, RESUME) and (not isinstance(d, dict) or d.get("token") != emulator.token):
+                await ws.close(code=4004, message=b"Authentication failed.")
+                break
+            elif op == IDENTIFY:
+                assert isinstance(d, dict)
+                emulator.identifies.append(d)
+                problem = shard_problem(d.get("shard"), emulator.shard_count)
                 if problem:
                     emulator.violations.append(f"IDENTIFY refused: {problem}")
                     await ws.close(code=4010, message=b"Invalid shard.")
                     break
-                if "shard" in frame["d"]:
-                    conn.shard = (frame["d"]["shard"][0], frame["d"]["shard"][1])
-                conn.identified = True
-                emulator._on_identify(conn)
-            elif frame.get("op") == RESUME:  # sessions are not kept: ask for a fresh IDENTIFY
-                conn.send(INVALID_SESSION, False)
+                emulator._on_identify(conn, d)
+            elif op == RESUME:
+                assert isinstance(d, dict)
+                emulator.resumes.append(d)
+                emulator._on_resume(conn, d)
     finally:
         emulator._connections.discard(conn)
-        if emulator._shards.get(conn.shard_id) is conn:
-            del emulator._shards[conn.shard_id]
+        emulator._on_disconnect(conn, ws.close_code)
         conn._queue.put_nowait(None)
         await asyncio.gather(writer, return_exceptions=True)
     return ws
@@ -112,12 +167,12 @@ def shard_problem(shard: Any, count: int) -> str | None:
     return None
 
 
-def ready_payload(emulator: DiscordEmulator, conn: Connection) -> dict[str, Any]:
+def ready_payload(emulator: DiscordEmulator, session: Session) -> dict[str, Any]:
     payload = {
         "v": 10,
         "user": emulator.bot_user(),
-        "guilds": [{"id": str(g.id), "unavailable": True} for g in emulator.guilds_of(conn.shard_id)],
-        "session_id": conn.session_id,
+        "guilds": [{"id": str(g.id), "unavailable": True} for g in emulator.guilds_of(session.shard_id)],
+        "session_id": session.session_id,
         "resume_gateway_url": emulator.gateway_url,
         "application": {"id": str(emulator.app_id), "flags": 0},
         "private_channels": [],
@@ -125,8 +180,8 @@ def ready_payload(emulator: DiscordEmulator, conn: Connection) -> dict[str, Any]
         "user_settings": {},
         "session_type": "normal",
     }
-    if conn.shard is not None:
-        payload["shard"] = list(conn.shard)
+    if session.shard is not None:
+        payload["shard"] = list(session.shard)
     return payload
 
 

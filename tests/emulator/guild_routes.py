@@ -37,7 +37,7 @@ class GuildRoutes:
     def _guild(self, guild_id: int) -> Guild:
         raise NotImplementedError  # provided by DiscordEmulator
 
-    def _connection_for(self, guild_id: int | None) -> gateway.Connection | None:
+    def _connection_for(self, guild_id: int | None) -> gateway.Session | None:
         raise NotImplementedError  # provided by DiscordEmulator
 
     def bot_user(self) -> dict[str, Any]:
@@ -46,7 +46,6 @@ class GuildRoutes:
     def _init_guild_routes(self) -> None:
         self.role_route_limit: int | None = None  # requests per window and guild; None: unlimited
         self.role_route_window = 1.0  # seconds
-        self.rate_limited = 0  # 429s answered
         self.role_changes: list[RoleChange] = []  # effective changes only, in order
         self._role_limit = RouteLimit("PUT/DELETE " + MEMBER_ROLE_ROUTE)
 
@@ -160,7 +159,6 @@ class GuildRoutes:
                 f"retry_after of an earlier 429 had passed"
             )
         if verdict.retry_after is not None:
-            self.rate_limited += 1
             response = json_response(verdict.too_many(), 429)
         else:
             response = self._change_member_role(request, guild_id)

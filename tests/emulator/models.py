@@ -208,6 +208,8 @@ class Interaction:
     loading: bool = False  # a type 5 defer whose loading message was not yet edited
     rejections: list[tuple[int, int]] = field(default_factory=list)  # (HTTP status, Discord code) answered
     violations: list[str] = field(default_factory=list)
+    expired: bool = False  # the response deadline passed without an accepted initial response
+    _deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
     _visible: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     async def done(self, timeout: float = 5) -> Message:

@@ -8,13 +8,30 @@ dm_routes.py.
 
 Sharding as on Discord: with `shard_count` N, each connection IDENTIFYs as `[shard_id, N]` and receives the
 events of the guilds with `(guild_id >> 22) % N == shard_id` only; each interaction records the shard
-(and session) it was delivered to.
+(and session) it was delivered to. Sessions, RESUME, op 7 / op 9 and IDENTIFY pacing live in sessions.py.
+
+Limits every request meets, as Discord's (developers/topics/rate-limits.mdx; knobs are constructor
+arguments and attributes of the same name, defaulting to Discord's numbers):
+
+* global rate limit: `global_limit` (50) requests per `global_window` (1 s) per bot token, on every route
+  but the interaction ones (`/interactions/...` callbacks and `/webhooks/{app}/{token}` follow-ups, which
+  Discord leaves out of the global limit). Over it: 429 `global: true`; a request repeated before that
+  429's retry_after is a violation.
+* invalid requests: every 401, 403 and 429 answer (but 429s of scope `shared`) counts toward
+  `invalid_request_limit` (10,000) per `invalid_request_window` (600 s); past it the client is banned for
+  `ban_duration` (3600 s): every REST request, interaction callbacks included, gets Cloudflare's
+  plain-text 429 (no `Via` header, which nextcord reads as a ban and does not retry). The ban is a
+  violation. `invalid_requests` and `banned` show the state; `rate_limited` counts every 429 answered.
+* the first response to an interaction must come within `response_deadline` (3 s): one that has none
+  by then is a violation, whether or not a late answer follows. `fail_callbacks(...)` makes the next
+  callbacks answer 5xx without applying them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import secrets
 from typing import Any
 
@@ -25,16 +42,20 @@ from .dm_routes import DirectMessageRoutes
 from .guild_routes import GuildRoutes
 from .models import ADMINISTRATOR, Guild, Interaction, Member, Message, role_payload, snowflake
 from .options import build_options
+from .ratelimit import GlobalLimit, InvalidRequests
 from .rules import command_problems, form_error
+from .sessions import GatewaySessions
 from .webhooks import InteractionRoutes, error_response, json_response, read_body
 
 DEFAULT_APP_ID = 1100000000000000001
 DEFAULT_OWNER_ID = 1100000000000000002
 MAX_GLOBAL_CHAT_INPUT = 100
 BOT_AUTH_PREFIXES = ("users", "applications", "guilds", "channels")  # interactions and webhooks: token in path
+API = "/api/v10"
+INTERACTION_PREFIXES = (API + "/interactions/", API + "/webhooks/")  # outside the global rate limit
 
 
-class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
+class DiscordEmulator(GatewaySessions, InteractionRoutes, GuildRoutes, DirectMessageRoutes):
     def __init__(
         self,
         *,
@@ -42,9 +63,20 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
         app_id: int = DEFAULT_APP_ID,
         response_deadline: float = 3.0,
         shard_count: int = 1,
+        max_concurrency: int = 1,
+        global_limit: int = 50,
+        global_window: float = 1.0,
+        invalid_request_limit: int = 10_000,
+        invalid_request_window: float = 600.0,
+        ban_duration: float = 3600.0,
+        dm_open_limit: int = 10,
+        dm_open_window: float = 10.0,
+        dm_message_limit: int = 5,
+        dm_message_window: float = 5.0,
     ) -> None:
         """`shard_count`: what GET /gateway/bot recommends and every IDENTIFY must use; each connection
-        then gets the events of the guilds on its shard only."""
+        then gets the events of the guilds on its shard only. The other knobs are described in the module
+        docstring, sessions.py (`max_concurrency`) and dm_routes.py (`dm_*`)."""
         self.token = token
         self.shard_count = shard_count
         self.app_id = app_id
@@ -58,18 +90,81 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
         self.guild_commands: dict[int, dict[str, dict[str, Any]]] = {}
         self.interactions: dict[int, Interaction] = {}
         self.messages: dict[int, Message] = {}
-        self.identifies: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.unknown_routes: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.rate_limited = 0  # 429s answered, of every kind
+        self._global = GlobalLimit(global_limit, global_window)
+        self._invalid_log = InvalidRequests(invalid_request_limit, invalid_request_window, ban_duration)
+        self.callback_failures: list[int] = []  # statuses the next interaction callbacks answer, in order
+        self._deadlines: set[asyncio.TimerHandle] = set()
         self._members: dict[int, Member] = {}
         self._everywhere: set[int] = set()  # users made with member(): in every guild until they leave
         self._permission_roles: dict[int, int] = {}  # permission bits -> role id, present in every guild
-        self._connections: set[gateway.Connection] = set()
-        self._shards: dict[int, gateway.Connection] = {}  # shard id -> its newest identified connection
         self._runner: web.AppRunner | None = None
+        self._init_sessions(max_concurrency)
         self._init_guild_routes()
-        self._init_dm_routes()
+        self._init_dm_routes(dm_open_limit, dm_open_window, dm_message_limit, dm_message_window)
+
+    # ---- knobs (attributes, settable after construction) -------------------------------------------
+
+    @property
+    def global_limit(self) -> int:
+        return self._global.limit
+
+    @global_limit.setter
+    def global_limit(self, value: int) -> None:
+        self._global.limit = value
+
+    @property
+    def global_window(self) -> float:
+        return self._global.period
+
+    @global_window.setter
+    def global_window(self, value: float) -> None:
+        self._global.period = value
+
+    @property
+    def invalid_request_limit(self) -> int:
+        return self._invalid_log.limit
+
+    @invalid_request_limit.setter
+    def invalid_request_limit(self, value: int) -> None:
+        self._invalid_log.limit = value
+
+    @property
+    def invalid_request_window(self) -> float:
+        return self._invalid_log.window
+
+    @invalid_request_window.setter
+    def invalid_request_window(self, value: float) -> None:
+        self._invalid_log.window = value
+
+    @property
+    def ban_duration(self) -> float:
+        return self._invalid_log.ban_duration
+
+    @ban_duration.setter
+    def ban_duration(self, value: float) -> None:
+        self._invalid_log.ban_duration = value
+
+    @property
+    def invalid_requests(self) -> int:
+        """401, 403 and non-shared 429 answers within the last `invalid_request_window` seconds."""
+        return self._invalid_log.count()
+
+    @property
+    def banned(self) -> bool:
+        """Whether the (Cloudflare) ban for too many invalid requests is on now."""
+        return self._invalid_log.banned()
+
+    def fail_callbacks(self, *statuses: int) -> None:
+        """The next interaction callbacks (`POST /interactions/{id}/{token}/callback`) answer these 5xx
+        statuses, one each, in order, without being applied: the interaction stays unanswered unless the
+        client retries in time."""
+        if not all(500 <= s <= 599 for s in statuses):
+            raise ValueError(f"server errors only (5xx), got {statuses}")
+        self.callback_failures.extend(statuses)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -104,6 +199,9 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
         self.gateway_url = f"ws://127.0.0.1:{port}/ws"
 
     async def stop(self) -> None:
+        for handle in self._deadlines:
+            handle.cancel()
+        self._deadlines.clear()
         for conn in list(self._connections):
             await conn.ws.close(code=1001, message=b"emulator stopping")
         if self._runner is not None:
@@ -119,11 +217,52 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
-        bot_route = request.path.startswith(tuple(f"/api/v10/{p}" for p in BOT_AUTH_PREFIXES))
-        if bot_route and request.headers.get("Authorization") != f"Bot {self.token}":
+        if not request.path.startswith(API + "/"):  # the gateway websocket
+            response: web.StreamResponse = await handler(request)
+            return response
+        if self._invalid_log.banned():
+            return self._banned_response()
+        response = await self._answer(request, handler)
+        if response.status == 429:
+            self.rate_limited += 1
+        scope = response.headers.get("X-RateLimit-Scope")
+        if InvalidRequests.counts(response.status, scope) and self._invalid_log.record():
+            log = self._invalid_log
+            self.violations.append(
+                f"banned: more than {log.limit} invalid requests (401, 403, 429) within {log.window:g}s, the "
+                f"last {request.method} {request.path} -> {response.status}; every request is refused for "
+                f"{log.ban_duration:g}s"
+            )
+        return response
+
+    async def _answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        auth = request.headers.get("Authorization")
+        bot_route = request.path.startswith(tuple(f"{API}/{p}" for p in BOT_AUTH_PREFIXES))
+        if bot_route and auth != f"Bot {self.token}":
             return error_response(401, 0, "401: Unauthorized")
+        if not request.path.startswith(INTERACTION_PREFIXES):
+            key = auth or f"ip {request.remote}"  # without a token Discord limits the address
+            verdict = self._global.take(key, (request.method, request.path))
+            if verdict is not None and verdict.early_by is not None:
+                self.violations.append(
+                    f"global rate limit: {request.method} {request.path} came again {verdict.early_by:.3f}s "
+                    f"before the retry_after of its global 429 had passed"
+                )
+            if verdict is not None and verdict.retry_after is not None:
+                limited = json_response(verdict.too_many(), 429)
+                limited.headers.update(verdict.headers)
+                return limited
         response: web.StreamResponse = await handler(request)
         return response
+
+    def _banned_response(self) -> web.Response:
+        """What Cloudflare answers a banned client: a plain-text 429 (error 1015), without Discord's `Via`."""
+        remaining = math.ceil(self._invalid_log.remaining())
+        return web.Response(
+            status=429,
+            text="error code: 1015",
+            headers={"Retry-After": str(remaining), "Cache-Control": "private, max-age=0, no-store"},
+        )
 
     async def _unknown(self, request: web.Request) -> web.Response:
         self.unknown_routes.append(f"{request.method} {request.path}")
@@ -139,10 +278,6 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
 
     async def _get_gateway(self, request: web.Request) -> web.Response:
         return json_response({"url": self.gateway_url})
-
-    async def _get_bot_gateway(self, request: web.Request) -> web.Response:
-        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit})
 
     def _command_store(self, request: web.Request) -> dict[str, dict[str, Any]] | None:
         if int(request.match_info["app"]) != self.app_id:
@@ -221,19 +356,6 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
 
     def guilds_of(self, shard_id: int) -> list[Guild]:
         return [g for g in self.guilds.values() if self.shard_of(g.id) == shard_id]
-
-    @property
-    def connected_shards(self) -> set[int]:
-        return set(self._shards)
-
-    async def wait_for_shards(self, shards: set[int], timeout: float = 10) -> None:
-        """Wait until each shard has an identified connection."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not shards <= self.connected_shards:
-            if loop.time() > deadline:
-                raise TimeoutError(f"shards not connected after {timeout}s: {sorted(shards - self.connected_shards)}")
-            await asyncio.sleep(0.01)
 
     async def wait_for_commands(self, names: set[str], timeout: float = 10) -> None:
         loop = asyncio.get_running_loop()
@@ -332,10 +454,21 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
         inter.shard, inter.session_id = conn.shard_id, conn.session_id
         self.interactions[inter.id] = inter
         conn.send(0, gateway.interaction_payload(self.app_id, inter, data), "INTERACTION_CREATE")
+        handle = asyncio.get_running_loop().call_later(self.response_deadline, self._deadline_passed, inter)
+        inter._deadline = handle
+        self._deadlines.add(handle)
         return inter
 
-    def _connection_for(self, guild_id: int | None) -> gateway.Connection | None:
-        return self._shards.get(self.shard_of(guild_id))
+    def _deadline_passed(self, inter: Interaction) -> None:
+        if inter._deadline is not None:
+            self._deadlines.discard(inter._deadline)
+        if inter.ack_type is None and not inter.expired:
+            inter.expired = True
+            self._violate(
+                inter,
+                f"no initial response within the {self.response_deadline:g}s deadline (the user sees "
+                f"'The application did not respond'); callbacks so far: {inter.callback_types}",
+            )
 
     def _new_message(self, inter: Interaction, body: dict[str, Any], type_: int) -> Message:
         message = Message(
@@ -346,9 +479,3 @@ class DiscordEmulator(InteractionRoutes, GuildRoutes, DirectMessageRoutes):
         message.flags = int(body.get("flags") or 0)
         self.messages[message.id] = message
         return message
-
-    def _on_identify(self, conn: gateway.Connection) -> None:
-        self._shards[conn.shard_id] = conn
-        conn.send(0, gateway.ready_payload(self, conn), "READY")
-        for guild in self.guilds_of(conn.shard_id):
-            conn.send(0, gateway.guild_create_payload(self, guild), "GUILD_CREATE")

@@ -1,7 +1,8 @@
 """Interaction REST routes: the initial callback, @original edits and follow-ups, with Discord's rules.
 
 Rules (discord-api-docs `developers/interactions/receiving-and-responding.mdx`): the first response must
-come within 3 s (else the token is invalidated: 10062), only once (40060), tokens live 15 minutes (50027),
+come within 3 s (else the token is invalidated: 10062, and the interaction is a violation as soon as the
+3 s pass, answered or not later), only once (40060), tokens live 15 minutes (50027),
 a type 5 defer may only carry EPHEMERAL, and a follow-up sent right after a defer edits the loading message.
 """
 
@@ -30,6 +31,14 @@ def error_response(status: int, code: int, message: str) -> web.Response:
     return json_response({"message": message, "code": code}, status)
 
 
+def server_error(status: int) -> web.Response:
+    """A 5xx as Discord's edge gives it: JSON for a 500 from the API, plain text from the proxies."""
+    if status == 500:
+        return error_response(500, 0, "500: Internal Server Error")
+    reasons = {502: "502 Bad Gateway", 503: "503 Service Unavailable", 504: "504 Gateway Time-out"}
+    return web.Response(status=status, text=reasons.get(status, f"{status} Server Error"))
+
+
 async def read_body(request: web.Request) -> dict[str, Any]:
     """JSON body, or the `payload_json` part of a multipart upload (messages with files)."""
     if request.content_type.startswith("multipart/"):
@@ -45,6 +54,7 @@ class InteractionRoutes:
 
     interactions: dict[int, Interaction]
     violations: list[str]
+    callback_failures: list[int]
     response_deadline: float
     token_lifetime: float
     app_id: int
@@ -80,12 +90,20 @@ class InteractionRoutes:
         inter.callback_types.append(kind)
         if inter.responded_at is None:
             inter.responded_at = elapsed
+        if self.callback_failures:  # Discord's side failed: nothing is applied, the client may retry
+            status = self.callback_failures.pop(0)
+            inter.rejections.append((status, 0))
+            return server_error(status)
         if inter.ack_type is not None:
             return self._reject(
                 inter, 400, 40060, "Interaction has already been acknowledged", "second initial response"
             )
         if elapsed > self.response_deadline:
             why = f"first response after {elapsed:.2f}s (deadline {self.response_deadline}s)"
+            if inter.expired:  # the missed deadline is recorded already
+                inter.rejections.append((404, 10062))
+                return error_response(404, 10062, "Unknown interaction")
+            inter.expired = True
             return self._reject(inter, 404, 10062, "Unknown interaction", why)
         problems: Problems = []
         if (
