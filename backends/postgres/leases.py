@@ -1,19 +1,32 @@
-"""Leases on work that one bot process at a time should do (a community's snapshot rebuild), kept as
-PostgreSQL advisory locks.
+"""Leases on work that one bot process at a time should do, kept in PostgreSQL.
 
-A lease is a transaction-level advisory lock, held by a transaction left open for as long as the work
-runs. PostgreSQL frees it when that transaction ends and when its connection dies, so a process killed
-mid-work leaves nothing behind: its server session ends with its socket. A session-level lock on a pooled
-connection would outlive a release that never ran (a cancelled task) and go back to the pool still held.
+Two kinds, for two shapes of work:
+
+- `AdvisoryLeases` (a community's snapshot rebuild): a transaction-level advisory lock, held by a
+  transaction left open while the work runs. PostgreSQL frees it when that transaction ends and when its
+  connection dies, so a killed process leaves nothing behind. It holds one pooled connection for the
+  work's length: only for work that needs no other connection of that pool.
+- `ExpiringLeases` (a community's role sync, which reads the source of truth as it goes): a row with an
+  expiry, taken and renewed by short statements, so the work holds no connection while it runs; a
+  holder that dies frees it when the row expires.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from backends.postgres.pool import Pool, pooled
+from backends.protocol import BackendError
+
+log = logging.getLogger(__name__)
 
 
 def lock_key(name: str) -> int:
@@ -37,3 +50,60 @@ class AdvisoryLeases:
             cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS held", (lock_key(name),))
             row = await cur.fetchone()
             yield bool(row and row["held"])
+
+
+class ExpiringLeases:
+    """Implements `bot.replication.rebuilds.Leases` with rows that expire after `ttl_seconds` unless renewed."""
+
+    def __init__(self, pool: Pool, *, ttl_seconds: float = 120.0) -> None:
+        self._pool = pool
+        self.ttl = ttl_seconds
+        # Unique per process and per object: two tasks of one process exclude each other through the
+        # per-holder check below only if each hold has its own id, so every hold gets one.
+        self._process = f"{socket.gethostname()}:{os.getpid()}"
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[bool]:
+        """True inside while this holder has `name`; False at once when another holds it."""
+        holder = f"{self._process}:{uuid.uuid4().hex[:8]}"
+        if not await self._take(name, holder):
+            yield False
+            return
+        renewal = asyncio.ensure_future(self._renew(name, holder))
+        try:
+            yield True
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+            try:
+                await asyncio.shield(self._release(name, holder))
+            except BackendError as exc:  # it expires on its own
+                log.warning("lease not released; it expires in %.0fs name=%s error=%s", self.ttl, name, exc)
+
+    async def _take(self, name: str, holder: str) -> bool:
+        async with pooled(self._pool) as conn:
+            cur = await conn.execute(
+                "INSERT INTO work_leases (name, holder, expires_at) VALUES (%s, %s, now() + make_interval(secs => %s))"
+                " ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at"
+                " WHERE work_leases.expires_at < now() RETURNING holder",
+                (name, holder, self.ttl),
+            )
+            return await cur.fetchone() is not None
+
+    async def _renew(self, name: str, holder: str) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                async with pooled(self._pool) as conn:
+                    await conn.execute(
+                        "UPDATE work_leases SET expires_at = now() + make_interval(secs => %s)"
+                        " WHERE name = %s AND holder = %s",
+                        (self.ttl, name, holder),
+                    )
+            except BackendError as exc:
+                log.warning("lease not renewed name=%s error=%s", name, exc)
+
+    async def _release(self, name: str, holder: str) -> None:
+        async with pooled(self._pool) as conn:
+            await conn.execute("DELETE FROM work_leases WHERE name = %s AND holder = %s", (name, holder))

@@ -14,11 +14,12 @@ NONE = "none"
 
 
 def standing_of(position: int | None, community: Community, eligible: bool = True) -> frozenset[str]:
-    """What `position` gives; a member who fails the community's eligibility rule holds no gated part."""
-    if position is None:
-        return frozenset()
+    """What `position` gives; a member who fails the community's eligibility rule (its minimum balance)
+    holds no part at all, the waiting pool included."""
+    if position is None or not eligible:
+        return frozenset()  # below the minimum balance: outside the eligible set and the waiting pool
     parts = set()
-    if position <= community.fedaykin and eligible:
+    if position <= community.fedaykin:
         parts.add("fedaykin")
         if position <= community.naib:
             parts.add("naib")

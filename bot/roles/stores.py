@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from backends.roles import Ranked, RoleConfig, Standing, Subscription
+from backends.roles import DueAlert, Ranked, RoleConfig, Standing, Subscription
 
 
 class Subscriptions(Protocol):
@@ -20,13 +20,23 @@ class Subscriptions(Protocol):
 
     async def subscribe(self, community_id: int, user: int, enabled: bool, note: str | None = None) -> None: ...
 
-    async def alert_sent(self, community_id: int, user: int, at: datetime) -> None: ...
+    async def put_due(self, community_id: int, alerts: Sequence[tuple[int, str, bool]]) -> None:
+        """Record (user, content, urgent) alerts as due; a member's newer alert replaces one not sent yet."""
+
+    async def due(self, limit: int, claim_seconds: float = 300.0) -> list[DueAlert]:
+        """The oldest due alerts, across communities, claimed by this process for `claim_seconds`."""
+
+    async def delivered(self, alert: DueAlert, at: datetime) -> None:
+        """Discord took the DM: no longer due, and it counts against the member's caps."""
+
+    async def not_delivered(self, alert: DueAlert, *, drop: bool) -> None: ...
 
 
 class StandingStore(Subscriptions, Protocol):
     async def role_config(self, community_id: int) -> RoleConfig: ...
 
-    async def put_role_config(self, config: RoleConfig) -> None: ...
+    async def put_role_config(self, config: RoleConfig) -> None:
+        """Set the community's roles; what Discord said of its roles before is forgotten."""
 
     async def first_positions(self, community_id: int, last: int) -> list[Ranked]:
         """Positions 1..`last` on the conviction board, the members among them with a Discord account."""
@@ -42,6 +52,9 @@ class StandingStore(Subscriptions, Protocol):
     async def clear_problems(self, community_id: int, done: Sequence[tuple[int, int]]) -> None: ...
 
     async def recent_problems(self, community_id: int, since: datetime) -> set[tuple[int, int]]: ...
+
+    async def unknown_roles(self, community_id: int) -> set[int]:
+        """Roles Discord said it does not know, since the community's roles were last set."""
 
     async def problems(self, community_id: int, limit: int = 20) -> tuple[list[tuple[int, int, str]], int]:
         """The latest problems (user, role, problem) and how many there are."""

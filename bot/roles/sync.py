@@ -5,18 +5,21 @@ naib / fedaykin / at risk / waiting pool, and the head of the pool), compares it
 the roles recorded at the last sync, and makes only the differences through Discord's member-role
 routes, each with an audit-log reason. A member whose roles or standing changed less than one debounce
 window ago is left alone until the window has passed (a follow-up sync is scheduled), so nobody flaps.
-What Discord refuses (a role above the bot's own, a member who left) is logged and kept for
-`/roles`-style reports, and not tried again for an hour. Standings are recorded before any alert is sent,
-so a DM is sent at most once per change.
+What Discord refuses (a role above the bot's own, an unknown role, a member who left) is logged and kept
+for `/roles status`, and not tried again for an hour, additions and removals alike; a role Discord does not
+know is not used at all until the community's roles are set again. Standings are recorded before any
+alert is sent, so a DM is sent at most once per change.
 
 Syncs run after score changes (debounced), after each snapshot, and on a sweep of communities whose score
-version moved; one process at a time per community (a lease).
+version moved; one process at a time per community (a lease that holds no connection), at most
+`concurrency` at once in a process, each reading the source of truth one statement at a time. A sync
+that fails is tried again with a growing backoff, and a score version counts as handled only once a sync
+that began after it succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -32,11 +35,19 @@ from bot.replication.rebuilds import Leases, Unshared
 from bot.roles.alerts import AlertSender
 from bot.roles.standing import Alert, decode, encode, events_between, roles_for, standing_of
 from bot.roles.stores import FollowedCommunities, StandingStore
-from bot.rounds import Rounds, RoundWatch, run_rounds
+from bot.rounds import Rounds, RoundWatch, backoff, run_rounds
 
 log = logging.getLogger(__name__)
 
 PROBLEM_RETRY = timedelta(hours=1)
+ROLE_ITSELF = 0  # the user id a problem of the role itself (Discord does not know it) is kept under
+REFUSALS = (UNKNOWN_MEMBER, UNKNOWN_ROLE, MISSING_PERMISSIONS)  # what Discord will refuse again if asked
+STOP_SECONDS = 5.0  # how long the syncs under way get to finish when the process stops
+UNKNOWN_ROLE_PROBLEM = "the role does not exist (any more): not used until the community's roles are set again"
+
+
+class SyncFailed(Exception):
+    """Discord could not take a change now (not a refusal): the sync is tried again later."""
 
 
 class MemberGateway(Protocol):
@@ -93,8 +104,12 @@ class RoleSync:
         interval_seconds: float = 30.0,
         leases: Leases | None = None,
         followed: FollowedCommunities | None = None,
+        concurrency: int = 4,
+        max_retry_seconds: float = 300.0,
     ) -> None:
-        """`service`: the source of truth's service (settings, eligibility checks with their cache)."""
+        """`service`: the source of truth's service (settings, eligibility checks with their cache).
+        `concurrency`: syncs running at once in this process (each holds at most one pooled connection
+        at a time, so the pool always keeps room for the commands)."""
         self.store = store
         self.service = service
         self.gateway = gateway
@@ -106,7 +121,12 @@ class RoleSync:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._seen_versions: dict[int, int] = {}
+        self._seen_versions: dict[int, int] = {}  # the versions a successful sync covered
+        self._moved_to: dict[int, int] = {}  # versions the sweep saw, waiting for their sync
+        self._failures: dict[int, int] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self.max_retry = max_retry_seconds
+        self._stopping = False
 
     async def plan(self, guild: int, now: datetime | None = None) -> Plan:
         now = now or utcnow()
@@ -117,6 +137,7 @@ class RoleSync:
         ranked = {r.discord_user_id: r for r in await self.store.first_positions(guild, community.waitlist_end)}
         recorded = await self.store.standings(guild)
         refused = await self.store.recent_problems(guild, now - PROBLEM_RETRY)
+        unknown_roles = await self.store.unknown_roles(guild)
         plan = Plan(community, config)
         rule = EligibilityRule(config.rule_id, config.minimum_balance) if config.minimum_balance is not None else None
         first_sync = not recorded
@@ -124,33 +145,36 @@ class RoleSync:
             member = ranked.get(user)
             position = member.position if member else None
             eligible = True
-            if rule is not None and member is not None and position is not None and position <= community.fedaykin:
+            if rule is not None and member is not None and position is not None and position <= community.waitlist_end:
                 eligible = await self._eligible(ctx, member, rule)
             parts = standing_of(position, community, eligible)
             before = recorded.get(user)
-            held = before.roles if before else frozenset()
+            held = (before.roles if before else frozenset()) - unknown_roles  # nor taken away if unknown
             had = decode(before.status) if before else frozenset()
-            wanted = roles_for(parts, config)
-            if before is None and not parts and not wanted:
+            wanted = roles_for(parts, config) - unknown_roles
+            # Discord refused these within the hour: not asked again yet, and recorded as they stand.
+            blocked_adds = {r for r in wanted - held if (user, r) in refused}
+            blocked_removals = {r for r in held - wanted if (user, r) in refused}
+            target = (wanted - blocked_adds) | blocked_removals
+            if before is None and not parts and not target:
                 continue  # stands nowhere and never did: nothing to record
-            if before is not None and parts == had and wanted == held and before.position == position:
+            if before is not None and parts == had and target == held and before.position == position:
                 continue
-            moved = parts != had or wanted != held
+            moved = parts != had or target != held
             if moved and before is not None and before.changed_at is not None:
                 left = (before.changed_at + timedelta(seconds=self.debounce) - now).total_seconds()
                 if left > 0:
                     plan.waiting[user] = left
                     continue
             reason = f"Sietch: position {position} ({encode(parts)})" if position else "Sietch: no longer ranked"
-            for role in sorted(wanted - held):
-                change = RoleChange(user, role, True, reason)
-                (plan.skipped if (user, role) in refused else plan.changes).append(change)
-            for role in sorted(held - wanted):
-                plan.changes.append(RoleChange(user, role, False, reason))
-            if not parts and not wanted:
+            plan.changes += [RoleChange(user, role, True, reason) for role in sorted(target - held)]
+            plan.changes += [RoleChange(user, role, False, reason) for role in sorted(held - target)]
+            plan.skipped += [RoleChange(user, role, True, reason) for role in sorted(blocked_adds)]
+            plan.skipped += [RoleChange(user, role, False, reason) for role in sorted(blocked_removals)]
+            if not parts and not target:
                 plan.gone.append(user)
             plan.standings[user] = Standing(
-                user, encode(parts), position, wanted, now if moved else (before.changed_at if before else now)
+                user, encode(parts), position, target, now if moved else (before.changed_at if before else now)
             )
             events = events_between(had, parts)
             if events and not first_sync:
@@ -183,7 +207,10 @@ class RoleSync:
         kept: set[tuple[int, int]] = set()
         problems: list[tuple[int, int, str]] = []
         done: list[tuple[int, int]] = []
+        unknown: set[int] = set()
         for change in plan.changes:
+            if change.role_id in unknown:
+                continue  # Discord just said this role does not exist: no more requests for it
             problem = await self._change(guild, change)
             if problem is None:
                 done.append((change.discord_user_id, change.role_id))
@@ -196,12 +223,16 @@ class RoleSync:
                 change.add,
                 problem,
             )
-            problems.append((change.discord_user_id, change.role_id, problem))
+            if problem == UNKNOWN_ROLE_PROBLEM:
+                unknown.add(change.role_id)
+                problems.append((ROLE_ITSELF, change.role_id, problem))
+            else:
+                problems.append((change.discord_user_id, change.role_id, problem))
             (failed_adds if change.add else kept).add((change.discord_user_id, change.role_id))
         standings = []
         for user, standing in plan.standings.items():
-            roles = {r for r in standing.roles if (user, r) not in failed_adds}
-            roles |= {r for (u, r) in kept if u == user}
+            roles = {r for r in standing.roles if (user, r) not in failed_adds and r not in unknown}
+            roles |= {r for (u, r) in kept if u == user and r not in unknown}
             standings.append(replace(standing, roles=frozenset(roles)))
         gone = [u for u in plan.gone if not any(k[0] == u for k in kept)]
         await self.store.note_problems(guild, problems)
@@ -213,7 +244,9 @@ class RoleSync:
             await self.alerts.send(plan.community, plan.alerts)
 
     async def _change(self, guild: int, change: RoleChange) -> str | None:
-        """None when done; else what went wrong, in words for an admin."""
+        """None when done; else what Discord refused, in words for an admin. Anything else Discord answers
+        (a server error, a rate limit nextcord gave up waiting on) raises `SyncFailed`: the sync is tried
+        again later, never recorded as a refusal."""
         if self.gateway is None:
             return "the bot is not connected to Discord"
         route = self.gateway.add_role if change.add else self.gateway.remove_role
@@ -225,8 +258,8 @@ class RoleSync:
             if exc.code == MISSING_PERMISSIONS:
                 return "the role is above the bot's highest role, or the bot lacks Manage Roles"
             if exc.code == UNKNOWN_ROLE:
-                return "the role does not exist (any more)"
-            return f"Discord refused: {exc}"
+                return UNKNOWN_ROLE_PROBLEM
+            raise SyncFailed(f"Discord could not take a role change now: {exc}") from exc
         return None
 
     def schedule(self, guild: int, delay: float | None = None) -> None:
@@ -234,44 +267,77 @@ class RoleSync:
 
         Without a Discord connection (a one-shot command) nothing is scheduled: the running bot's sweep
         finds the community's new score version."""
-        if guild in self._timers or self.gateway is None:
+        if guild in self._timers or self.gateway is None or self._stopping:
             return
         loop = asyncio.get_running_loop()
         self._timers[guild] = loop.call_later(self.debounce if delay is None else delay, self._start, guild)
 
     def _start(self, guild: int) -> None:
         self._timers.pop(guild, None)
-        task = asyncio.get_running_loop().create_task(self._sync_logged(guild), name=f"role-sync-{guild}")
+        task = asyncio.get_running_loop().create_task(self._sync_retried(guild), name=f"role-sync-{guild}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _sync_logged(self, guild: int) -> None:
-        try:
-            await self.sync(guild)
-        except (BackendError, NotConfigured) as exc:
-            log.warning("role sync failed guild=%s error=%s; the next change or sweep retries", guild, exc)
-        except Exception:  # a sync task that dies silently would stop roles for good
-            log.exception("role sync crashed guild=%s", guild)
+    async def _sync_retried(self, guild: int) -> None:
+        """One sync, in its turn among `concurrency`; a failure schedules the next try with a backoff."""
+        async with self._slots:
+            if self._stopping:
+                return
+            version = self._moved_to.get(guild)
+            try:
+                plan = await self.sync(guild)
+            except Exception as exc:  # any failure: a sync task that dies silently would stop roles for good
+                failures = self._failures[guild] = self._failures.get(guild, 0) + 1
+                delay = backoff(self.debounce, failures, self.max_retry)
+                known = isinstance(exc, BackendError | NotConfigured | SyncFailed)
+                log.warning(
+                    "role sync failed guild=%s failures=%s retry_in=%.1fs error=%r",
+                    guild,
+                    failures,
+                    delay,
+                    exc,
+                    exc_info=None if known else exc,
+                )
+                self.schedule(guild, delay)
+                return
+        self._failures.pop(guild, None)
+        if plan is None:  # another process is syncing it: look again once its sync had time
+            self.schedule(guild)
+        elif version is not None:
+            self._seen_versions[guild] = max(version, self._seen_versions.get(guild, version))
+            if self._moved_to.get(guild) == version:
+                del self._moved_to[guild]
 
     async def sweep(self) -> int:
-        """Schedule a sync of every followed community whose scores moved since this process last looked."""
+        """Schedule a sync of every followed community whose scores moved past what a successful sync
+        covered in this process (a version counts as handled only after its sync succeeded)."""
         if self.followed is None:
             return 0
         versions: Mapping[int, int] = await self.followed.versions()
         moved = [g for g, v in versions.items() if self._seen_versions.get(g) != v]
-        self._seen_versions = dict(versions)
         for guild in moved:
-            self.schedule(guild, delay=0.0)
+            self._moved_to[guild] = versions[guild]
+            if guild not in self._failures:  # a failing community keeps its own backoff
+                self.schedule(guild, delay=0.0)
         return len(moved)
 
     async def run(self, stop: asyncio.Event, watch: RoundWatch | None = None) -> None:
-        """Sweep every interval until `stop`; then the syncs under way are given time to finish."""
+        """Sweep every interval until `stop`; then the syncs under way get `STOP_SECONDS` to finish and
+        the ones not started are dropped (the next start's sweep finds their communities)."""
         try:
             await run_rounds(self.sweep, Rounds("role-sync", self.interval), stop, watch)
         finally:
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, 10)
+            await self.stop()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=STOP_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("role syncs cut short at shutdown count=%s", len(late))
+                await asyncio.wait(late, timeout=1.0)

@@ -40,9 +40,10 @@ def test_naib_inside_the_at_risk_band_holds_both() -> None:
     assert standing_of(3, small) == {"naib", "fedaykin", "at_risk"}
 
 
-def test_an_ineligible_member_holds_no_gated_part() -> None:
+def test_a_member_below_the_minimum_balance_holds_no_part_not_even_the_waiting_pool() -> None:
     assert standing_of(3, C, eligible=False) == set()
-    assert standing_of(70, C, eligible=False) == {"waiting", "head"}
+    assert standing_of(70, C, eligible=False) == set()
+    assert standing_of(70, C, eligible=True) == {"waiting", "head"}
 
 
 def test_unset_roles_are_left_out() -> None:
