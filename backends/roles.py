@@ -54,3 +54,15 @@ class Subscription:
     enabled: bool
     last_sent_at: datetime | None
     note: str | None
+    last_loss_sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DueAlert:
+    """An alert DM recorded as due and not yet taken by Discord."""
+
+    community_id: int
+    discord_user_id: int
+    content: str
+    urgent: bool
+    attempts: int = 0

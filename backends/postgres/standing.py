@@ -9,7 +9,7 @@ from datetime import datetime
 
 from backends.postgres.pool import Pool, pooled
 from backends.protocol import NotConfigured
-from backends.roles import Ranked, RoleConfig, Standing, Subscription
+from backends.roles import DueAlert, Ranked, RoleConfig, Standing, Subscription
 
 
 class StandingStore:
@@ -39,6 +39,9 @@ class StandingStore:
             cur = await conn.execute("SELECT 1 FROM communities WHERE community_id = %s", (config.community_id,))
             if await cur.fetchone() is None:
                 raise NotConfigured(f"community {config.community_id} is not configured")
+            await conn.execute(  # roles set again: what Discord said of the old ones is tried anew
+                "DELETE FROM role_problems WHERE community_id = %s AND discord_user_id = 0", (config.community_id,)
+            )
             await conn.execute(
                 "INSERT INTO community_roles (community_id, naib_role, fedaykin_role, at_risk_role, waiting_role,"
                 " minimum_balance, rule_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -152,6 +155,14 @@ class StandingStore:
             )
             return {(r["discord_user_id"], r["role_id"]) for r in await cur.fetchall()}
 
+    async def unknown_roles(self, community_id: int) -> set[int]:
+        """Roles kept with the user id 0: Discord refused them as unknown (`bot.roles.sync.ROLE_ITSELF`)."""
+        async with pooled(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT role_id FROM role_problems WHERE community_id = %s AND discord_user_id = 0", (community_id,)
+            )
+            return {r["role_id"] for r in await cur.fetchall()}
+
     async def problems(self, community_id: int, limit: int = 20) -> tuple[list[tuple[int, int, str]], int]:
         """The latest problems (user, role, problem) and how many there are."""
         async with pooled(self._pool) as conn:
@@ -166,22 +177,22 @@ class StandingStore:
     async def subscription(self, community_id: int, user: int) -> Subscription | None:
         async with pooled(self._pool) as conn:
             cur = await conn.execute(
-                "SELECT enabled, last_sent_at, note FROM alert_subscriptions"
+                "SELECT enabled, last_sent_at, note, last_loss_sent_at FROM alert_subscriptions"
                 " WHERE community_id = %s AND discord_user_id = %s",
                 (community_id, user),
             )
             row = await cur.fetchone()
-        return Subscription(row["enabled"], row["last_sent_at"], row["note"]) if row else None
+        return _subscription(row) if row else None
 
     async def subscriptions(self, community_id: int, users: Sequence[int]) -> dict[int, Subscription]:
         async with pooled(self._pool) as conn:
             cur = await conn.execute(
-                "SELECT discord_user_id, enabled, last_sent_at, note FROM alert_subscriptions"
+                "SELECT discord_user_id, enabled, last_sent_at, note, last_loss_sent_at FROM alert_subscriptions"
                 " WHERE community_id = %s AND discord_user_id = ANY(%s) AND enabled",
                 (community_id, list(users)),
             )
             rows = await cur.fetchall()
-        return {r["discord_user_id"]: Subscription(r["enabled"], r["last_sent_at"], r["note"]) for r in rows}
+        return {r["discord_user_id"]: _subscription(r) for r in rows}
 
     async def subscribe(self, community_id: int, user: int, enabled: bool, note: str | None = None) -> None:
         async with pooled(self._pool) as conn:
@@ -192,12 +203,72 @@ class StandingStore:
                 (community_id, user, enabled, note),
             )
 
-    async def alert_sent(self, community_id: int, user: int, at: datetime) -> None:
+    async def put_due(self, community_id: int, alerts: Sequence[tuple[int, str, bool]]) -> None:
+        """Record (user, content, urgent) alerts as due; a member's newer alert replaces one not sent yet."""
+        if not alerts:
+            return
         async with pooled(self._pool) as conn:
             await conn.execute(
-                "UPDATE alert_subscriptions SET last_sent_at = %s WHERE community_id = %s AND discord_user_id = %s",
-                (at, community_id, user),
+                "INSERT INTO alerts_due (community_id, discord_user_id, content, urgent)"
+                " SELECT %s, a.u, a.c, a.urgent FROM unnest(%s::bigint[], %s::text[], %s::boolean[]) AS a(u, c, urgent)"
+                " ON CONFLICT (community_id, discord_user_id) DO UPDATE SET content = EXCLUDED.content,"
+                "  urgent = alerts_due.urgent OR EXCLUDED.urgent, due_at = now(), attempts = 0, claimed_until = NULL",
+                (community_id, [a[0] for a in alerts], [a[1] for a in alerts], [a[2] for a in alerts]),
             )
+
+    async def due(self, limit: int, claim_seconds: float = 300.0) -> list[DueAlert]:
+        """The oldest due alerts, across communities, claimed for `claim_seconds`: another process's
+        delivery leaves them alone meanwhile (a claim a crashed process left runs out)."""
+        async with pooled(self._pool) as conn:
+            cur = await conn.execute(
+                "UPDATE alerts_due d SET claimed_until = now() + make_interval(secs => %s)"
+                " FROM (SELECT community_id, discord_user_id FROM alerts_due"
+                "        WHERE claimed_until IS NULL OR claimed_until < now()"
+                "        ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED) c"
+                " WHERE d.community_id = c.community_id AND d.discord_user_id = c.discord_user_id"
+                " RETURNING d.community_id, d.discord_user_id, d.content, d.urgent, d.attempts, d.due_at",
+                (claim_seconds, limit),
+            )
+            rows = sorted(await cur.fetchall(), key=lambda r: r["due_at"])
+            return [DueAlert(**{k: v for k, v in r.items() if k != "due_at"}) for r in rows]
+
+    async def delivered(self, alert: DueAlert, at: datetime) -> None:
+        """Discord took the DM: no longer due, and it counts against the member's caps."""
+        async with pooled(self._pool) as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM alerts_due WHERE community_id = %s AND discord_user_id = %s AND content = %s",
+                (alert.community_id, alert.discord_user_id, alert.content),
+            )
+            await conn.execute(
+                "UPDATE alert_subscriptions SET last_sent_at = %s,"
+                " last_loss_sent_at = CASE WHEN %s THEN %s ELSE last_loss_sent_at END"
+                " WHERE community_id = %s AND discord_user_id = %s",
+                (at, alert.urgent, at, alert.community_id, alert.discord_user_id),
+            )
+
+    async def not_delivered(self, alert: DueAlert, *, drop: bool) -> None:
+        """A try failed: counted, or the alert dropped (the member cannot be messaged)."""
+        async with pooled(self._pool) as conn:
+            if drop:
+                await conn.execute(
+                    "DELETE FROM alerts_due WHERE community_id = %s AND discord_user_id = %s",
+                    (alert.community_id, alert.discord_user_id),
+                )
+            else:
+                await conn.execute(
+                    "UPDATE alerts_due SET attempts = attempts + 1, claimed_until = NULL"
+                    " WHERE community_id = %s AND discord_user_id = %s",
+                    (alert.community_id, alert.discord_user_id),
+                )
+
+
+def _subscription(row: dict[str, object]) -> Subscription:
+    return Subscription(
+        bool(row["enabled"]),
+        row["last_sent_at"],  # type: ignore[arg-type]
+        row["note"],  # type: ignore[arg-type]
+        row["last_loss_sent_at"],  # type: ignore[arg-type]
+    )
 
 
 def _array(ids: frozenset[int]) -> str:

@@ -7,12 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import nextcord
+from cachetools import LRUCache
 
 # Discord's JSON error codes a sync or an alert acts on.
 UNKNOWN_MEMBER = 10007
 UNKNOWN_ROLE = 10011
 MISSING_PERMISSIONS = 50013
 CANNOT_DM = 50007
+NO_MUTUAL_GUILDS = 50278
+UNKNOWN_CHANNEL = 10003
+DM_CHANNELS_KEPT = 10_000
 
 
 class MemberGatewayError(Exception):
@@ -29,6 +33,8 @@ class DiscordMembers:
 
     def __init__(self, http: Callable[[], Any]) -> None:
         self._http = http  # read when used: the bot's client logs in after this is built
+        # Each member's DM channel, opened once: Discord limits how fast DMs are opened.
+        self._channels: LRUCache[int, int] = LRUCache(DM_CHANNELS_KEPT)
 
     async def add_role(self, guild_id: int, user_id: int, role_id: int, reason: str) -> None:
         await self._call(self._http().add_role, guild_id, user_id, role_id, reason=reason)
@@ -38,8 +44,17 @@ class DiscordMembers:
 
     async def send_dm(self, user_id: int, content: str) -> None:
         http = self._http()
-        channel = await self._call(http.start_private_message, user_id)
-        await self._call(http.send_message, int(channel["id"]), content, allowed_mentions=None)
+        channel = self._channels.get(user_id)
+        if channel is not None:
+            try:
+                await self._call(http.send_message, channel, content, allowed_mentions=None)
+                return
+            except MemberGatewayError as exc:
+                if exc.code != UNKNOWN_CHANNEL:
+                    raise
+        opened = await self._call(http.start_private_message, user_id)
+        self._channels[user_id] = int(opened["id"])
+        await self._call(http.send_message, int(opened["id"]), content, allowed_mentions=None)
 
     @staticmethod
     async def _call(route: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
