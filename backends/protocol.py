@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,6 +53,18 @@ class NotConfigured(BackendError):
 
 class InvalidInput(BackendError):
     """A write or query was given values the domain does not allow."""
+
+
+@dataclass
+class LocalWait:
+    """Whether a call is waiting, right now, for a resource of this process (a pooled connection) rather
+    than for its store: a call cut off then says nothing about the store's health. A backend sets it
+    through `LOCAL_WAIT` around such waits; whoever started the call reads it."""
+
+    waiting: bool = False
+
+
+LOCAL_WAIT: ContextVar[LocalWait | None] = ContextVar("sietch_local_wait", default=None)
 
 
 # --- records ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from backends.protocol import BackendError, BackendTimeout, BackendUnavailable, Community
+from backends.protocol import LOCAL_WAIT, BackendError, BackendTimeout, BackendUnavailable, Community
 
 Pool = AsyncConnectionPool[Any]
 Connection = AsyncConnection[dict[str, Any]]
@@ -20,9 +20,15 @@ Connection = AsyncConnection[dict[str, Any]]
 
 @asynccontextmanager
 async def pooled(pool: Pool) -> AsyncIterator[Connection]:
-    """A connection from `pool` for the block; given back when it ends."""
+    """A connection from `pool` for the block; given back when it ends. While it waits for the pool, the
+    caller's `LOCAL_WAIT` says so."""
+    local = LOCAL_WAIT.get()
+    if local is not None:
+        local.waiting = True
     try:
         async with pool.connection() as conn:
+            if local is not None:
+                local.waiting = False
             conn.row_factory = dict_row
             yield conn
     except PoolTimeout as exc:

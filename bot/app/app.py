@@ -54,11 +54,12 @@ def assemble(
     settings: dict[str, Any],
     *,
     pool: Pool | None = None,
+    background_pool: Pool | None = None,
     cql: CqlSession | None = None,
     discord: bool | Any = True,
     backends: Mapping[str, Callable[[], Backend]] | None = None,
 ) -> Application:
-    """The container on open databases (nothing is opened here).
+    """The container on open databases (nothing is opened here); `background_pool` defaults to `pool`.
 
     `discord`: True, the bot is the Discord client (`sietch run`); False, no Discord side (one-shot
     commands: role changes are planned, never made); or a logged-in client to make them with.
@@ -68,6 +69,7 @@ def assemble(
     container.config.from_dict(settings)
     if pool is not None:
         container.pool.override(providers.Object(pool))
+        container.background_pool.override(providers.Object(background_pool or pool))
     container.cql.override(providers.Object(cql))
     client = container.bot if discord is True else providers.Object(discord or None)
     container.discord_client.override(client)
@@ -80,6 +82,7 @@ class App:
     def __init__(self, container: Application, databases: Databases | None = None) -> None:
         self.container = container
         self.databases = databases
+        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -202,13 +205,18 @@ class App:
     # --- its life --------------------------------------------------------------------------------------------
     async def run(self, token: str) -> None:
         """`sietch run`: serve until SIGTERM or SIGINT (SIGHUP re-reads the flag file); raises
-        `nextcord.LoginFailure` when Discord refuses the token."""
+        `nextcord.LoginFailure` when Discord refuses the token.
+
+        On a signal the interactions under way are answered while the background work stops (role syncs
+        finish what they started, the outbox drains), both while the bot can still talk to Discord; then
+        the bot disconnects. Bounded by the longest of `SHUTDOWN_GRACE_SECONDS` and the background's own
+        bounds (see docs/operating.md)."""
         bot = self.bot
         loop = asyncio.get_running_loop()
 
         async def shut_down() -> None:
-            log.info("stopping: answering the interactions under way first")
-            await self.dispatcher.drain(SHUTDOWN_GRACE_SECONDS)
+            log.info("stopping: answering the interactions under way and stopping background work first")
+            await asyncio.gather(self.dispatcher.drain(SHUTDOWN_GRACE_SECONDS), self.close())
             await bot.close()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -231,7 +239,13 @@ class App:
         await self.feed_server.start()
 
     async def close(self) -> None:
-        """Stop what `start_beside_the_bot` started, the outbox drained last (the databases close with `open`)."""
+        """Stop what `start_beside_the_bot` started, the outbox drained last (the databases close with
+        `open`). Once: later calls wait for the first."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         await self.flag_watcher.stop()
         await self.feed_server.stop()
         await self.metrics_server.stop()

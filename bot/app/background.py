@@ -1,4 +1,4 @@
-"""The bot's background work: the outbox relay, periodic snapshot rebuilds and role syncs, started and
+"""The bot's background work: the outbox relay, periodic snapshot rebuilds, role syncs and alert DMs, started and
 stopped together and kept alive: each loop runs in rounds that survive any error (`bot.rounds`), and a
 loop whose `run` ends with an exception all the same is started again after a bounded backoff."""
 
@@ -13,6 +13,7 @@ from typing import Protocol
 from bot.app.health import Heartbeats, LoopObserver
 from bot.replication.rebuilds import SnapshotRebuilds
 from bot.replication.relay import OutboxRelay
+from bot.roles.alerts import AlertSender
 from bot.roles.sync import RoleSync
 from bot.rounds import RoundWatch, backoff
 
@@ -32,12 +33,19 @@ class BackgroundWork:
         rebuilds: SnapshotRebuilds | None,
         roles: RoleSync | None,
         observer: LoopObserver,
+        alerts: AlertSender | None = None,
         *,
         drain_seconds: float,
         stale_after_seconds: float = 600.0,
     ) -> None:
         self.relay = relay
-        present: dict[str, Loop | None] = {"outbox-relay": relay, "snapshot-rebuilds": rebuilds, "role-sync": roles}
+        self.rebuilds = rebuilds
+        present: dict[str, Loop | None] = {
+            "outbox-relay": relay,
+            "snapshot-rebuilds": rebuilds,
+            "role-sync": roles,
+            "alert-dms": alerts,
+        }
         self.loops: Mapping[str, Loop] = {name: loop for name, loop in present.items() if loop is not None}
         self.drain_seconds = drain_seconds
         self.heartbeats = Heartbeats(self.loops, observer, stale_after_seconds=stale_after_seconds)

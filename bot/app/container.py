@@ -15,9 +15,10 @@ from dependency_injector import containers, providers
 from backends.postgres.backend import PostgresBackend
 from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.export import PostgresCopySource
+from backends.postgres.identify import IdentifySlots
 from backends.postgres.ingest import IngestDirectory
 from backends.postgres.latches import LatchTable
-from backends.postgres.leases import AdvisoryLeases
+from backends.postgres.leases import AdvisoryLeases, ExpiringLeases
 from backends.postgres.standing import FollowedCommunities, StandingStore
 from bot.app import factories
 from bot.app.background import BackgroundWork
@@ -26,7 +27,9 @@ from bot.app.metrics import Metrics
 from bot.app.metrics_server import MetricsServer
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.extensions import CogDependencies
+from bot.discord.pace import RequestGuard
 from bot.discord.ratelimit import RateLimiter
+from bot.domain.service import HotPathService
 from bot.feed.apply import ScoreFeed
 from bot.feed.http import FeedServer
 from bot.replication.writes import ScoreWriter
@@ -43,20 +46,26 @@ from bot.routing.shadow import ShadowComparator
 
 class Application(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
-    pool: providers.Dependency[Any] = providers.Dependency()  # the source of truth's connection pool
+    pool: providers.Dependency[Any] = providers.Dependency()  # the source of truth's pool for commands
+    background_pool: providers.Dependency[Any] = providers.Dependency()  # ...and for everything else
     cql: providers.Object[Any] = providers.Object(None)  # the CQL session, when Scylla is configured
     # Whose HTTP session role changes and DMs go through (the bot, for `sietch run`); None: no Discord.
     discord_client: providers.Object[Any] = providers.Object(None)
     metrics = providers.Singleton(Metrics)
 
-    # --- the source of truth's stores ----------------------------------------------------------------
-    community_writes = providers.Singleton(CommunityWrites, pool)
-    standing_store = providers.Singleton(StandingStore, pool)
-    followed = providers.Singleton(FollowedCommunities, pool)
-    ingest = providers.Singleton(IngestDirectory, pool)
+    # --- the source of truth's stores: what commands read on `pool`, the rest on `background_pool` ----
     latch_table = providers.Singleton(LatchTable, pool)
-    leases = providers.Singleton(AdvisoryLeases, pool)  # one process at a time rebuilds or syncs a community
-    copy_source = providers.Singleton(PostgresCopySource, pool)
+    copy_source = providers.Singleton(PostgresCopySource, pool)  # readiness, on every routed command
+    commands_standing = providers.Singleton(StandingStore, pool)  # /alerts, /roles status
+    community_writes = providers.Singleton(CommunityWrites, background_pool)
+    standing_store = providers.Singleton(StandingStore, background_pool)
+    followed = providers.Singleton(FollowedCommunities, background_pool)
+    ingest = providers.Singleton(IngestDirectory, background_pool)
+    outbox = providers.Singleton(PostgresCopySource, background_pool)  # the relay's
+    # One process at a time rebuilds a community's boards (holding a connection: the rebuild needs no
+    # other) or syncs its roles (holding none: a sync reads as it goes).
+    rebuild_leases = providers.Singleton(AdvisoryLeases, background_pool)
+    sync_leases = providers.Singleton(ExpiringLeases, background_pool)
 
     # --- the backend registry: name → provider, the source of truth first (the reference of shadow reads,
     # the first fallback); every list of backend names derives from it --------------------------------
@@ -84,10 +93,11 @@ class Application(containers.DeclarativeContainer):
         on_reload=metrics.provided.reload,
     )
     relay = providers.Singleton(
-        factories.outbox_relay, copy_source, replicas, config.writes.mode, config.writes.retry_interval_seconds
+        factories.outbox_relay, outbox, replicas, config.writes.mode, config.writes.retry_interval_seconds
     )
+    source_writes = providers.Singleton(PostgresBackend, background_pool)  # score writes: the feed's
     writer = providers.Singleton(
-        ScoreWriter, postgres_backend, relay, mode=flag_store.provided.writes_mode, default_mode=config.writes.mode
+        ScoreWriter, source_writes, relay, mode=flag_store.provided.writes_mode, default_mode=config.writes.mode
     )
     services = providers.Singleton(
         factories.hot_path_services,
@@ -97,6 +107,14 @@ class Application(containers.DeclarativeContainer):
         community_ttl=config.communities.cache_seconds,
     )
     source_service = providers.Callable(factories.source_of_truth, services)
+    # The source of truth as background work reads it (role syncs): on the background pool.
+    background_source = providers.Singleton(
+        HotPathService,
+        source_writes,
+        eligibility_ttl_seconds=config.eligibility.cache_ttl_seconds,
+        writer=writer,
+        community_ttl_seconds=config.communities.cache_seconds,
+    )
 
     # --- routing -------------------------------------------------------------------------------------------
     flag_watcher = providers.Singleton(
@@ -148,35 +166,51 @@ class Application(containers.DeclarativeContainer):
         dispatcher=dispatcher,
         services=services,
         source=source_service,
-        standing=standing_store,
-        limiter=limiter,
+        standing=commands_standing,
+    )
+    request_guard = providers.Singleton(
+        RequestGuard, metrics, slow_down_after=config.discord.invalid_requests_slow_down_after
     )
     bot = providers.Singleton(
         build_bot,
         cog_dependencies,
+        request_guard,
+        providers.Singleton(IdentifySlots, background_pool),
         guild_ready_timeout=config.discord.guild_ready_timeout,
         shard_count=config.discord.shard_count,
         shard_ids=config.discord.shard_ids,
+        requests_per_second=config.discord.requests_per_second,
+        max_concurrency=config.discord.max_concurrency,
     )
     members = providers.Singleton(factories.member_routes, discord_client)
 
     # --- the living community: the score feed, roles and alerts ----------------------------------------------
     alert_sender = providers.Singleton(
-        AlertSender, standing_store, members, period_seconds=config.alerts.period_seconds
+        AlertSender,
+        standing_store,
+        members,
+        period_seconds=config.alerts.period_seconds,
+        loss_period_seconds=config.alerts.loss_period_seconds,
+        per_second=config.alerts.dms_per_second,
     )
     role_sync = providers.Singleton(
         RoleSync,
         standing_store,
-        source_service,
+        background_source,
         members,
         alert_sender,
         debounce_seconds=config.roles.debounce_seconds,
         interval_seconds=config.roles.sweep_seconds,
-        leases=leases,
+        leases=sync_leases,
         followed=followed,
+        concurrency=config.roles.concurrency,
     )
     score_feed = providers.Singleton(
-        ScoreFeed, ingest, writer, services=services.provided.values.call(), moved=role_sync.provided.schedule
+        ScoreFeed,
+        ingest,
+        writer,
+        services=providers.Callable(factories.every_service, services, background_source),
+        moved=role_sync.provided.schedule,
     )
     feed_server = providers.Singleton(
         FeedServer,
@@ -194,7 +228,7 @@ class Application(containers.DeclarativeContainer):
         factories.snapshot_rebuilds,
         replicas,
         config.recalculation.interval_seconds,
-        leases,
+        rebuild_leases,
         rebuilt=role_sync.provided.schedule,
     )
     background = providers.Singleton(
@@ -203,6 +237,7 @@ class Application(containers.DeclarativeContainer):
         providers.Callable(factories.rebuilt_here, rebuilds, config.recalculation.in_bot),
         role_sync,
         metrics,
+        providers.Callable(factories.delivering, alert_sender, members),
         drain_seconds=config.writes.drain_on_shutdown_seconds,
         stale_after_seconds=config.health.stale_after_seconds,
     )
@@ -217,6 +252,7 @@ class Application(containers.DeclarativeContainer):
 
 # The source of truth queues score events for the copies when the registry holds any (known only once the
 # registry is): the write path says so itself; this is for writes applied to the backend directly.
-Application.postgres_backend.add_kwargs(
-    outbox=providers.Callable(factories.copies_wait, Application.config.writes.mode, Application.backend_names)
-)
+for _source in (Application.postgres_backend, Application.source_writes):
+    _source.add_kwargs(
+        outbox=providers.Callable(factories.copies_wait, Application.config.writes.mode, Application.backend_names)
+    )

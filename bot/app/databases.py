@@ -22,7 +22,8 @@ Pool = AsyncConnectionPool[Any]
 
 @dataclass(frozen=True)
 class Databases:
-    pool: Pool
+    pool: Pool  # members' commands
+    background_pool: Pool  # everything else: role syncs, the feed, the relay, leases
     cql: CqlSession | None
     migrations: list[str]  # applied by this opening, in order
 
@@ -50,18 +51,9 @@ async def open_databases(settings: dict[str, Any], stack: AsyncExitStack, *, mig
         dsn, server = await asyncio.to_thread(start_embedded, Path(postgres["data_dir"]))
         stack.push_async_callback(asyncio.to_thread, server.cleanup)
     applied = await migrate_postgres(dsn) if migrate else []
-    # Each connection is checked when taken, so after a database restart the pool replaces dead ones
-    # instead of handing them out.
-    pool: Pool = AsyncConnectionPool(
-        dsn,
-        min_size=postgres["pool_min_size"],
-        max_size=postgres["pool_max_size"],
-        timeout=postgres["pool_timeout_seconds"],
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-    )
-    await pool.open(wait=True, timeout=30)
-    stack.push_async_callback(pool.close)
+    # Two pools: background work can never take the connections a member's command needs.
+    pool = await _pool(dsn, postgres["pool_min_size"], postgres["pool_max_size"], postgres, "commands", stack)
+    background = await _pool(dsn, 1, postgres["background_pool_max_size"], postgres, "background", stack)
     cql = None
     if (cql_config := cql_settings(settings["scylla"])) is not None:
         cluster, session = await asyncio.to_thread(connect, cql_config)
@@ -70,4 +62,21 @@ async def open_databases(settings: dict[str, Any], stack: AsyncExitStack, *, mig
         if migrate:
             scylla = settings["scylla"]
             applied += [f"cql:{name}" for name in await migrate_cql(cql, scylla["keyspace"], scylla["replication"])]
-    return Databases(pool, cql, applied)
+    return Databases(pool, background, cql, applied)
+
+
+async def _pool(dsn: str, least: int, most: int, postgres: dict[str, Any], name: str, stack: AsyncExitStack) -> Pool:
+    # Each connection is checked when taken, so after a database restart the pool replaces dead ones
+    # instead of handing them out.
+    pool: Pool = AsyncConnectionPool(
+        dsn,
+        min_size=least,
+        max_size=most,
+        timeout=postgres["pool_timeout_seconds"],
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        name=name,
+    )
+    await pool.open(wait=True, timeout=30)
+    stack.push_async_callback(pool.close)
+    return pool

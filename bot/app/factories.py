@@ -17,6 +17,7 @@ from bot.domain.service import HotPathService
 from bot.replication.rebuilds import Leases, SnapshotRebuilds
 from bot.replication.relay import OutboxRelay
 from bot.replication.writes import ScoreWriter
+from bot.roles.alerts import AlertSender
 from bot.routing.breaker import CircuitBreaker
 
 
@@ -71,6 +72,11 @@ def source_of_truth(services: Mapping[str, HotPathService]) -> HotPathService:
     return next(iter(services.values()))
 
 
+def every_service(services: Mapping[str, HotPathService], *others: HotPathService) -> list[HotPathService]:
+    """Every hot-path service of the process (each keeps its own eligibility cache)."""
+    return [*services.values(), *others]
+
+
 def breakers(
     names: list[str], settings: dict[str, Any], on_change: Callable[[str, str], None]
 ) -> dict[str, CircuitBreaker]:
@@ -102,6 +108,11 @@ def snapshot_rebuilds(
 def rebuilt_here(rebuilds: SnapshotRebuilds | None, in_bot: bool) -> SnapshotRebuilds | None:
     """The rebuilds `sietch run` does: none when a `sietch rebuilds` process does them."""
     return rebuilds if in_bot else None
+
+
+def delivering(alerts: AlertSender, members: DiscordMembers | None) -> AlertSender | None:
+    """The alert DMs' delivery loop runs where there is a Discord client to send them."""
+    return alerts if members is not None else None
 
 
 def member_routes(client: Any) -> DiscordMembers | None:

@@ -53,6 +53,12 @@ class Metrics:
             ["loop"],
             registry=self.registry,
         )
+        self._invalid = PromCounter(
+            "sietch_discord_invalid_requests",
+            "Requests Discord answered 401, 403 or 429 (Discord bans a bot past 10,000 in 10 minutes)",
+            ["status"],
+            registry=self.registry,
+        )
         self._latched = Gauge(
             "sietch_auto_rollback_latched",
             "Auto-rollback latches in force",
@@ -84,6 +90,9 @@ class Metrics:
 
     def loop_succeeded(self, name: str, at: float) -> None:
         self._loop_success.labels(name).set(at)
+
+    def invalid_request(self, status: int) -> None:
+        self._invalid.labels(str(status)).inc()
 
     def reload(self, ok: bool) -> None:
         self._reloads.labels("ok" if ok else "error").inc()

@@ -12,8 +12,10 @@ import nextcord
 from bot.app.app import App
 from bot.cli.arguments import snowflake
 from bot.cli.errors import CliError
+from bot.discord.pace import RequestGuard
 
 EXIT_USAGE = 2
+ONE_SHOT_REQUESTS_PER_SECOND = 4  # within the tenth of the global limit the bots leave aside
 
 
 def add_parser(sub: Any) -> None:
@@ -38,10 +40,12 @@ async def cmd_sync(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         raise CliError("DISCORD_TOKEN is not set: roles are changed as the bot (or use --dry-run)", EXIT_USAGE)
     nextcord.http.Route.BASE = settings["discord"]["api_base"]
     client = nextcord.Client(intents=nextcord.Intents.none())  # REST only: no gateway connection
+    RequestGuard().install(client, ONE_SHOT_REQUESTS_PER_SECOND)  # beside the running bots' shares
     try:
         await client.login(token)
         async with App.open(settings, discord=client) as app:
             plan = await app.role_sync.sync(args.guild)
+            await app.alert_sender.deliver_due()
     except nextcord.LoginFailure as exc:
         raise CliError("Discord refused DISCORD_TOKEN: check the token in the developer portal") from exc
     finally:

@@ -10,7 +10,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from backends.protocol import BackendError, Community, InvalidInput, NotConfigured, SnapshotInfo
+from backends.protocol import (
+    LOCAL_WAIT,
+    BackendError,
+    Community,
+    InvalidInput,
+    LocalWait,
+    NotConfigured,
+    SnapshotInfo,
+)
 from bot.domain import messages
 from bot.domain.queries import Query, Refused
 from bot.domain.service import HotPathService
@@ -107,9 +115,16 @@ class Responder:
         note = decision.shadow is not None
         slow: set[str] = set()  # past the budget: a failure unless it still answers first
 
+        local: dict[str, LocalWait] = {}  # whether a call is waiting for this process's pool, not its store
+
         def ask(backend: str) -> None:
-            work = answer(self.services[backend], guild_id, user_id, query, note_snapshot=note)
-            calls[asyncio.ensure_future(work)] = backend
+            local[backend] = LocalWait()
+            token = LOCAL_WAIT.set(local[backend])  # the task starts with a copy of this context
+            try:
+                work = answer(self.services[backend], guild_id, user_id, query, note_snapshot=note)
+                calls[asyncio.ensure_future(work)] = backend
+            finally:
+                LOCAL_WAIT.reset(token)
 
         ask(decision.backend)
         fallbacks = list(decision.fallbacks)
@@ -147,7 +162,9 @@ class Responder:
         finally:
             for task, backend in calls.items():  # answers no longer needed
                 task.cancel()
-                if backend in slow:
+                # Slow is the store's failure, unless the call was still waiting for a pooled connection
+                # (a busy process, not a failing store: that wait fails on its own past the pool timeout).
+                if backend in slow and not local[backend].waiting:
                     self._record(command, backend, ok=False)
                 else:
                     self._release(decision, backend)
