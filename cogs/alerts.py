@@ -8,27 +8,29 @@ from typing import Any
 import nextcord
 from nextcord.ext import commands
 
-from backends.protocol import BackendError, NotConfigured
+from backends.protocol import NotConfigured
 from backends.roles import ROLE_KINDS
-from bot.discord.embeds import BLUE, GREEN, ORANGE, error_embed
+from bot.discord.dispatch import CommandCall, CommandDispatcher
+from bot.discord.embeds import BLUE, GREEN, ORANGE
 from bot.discord.extensions import CogDependencies
-from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
+from bot.domain.queries import Refused
 from bot.domain.service import HotPathService
 from bot.roles.standing import decode
 from bot.roles.stores import StandingStore
+from bot.roles.sync import ROLE_ITSELF
 
 MANAGE_GUILD = nextcord.Permissions(manage_guild=True)
-UNAVAILABLE = "Alerts are not available right now. Please try again in a minute."
+NOT_ALLOWED = "You need the Manage Server permission to use /roles."
 PROBLEMS_SHOWN = 10
 
 
 class AlertsCog(commands.Cog):
-    def __init__(self, store: StandingStore, service: HotPathService, limiter: RateLimiter) -> None:
-        """`service`: the source of truth's, for the community's settings and rate limit."""
+    def __init__(self, dispatcher: CommandDispatcher, store: StandingStore, service: HotPathService) -> None:
+        """`service`: the source of truth's, for the community's settings."""
+        self.dispatcher = dispatcher
         self.store = store
         self.service = service
-        self.limiter = limiter
 
     @nextcord.slash_command(name="alerts", description="DMs when your standing changes")
     async def alerts(self, interaction: nextcord.Interaction[Any]) -> None:
@@ -47,26 +49,22 @@ class AlertsCog(commands.Cog):
         await self._answer(interaction, "status")
 
     async def _answer(self, interaction: nextcord.Interaction[Any], action: str) -> None:
-        guild, user = interaction.guild_id, interaction.user.id if interaction.user else None
-        if guild is None or user is None:
-            await interaction.response.send_message(embed=error_embed("Use /alerts in a server."), ephemeral=True)
-            return
+        async with self.dispatcher.command(interaction, "alerts", ephemeral=True) as call:
+            guild, user = call.admit()
+            await self._configured(call, guild, user)
+            if action == "status":
+                await call.reply(await self._status(guild, user))
+                return
+            await self.store.subscribe(guild, user, action == "on")
+            await call.reply(_switched(action == "on"))
+
+    async def _configured(self, call: CommandCall, guild: int, user: int) -> None:
         try:
             ctx = await self.service.open_context(guild, user)
-            assert ctx.community is not None
-            wait = self.limiter.acquire(guild, user, ctx.community.rate_limit_per_minute)
-            if wait:
-                embed = error_embed(messages.slow_down(wait))
-            elif action == "status":
-                embed = await self._status(guild, user)
-            else:
-                await self.store.subscribe(guild, user, action == "on")
-                embed = _switched(action == "on")
         except NotConfigured:
-            embed = error_embed(messages.NOT_CONFIGURED)
-        except BackendError:
-            embed = error_embed(UNAVAILABLE)
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+            raise Refused(messages.NOT_CONFIGURED, "not_configured") from None
+        assert ctx.community is not None
+        call.learned(ctx.community)
 
     async def _status(self, guild: int, user: int) -> nextcord.Embed:
         sub = await self.store.subscription(guild, user)
@@ -94,31 +92,28 @@ class AlertsCog(commands.Cog):
 
     @roles.subcommand(name="status", description="Configured roles and what Discord refused")
     async def roles_status(self, interaction: nextcord.Interaction[Any]) -> None:
-        perms = interaction.permissions
-        if not (perms and (perms.manage_guild or perms.administrator)):
-            embed = error_embed("You need the Manage Server permission to use /roles.")
-            await interaction.response.send_message(embed=embed, ephemeral=True)
-            return
-        guild = interaction.guild_id or 0
-        try:
+        async with self.dispatcher.command(interaction, "roles", ephemeral=True) as call:
+            perms = interaction.permissions
+            if not (perms and (perms.manage_guild or perms.administrator)):
+                raise Refused(NOT_ALLOWED)
+            guild, _ = call.admit()
             config = await self.store.role_config(guild)
             problems, total = await self.store.problems(guild, PROBLEMS_SHOWN)
-        except BackendError:
-            await interaction.response.send_message(embed=error_embed(UNAVAILABLE), ephemeral=True)
-            return
-        roles = "\n".join(
-            f"{kind.replace('_', ' ')}: " + (f"<@&{r}>" if (r := config.role(kind)) else "not set")
-            for kind in ROLE_KINDS
-        )
-        embed = nextcord.Embed(title="🎭 Roles", colour=ORANGE if total else GREEN)
-        embed.add_field(name="Configured", value=roles, inline=False)
-        shown = "\n".join(f"<@{u}> <@&{r}>: {p}" for u, r, p in problems) or "none"
-        if total > len(problems):
-            shown += f"\n… and {total - len(problems)} more"
-        embed.add_field(name=f"Refused by Discord ({total})", value=shown[:1000], inline=False)
-        await interaction.response.send_message(
-            embed=embed, ephemeral=True, allowed_mentions=nextcord.AllowedMentions.none()
-        )
+            roles = "\n".join(
+                f"{kind.replace('_', ' ')}: " + (f"<@&{r}>" if (r := config.role(kind)) else "not set")
+                for kind in ROLE_KINDS
+            )
+            embed = nextcord.Embed(title="🎭 Roles", colour=ORANGE if total else GREEN)
+            embed.add_field(name="Configured", value=roles, inline=False)
+            shown = "\n".join(_problem(u, r, p) for u, r, p in problems) or "none"
+            if total > len(problems):
+                shown += f"\n… and {total - len(problems)} more"
+            embed.add_field(name=f"Refused by Discord ({total})", value=shown[:1000], inline=False)
+            await call.reply(embed)
+
+
+def _problem(user: int, role: int, problem: str) -> str:
+    return f"<@&{role}>: {problem}" if user == ROLE_ITSELF else f"<@{user}> <@&{role}>: {problem}"
 
 
 def _switched(on: bool) -> nextcord.Embed:
@@ -134,4 +129,4 @@ def _switched(on: bool) -> nextcord.Embed:
 
 
 def setup(bot: commands.Bot, dependencies: CogDependencies) -> None:
-    bot.add_cog(AlertsCog(dependencies.standing, dependencies.source, dependencies.limiter))
+    bot.add_cog(AlertsCog(dependencies.dispatcher, dependencies.standing, dependencies.source))

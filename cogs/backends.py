@@ -11,6 +11,7 @@ from nextcord.ext import commands
 from backends.protocol import BOARDS, TenantContext
 from bot.discord.embeds import BLUE, GREEN, error_embed
 from bot.discord.extensions import CogDependencies
+from bot.domain.queries import Refused
 from bot.routing.router import COMMANDS
 
 MANAGE_GUILD = nextcord.Permissions(manage_guild=True)
@@ -25,12 +26,18 @@ def _may_manage(interaction: nextcord.Interaction[Any]) -> bool:
     return bool(perms and (perms.manage_guild or perms.administrator))
 
 
+def _refuse(interaction: nextcord.Interaction[Any]) -> None:
+    if interaction.guild_id is None or not _may_manage(interaction):
+        raise Refused(NOT_ALLOWED)
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= FIELD_LIMIT else text[: FIELD_LIMIT - 1] + "…"
 
 
 class BackendsCog(commands.Cog):
     def __init__(self, dependencies: CogDependencies) -> None:
+        self.dispatcher = dependencies.dispatcher
         self.router = dependencies.dispatcher.router
         self.shadow = dependencies.dispatcher.shadow
         self.services = dependencies.services
@@ -45,9 +52,11 @@ class BackendsCog(commands.Cog):
 
     @backends.subcommand(name="status", description="Each command's backend and why, breakers, snapshots")
     async def status(self, interaction: nextcord.Interaction[Any]) -> None:
-        if await self._refuse(interaction):
-            return
-        await interaction.response.defer(ephemeral=True)
+        async with self.dispatcher.command(interaction, "backends", ephemeral=True) as call:
+            _refuse(interaction)
+            await call.reply(await self._status(interaction))
+
+    async def _status(self, interaction: nextcord.Interaction[Any]) -> nextcord.Embed:
         guild_id = interaction.guild_id or 0
         user_id = interaction.user.id if interaction.user else None
         embed = nextcord.Embed(title="🛠️ Backends", colour=BLUE, timestamp=datetime.now(UTC))
@@ -79,43 +88,35 @@ class BackendsCog(commands.Cog):
         embed.add_field(name="Flag file", value=f"`{flags.path}` loaded {loaded}", inline=False)
         if flags.last_error:
             embed.add_field(name="Last reload error", value=_clip(f"```{flags.last_error}```"), inline=False)
-        await interaction.edit_original_message(embed=embed)
+        return embed
 
     @backends.subcommand(name="reload", description="Re-read the flag file now")
     async def reload(self, interaction: nextcord.Interaction[Any]) -> None:
-        if await self._refuse(interaction):
-            return
-        await interaction.response.defer(ephemeral=True)
-        accepted, changes = await self.router.flags.reload()
-        if not accepted:
-            message = "The flag file was rejected; the last good configuration stays in force.\n"
-            await interaction.edit_original_message(embed=error_embed(_clip(message + f"```{changes[0]}```")))
-            return
-        text = "\n".join(f"• {c}" for c in changes) if changes else "No changes."
-        embed = nextcord.Embed(
-            title="Flag file reloaded", description=_clip(text), colour=GREEN, timestamp=datetime.now(UTC)
-        )
-        await interaction.edit_original_message(embed=embed)
+        async with self.dispatcher.command(interaction, "backends", ephemeral=True) as call:
+            _refuse(interaction)
+            accepted, changes = await self.router.flags.reload()
+            if not accepted:
+                message = "The flag file was rejected; the last good configuration stays in force.\n"
+                await call.reply(error_embed(_clip(message + f"```{changes[0]}```")))
+                return
+            text = "\n".join(f"• {c}" for c in changes) if changes else "No changes."
+            embed = nextcord.Embed(
+                title="Flag file reloaded", description=_clip(text), colour=GREEN, timestamp=datetime.now(UTC)
+            )
+            await call.reply(embed)
 
     @backends.subcommand(name="clear", description="Clear auto-rollback latches so the flag file decides again")
     async def clear(self, interaction: nextcord.Interaction[Any]) -> None:
-        if await self._refuse(interaction):
-            return
-        await interaction.response.defer(ephemeral=True)
-        cleared = await self.router.rollback.clear()
-        embed = nextcord.Embed(
-            title="Auto-rollback cleared",
-            colour=GREEN,
-            timestamp=datetime.now(UTC),
-            description=f"{cleared} latch(es) cleared; routing follows the flag file again.",
-        )
-        await interaction.edit_original_message(embed=embed)
-
-    async def _refuse(self, interaction: nextcord.Interaction[Any]) -> bool:
-        if interaction.guild_id is not None and _may_manage(interaction):
-            return False
-        await interaction.response.send_message(embed=error_embed(NOT_ALLOWED), ephemeral=True)
-        return True
+        async with self.dispatcher.command(interaction, "backends", ephemeral=True) as call:
+            _refuse(interaction)
+            cleared = await self.router.rollback.clear()
+            embed = nextcord.Embed(
+                title="Auto-rollback cleared",
+                colour=GREEN,
+                timestamp=datetime.now(UTC),
+                description=f"{cleared} latch(es) cleared; routing follows the flag file again.",
+            )
+            await call.reply(embed)
 
     def _shadow_counts(self) -> str:
         """Per command and compared backend: matches, mismatches, stale answers (and errors, skips)."""

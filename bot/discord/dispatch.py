@@ -127,10 +127,18 @@ class CommandCall:
         self.delivery.start()
         return self
 
+    def admit(self) -> tuple[int, int]:
+        """The caller's guild and user; `Refused` from outside a server or past the rate limit."""
+        user = self.interaction.user
+        return self.dispatcher.admit(self.interaction.guild_id, user.id if user else None)
+
+    def learned(self, community: Community) -> None:
+        """The community's settings as read for this call (its rate limit holds from the next call on)."""
+        self.dispatcher.learned(community.community_id, community)
+
     async def serve[T](self, query: Query[T]) -> T:
         """The records answering `query` for the caller, from the backend the flag file routes to."""
-        user = self.interaction.user
-        guild_id, user_id = self.dispatcher.admit(self.interaction.guild_id, user.id if user else None)
+        guild_id, user_id = self.admit()
         decision = await self.dispatcher.router.route(self.command, guild_id, user_id)
         served = await self.dispatcher.responder.serve(decision, guild_id, user_id, query)
         self.dispatcher.learned(guild_id, served.answer.community)

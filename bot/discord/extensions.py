@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from nextcord.ext import commands
 
 from bot.discord.dispatch import CommandDispatcher
-from bot.discord.ratelimit import RateLimiter
 from bot.domain.service import HotPathService
 from bot.roles.stores import StandingStore
 
@@ -22,7 +21,6 @@ class CogDependencies:
     services: Mapping[str, HotPathService]  # every backend's, by registered name (for /backends status)
     source: HotPathService  # the source of truth's: /alerts and /roles follow it, whatever serves commands
     standing: StandingStore
-    limiter: RateLimiter
 
 
 def load_cogs(bot: commands.Bot | commands.AutoShardedBot, dependencies: CogDependencies) -> None:
