@@ -37,6 +37,7 @@ class BackgroundWork:
         stale_after_seconds: float = 600.0,
     ) -> None:
         self.relay = relay
+        self.rebuilds = rebuilds
         present: dict[str, Loop | None] = {"outbox-relay": relay, "snapshot-rebuilds": rebuilds, "role-sync": roles}
         self.loops: Mapping[str, Loop] = {name: loop for name, loop in present.items() if loop is not None}
         self.drain_seconds = drain_seconds
