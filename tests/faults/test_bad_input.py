@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from backends.members import MemberRow
+from bot.app.app import App
 from bot.domain import messages
 from tests.cogs.conftest import BotHarness
 
@@ -83,12 +84,12 @@ async def test_a_removed_member_is_a_stranger_on_every_backend(harness: BotHarne
 
     await harness.configure()
     users = await harness.seed([30, 20, 10])
-    assert await remove_member(harness.container, harness.guild_id, users[1])
+    assert await remove_member(App(harness.container), harness.guild_id, users[1])
     caplog.set_level(logging.ERROR)
     position = await harness.call("position", user=harness.user(users[1]))
     assert position.ephemeral and position.embeds[0]["description"] == messages.NOT_A_MEMBER
     board = await harness.call("leaderboard", "conviction", user=harness.user(users[0]))
     assert "member1" not in board.embeds[0]["description"]
     assert (await harness.call("position", user=harness.user(users[2]))).embeds[0]["fields"][0]["value"] == "**#2**"
-    assert not await remove_member(harness.container, harness.guild_id, users[1])
+    assert not await remove_member(App(harness.container), harness.guild_id, users[1])
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

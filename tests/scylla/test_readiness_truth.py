@@ -136,6 +136,7 @@ class _ImportFirst:
 async def test_settings_and_removals_given_to_the_copy_keep_it_ready_and_a_kill_between_does_not(
     pair: Pair, new_guild_id: int
 ) -> None:
+    from bot.app.app import App
     from bot.cli.copies import acknowledge
 
     await pair.admin.upsert_community(Community(new_guild_id))
@@ -146,7 +147,7 @@ async def test_settings_and_removals_given_to_the_copy_keep_it_ready_and_a_kill_
     community = Community(new_guild_id, fedaykin=2, naib=1, at_risk=1, waitlist_end=3)
     move = await pair.admin.upsert_community(community)
     await pair.scylla.replica.put_community(community)
-    await acknowledge(pair.container, pair.scylla.replica, new_guild_id, move)
+    await acknowledge(App(pair.container), pair.scylla.replica, new_guild_id, move)
     assert await readiness(pair, new_guild_id) is None
 
     # a removal killed after PostgreSQL, before the copy heard of it
@@ -156,7 +157,7 @@ async def test_settings_and_removals_given_to_the_copy_keep_it_ready_and_a_kill_
     # run again to the end (as `sietch member remove` run again does): given, rebuilt, acknowledged
     await pair.scylla.replica.remove_member(new_guild_id, 1, removed[1].after)
     await pair.scylla.replica.rebuild(new_guild_id, force=True)
-    await acknowledge(pair.container, pair.scylla.replica, new_guild_id, removed[1])
+    await acknowledge(App(pair.container), pair.scylla.replica, new_guild_id, removed[1])
     assert await readiness(pair, new_guild_id) is None
     assert await differences(pair, new_guild_id) == []
 
