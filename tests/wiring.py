@@ -25,11 +25,13 @@ def app(
     cql: CqlSession | None = None,
     keyspace: str = "sietch",
     memory: bool = False,
+    discord: Any = False,
     **environ: str,
 ) -> Application:
     """The production assembly on the test's pool (and CQL session, when given); `environ` holds
-    `SIETCH_...` setting overrides. Nothing here opens a server: every provider answers at once."""
+    `SIETCH_...` setting overrides; `discord`, a logged-in client role changes and DMs go through. Nothing
+    here opens a server: every provider answers at once."""
     settings = load_settings(SETTINGS, {"SIETCH_METRICS_PORT": "0", **environ})
     if cql is not None:
         settings["scylla"] |= {"hosts": ["127.0.0.1"], "keyspace": keyspace}
-    return assemble(settings, pool=pool, cql=cql, discord=False, backends=MEMORY if memory else None)
+    return assemble(settings, pool=pool, cql=cql, discord=discord, backends=MEMORY if memory else None)
