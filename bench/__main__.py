@@ -9,11 +9,11 @@ import logging
 import sys
 from pathlib import Path
 
-from bench import data, env, report
+from bench import data, env, fleet, report
 from bench.env import ROOT
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("legacy", "bot", "bot2", "profiles", "staleness", "feed", "rss")
+PHASES = ("legacy", "bot", "bot2", "profiles", "staleness", "feed", "rss", "fleet")
 
 
 def _names(text: str, known: tuple[str, ...], what: str, p: argparse.ArgumentParser) -> list[str]:
@@ -72,6 +72,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="`sietch verify --sample` in the memory phase (bench/rss.py's default)",
     )
+    p.add_argument(
+        "--fleet-communities",
+        type=int,
+        default=None,
+        help=f"communities of the fleet phase (default {fleet.COMMUNITIES}; {fleet.QUICK_COMMUNITIES} with --quick)",
+    )
     p.add_argument("--reuse", action="store_true", help="keep communities already loaded by an earlier run")
     p.add_argument("--skip", default="", help=f"phases to leave out, comma-separated: {', '.join(PHASES)}")
     p.add_argument("--skip-bot", action="store_true", help="= --skip bot,bot2")
@@ -97,6 +103,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.op_budget = min(args.op_budget, 10.0)
         args.staleness_seconds = min(args.staleness_seconds, 20.0)
         args.rss_sample = 500 if args.rss_sample is None else args.rss_sample
+    if args.fleet_communities is None:
+        args.fleet_communities = fleet.QUICK_COMMUNITIES if args.quick else fleet.COMMUNITIES
+    if args.fleet_communities < 2:
+        p.error("--fleet-communities: at least 2 (one per shard)")
     args.sizes = sorted(int(s) for s in str(args.sizes).split(",") if s.strip())
     args.workdir = str(ROOT / ".run" / ("bench-quick" if args.quick else "bench"))
     if args.out is None:

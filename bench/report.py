@@ -407,6 +407,7 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
     _loading(res, w)
     _staleness(res, w)
     _feed(res, w)
+    _fleet(res, w)
     _rss(res, w)
     _bot(res, w)
     _profiles(res, w)
@@ -545,6 +546,9 @@ def _what(res: dict[str, Any], prose: Prose, w: Any) -> None:
             fresh.append(prose("freshness.timed", every=st["timed"]["every"], reread_s=f"{st['timed']['reread_s']:g}"))
         fresh.append(prose("freshness.unseen"))
         w(" ".join(fresh))
+    fl = res.get("fleet")
+    if fl is not None:
+        w(prose("fleet", communities=f"{int(fl.get('communities', 0)):,}"))
     if res.get("rss") is not None:
         w(prose("memory"))
     w(prose("profiles", main_shape=label(main)))
@@ -733,6 +737,116 @@ def _feed(res: dict[str, Any], w: Any) -> None:
     w("")
     if t.get("error_examples"):
         w(f"Refused batches, e.g. {'; '.join(t['error_examples'])}.")
+        w("")
+
+
+def _fleet(res: dict[str, Any], w: Any) -> None:
+    fl = res.get("fleet")
+    if fl is None:
+        return
+    w("## Fleet")
+    w("")
+    if "settle" not in fl:
+        w(f"Not measured: the phase failed ({fl.get('error', 'no result')}).")
+        w("")
+        return
+    if fl.get("error"):
+        w(f"**The phase failed part way** ({fl['error']}); the numbers below are what it measured before.")
+        w("")
+    st, wave, cmd = fl["settle"], fl.get("wave") or {}, fl.get("commands") or {}
+    tr, dms, cfg = fl.get("traffic") or {}, fl.get("dms") or {}, fl.get("settings") or {}
+    th = fl.get("thresholds") or {}
+    w(
+        f"{fl['communities']:,} communities of {fl['members_per_community']} members (F={th.get('fedaykin')}, "
+        f"N={th.get('naib')}, R={th.get('at_risk')}, W={th.get('waitlist_end')}), {fl.get('refusing')} of them "
+        f"refusing the bot's role changes, {fl.get('subscribed')} members subscribed to alerts; two `sietch run` "
+        f"processes, one shard each, {fl.get('backend', 'postgres')}, shipped settings (roles: debounce "
+        f"{cfg.get('roles_debounce_s')} s, sweep every {cfg.get('roles_sweep_s')} s, {cfg.get('roles_concurrency')} "
+        f"syncs at once per process; Discord budget {cfg.get('requests_per_second')} requests/s for the bot; "
+        f"{cfg.get('dms_per_second')} DM/s per process). Settle times per community, refusing guilds left out "
+        "(they hold no roles from the start); the wave's from each community's own last write, over the "
+        "communities whose roles it changed."
+    )
+    w("")
+    w("| | |")
+    w("|---|---:|")
+
+    def row(name: str, value: str) -> None:
+        w(f"| {name} | {value} |")
+
+    def unsettled(part: dict[str, Any]) -> str:
+        n = part.get("unsettled") or 0
+        return f" (**{n} not settled within {secs(part.get('limit_s'))} s**)" if n else ""
+
+    row("communities (members)", f"{fl['communities']:,} ({fl['communities'] * fl['members_per_community']:,})")
+    row("seeding, s", secs(fl.get("seed_seconds")))
+    row("both shards connected, s after start", secs(fl.get("connected_s")))
+    row(
+        "settle per community p50 / p99, s after start",
+        f"{secs(st.get('p50_s'))} / {secs(st.get('p99_s'))}",
+    )
+    row("settle of all, s after start", secs(st.get("all_s")) + unsettled(st))
+    if wave:
+        row(
+            "wave: score posts, threshold changes, seconds to write",
+            f"{wave.get('posts', 0):,} ({wave.get('score_updates', 0):,} updates, {wave.get('post_errors', 0)} "
+            f"refused), {wave.get('threshold_changes', 0):,}, {secs(wave.get('writes_s'))}",
+        )
+        row("wave: communities whose roles change", f"{wave.get('changed', 0):,}")
+        row("wave settle per community p50 / p99, s", f"{secs(wave.get('p50_s'))} / {secs(wave.get('p99_s'))}")
+        row("wave settle of all, s after the wave's first write", secs(wave.get("all_s")) + unsettled(wave))
+    for window, name in (("settle", "during the settle"), ("wave", "during the wave")):
+        c = cmd.get(window)
+        if c:
+            lat = c["latency_ms"]
+            row(
+                f"/position and /threshold {name}: p50 / p99 ms (answered)",
+                f"{ms(lat.get('p50'))} / {ms(lat.get('p99'))} ({lat.get('calls', 0):,})",
+            )
+    if cmd.get("all"):
+        c = cmd["all"]
+        row(
+            f"commands ({cmd.get('rate_per_second', 0):g}/s): error answers / unanswered / rate-limited",
+            f"{c.get('error', 0)} / {c.get('unanswered', 0) + c.get('not_dispatched', 0)} / {c.get('rate_limited', 0)}",
+        )
+    if tr:
+        row(
+            "invalid requests per minute: mean / worst minute (total)",
+            f"{_or_dash(tr.get('invalid_per_minute_mean'))} / {tr.get('invalid_per_minute_max')} "
+            f"({tr.get('invalid_requests', 0):,})",
+        )
+        row("invalid requests in 10 minutes, most seen (ban past 10,000)", f"{tr.get('invalid_window_max', 0):,}")
+    row("banned by the emulator", "**yes**" if fl.get("banned") or tr.get("banned_ever") else "no")
+    if tr:
+        row(
+            "requests/s: all REST / under the global limit / busiest second",
+            f"{_or_dash(tr.get('requests_per_second'))} / {_or_dash(tr.get('global_limited_per_second'))} / "
+            f"{_or_dash(tr.get('peak_global_limited_per_second'))}",
+        )
+        row("429 answers (of every kind)", f"{tr.get('rate_limited', 0):,}")
+        row("role changes made", f"{tr.get('role_changes', 0):,}")
+    if dms:
+        row(
+            "alert DMs sent, DMs/s while sending (busiest 10 s)",
+            f"{dms.get('sent', 0):,}, {_or_dash(dms.get('per_second'))} ({_or_dash(dms.get('peak_per_second_10s'))})",
+        )
+    row("emulator violations", f"**{fl.get('violation_count')}**" if fl.get("violation_count") else "0")
+    row("members at wrong roles at the end", str(fl.get("wrong_at_end", "–")))
+    row("routing latches", str(fl.get("latches", "–")))
+    cpu = fl.get("bot_cpu_seconds") or []
+    if cpu:
+        row("CPU seconds per bot process", " / ".join(_or_dash(c) for c in cpu))
+    w("")
+    w(
+        "Requests/s and invalid requests over the phase, from the bots' start to the wave's settle; the "
+        "invalid-request counts are the positive steps of the emulator's 10-minute window, sampled each second."
+    )
+    w("")
+    if fl.get("violations"):
+        w("Violations, e.g.: " + " / ".join(f"`{v[:300]}`" for v in fl["violations"][:3]))
+        w("")
+    if cmd.get("examples"):
+        w("Failed commands, e.g.: " + " / ".join(f"`{e}`" for e in cmd["examples"][:3]))
         w("")
 
 

@@ -19,9 +19,10 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from backends.postgres.backend import PostgresBackend
+from backends.postgres.migrations import migrate as migrate_postgres
 from backends.protocol import Community, TenantContext
 from backends.scylla.backend import ScyllaBackend
-from bench import botload, data, env, feed, measure, profiling, report, staleness
+from bench import botload, data, env, feed, fleet, measure, profiling, report, staleness
 from bot.domain.service import HotPathService
 
 log = logging.getLogger("bench")
@@ -123,6 +124,8 @@ class Run:
                     await self.guarded("feed", self.feed(pg.dsn))
             if self.runs("rss"):
                 await self.guarded("rss", self.rss(pg))
+            if self.runs("fleet"):
+                await self.guarded("fleet", self.fleet(pg))
         finally:
             await asyncio.to_thread(cluster.shutdown)
             await asyncio.to_thread(pg.stop)
@@ -480,6 +483,32 @@ class Run:
         out["members"], out["database"] = size, database
         log.info("rss %s", {k: out.get(k, {}).get("peak_rss_mib") for k in ("import", "backfill", "verify")})
         self.phase_seconds("rss", time.perf_counter() - started)
+
+    # --- a fleet of communities on two shard processes ----------------------------------------------
+
+    async def fleet(self, pg: env.Postgres) -> None:
+        """bench/fleet.py, on a database of its own (migrated here) so the bots see only the fleet."""
+        started = time.perf_counter()
+        self.note_load("fleet")
+        database = f"{env.PG_DATABASE}_fleet"
+        communities = int(self.args.fleet_communities)
+        try:
+            dsn = await asyncio.to_thread(_fresh_database, pg, database)
+            await migrate_postgres(dsn)
+            result = await fleet.run(dsn, communities, self.workdir)
+        except Exception as exc:  # reported, not hidden
+            log.exception("fleet phase failed")
+            result = {"error": f"{type(exc).__name__}: {exc}", "communities": communities}
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(_drop_database, pg, database)
+        result["database"] = database
+        self.res["fleet"] = result
+        log.info(
+            "fleet %s",
+            {k: result.get(k) for k in ("communities", "seed_seconds", "settle", "wave", "violation_count", "error")},
+        )
+        self.phase_seconds("fleet", time.perf_counter() - started)
 
 
 def _fresh_database(pg: env.Postgres, name: str) -> str:
