@@ -50,6 +50,25 @@ class IngestDirectory:
         stored = bytes(row["token_sha256"]) if row else secrets.token_bytes(len(offered))
         return hmac.compare_digest(offered, stored) and row is not None
 
+    async def take_request(self, community_id: int, per_minute: int) -> float:
+        """Count one feed request of the community in this minute (every process's count together);
+        0 when it is within `per_minute`, else the seconds until the next minute starts."""
+        async with pooled(self._pool) as conn:
+            cur = await conn.execute(
+                "INSERT INTO feed_windows (community_id, window_start, requests)"
+                " VALUES (%(c)s, date_trunc('minute', now()), 1)"
+                " ON CONFLICT (community_id) DO UPDATE SET"
+                "  requests = CASE WHEN feed_windows.window_start < date_trunc('minute', now()) THEN 1"
+                "                  ELSE feed_windows.requests + 1 END,"
+                "  window_start = date_trunc('minute', now())"
+                " RETURNING requests,"
+                "  extract(epoch FROM window_start + interval '1 minute' - clock_timestamp()) AS left_seconds",
+                {"c": community_id},
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return 0.0 if row["requests"] <= per_minute else max(float(row["left_seconds"]), 0.001)
+
     async def members(
         self, community_id: int, user_ids: Iterable[int], wallets: Iterable[str]
     ) -> tuple[dict[int, UUID], dict[str, UUID]]:

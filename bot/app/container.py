@@ -221,6 +221,8 @@ class Application(containers.DeclarativeContainer):
         max_body_bytes=config.feed.max_body_bytes,
         max_items=config.feed.max_batch,
         requests_per_minute=config.feed.requests_per_minute,
+        idle_timeout_seconds=config.feed.idle_timeout_seconds,
+        read_timeout_seconds=config.feed.read_timeout_seconds,
     )
 
     # --- background work and what watches it ------------------------------------------------------------------

@@ -12,6 +12,7 @@ spooled to a temporary file first.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -56,6 +57,7 @@ class Checked:
     problem_count: int = 0
     bad_lines: set[int] = field(default_factory=set)
     good: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)  # of every byte the check read
 
     def add(self, problem: ItemProblem) -> None:
         self.problem_count += 1
@@ -90,7 +92,7 @@ async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                 )
             bar = ProgressBar(total, "applying")
             try:
-                versions = await feed.write(_updates(feed, path, checked.bad_lines, bar))
+                versions = await feed.write(_updates(feed, path, checked, bar))
             except InvalidInput as exc:  # e.g. an add that takes a score out of range: the transaction is undone
                 raise CliError(f"{args.file}: {exc}; nothing was applied") from None
             bar.close()
@@ -112,9 +114,12 @@ def _readable(name: str) -> Iterator[Path]:
         yield Path(spool.name)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path, digest: Any = None) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line that is not blank; `digest` (a hashlib object) is fed every byte read."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
+            if digest is not None:
+                digest.update(raw)
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
@@ -124,9 +129,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, text
 
 
-def _parsed(path: Path, skip: set[int]) -> Iterator[tuple[int, FeedItem | str]]:
+def _parsed(path: Path, skip: set[int], digest: Any = None) -> Iterator[tuple[int, FeedItem | str]]:
     """(line, item) or (line, the problem), blank and skipped lines left out."""
-    for number, text in _lines(path):
+    for number, text in _lines(path, digest):
         if number in skip:
             continue
         if text.startswith("\0"):
@@ -140,9 +145,9 @@ def _parsed(path: Path, skip: set[int]) -> Iterator[tuple[int, FeedItem | str]]:
             yield number, f"not a JSON object: {exc}"[:300]
 
 
-def _chunks(path: Path, skip: set[int]) -> Iterator[list[tuple[int, FeedItem | str]]]:
+def _chunks(path: Path, skip: set[int], digest: Any = None) -> Iterator[list[tuple[int, FeedItem | str]]]:
     chunk: list[tuple[int, FeedItem | str]] = []
-    for entry in _parsed(path, skip):
+    for entry in _parsed(path, skip, digest):
         chunk.append(entry)
         if len(chunk) == BATCH:
             yield chunk
@@ -154,7 +159,7 @@ def _chunks(path: Path, skip: set[int]) -> Iterator[list[tuple[int, FeedItem | s
 async def _check(feed: ScoreFeed, path: Path, total: int) -> Checked:
     checked = Checked()
     bar = ProgressBar(total, "checking")
-    for chunk in _chunks(path, set()):
+    for chunk in _chunks(path, set(), checked.digest):
         for number, entry in chunk:
             if isinstance(entry, str):
                 checked.add(ItemProblem(number, entry))
@@ -169,9 +174,11 @@ async def _check(feed: ScoreFeed, path: Path, total: int) -> Checked:
 
 
 async def _updates(
-    feed: ScoreFeed, path: Path, skip: set[int], bar: ProgressBar
+    feed: ScoreFeed, path: Path, checked: Checked, bar: ProgressBar
 ) -> AsyncIterator[tuple[int, list[ScoreUpdate]]]:
-    for chunk in _chunks(path, skip):
+    """The checked file's updates, read again; raising undoes the whole write (one transaction)."""
+    digest = hashlib.sha256()
+    for chunk in _chunks(path, checked.bad_lines, digest):
         bad = [f"line {n}: {e}" for n, e in chunk if isinstance(e, str)]
         for guild, items in _by_guild(chunk).items():
             updates, unknown = await feed.resolve(guild, items)
@@ -182,6 +189,8 @@ async def _updates(
                 )
             yield guild, updates
         bar.moved_to(chunk[-1][0], bar.total)
+    if digest.digest() != checked.digest.digest():
+        raise CliError("the file changed after it was checked, nothing was applied: apply it again once it is whole")
 
 
 def _by_guild(chunk: list[tuple[int, FeedItem | str]]) -> dict[int, list[tuple[int, FeedItem]]]:

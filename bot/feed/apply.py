@@ -27,6 +27,9 @@ class MemberDirectory(Protocol):
 
     async def token_matches(self, community_id: int, token: str) -> bool: ...
 
+    async def take_request(self, community_id: int, per_minute: int) -> float:
+        """Count one request of the community, across processes; 0 within the limit, else the wait."""
+
     async def members(
         self, community_id: int, user_ids: Iterable[int], wallets: Iterable[str]
     ) -> tuple[dict[int, UUID], dict[str, UUID]]:

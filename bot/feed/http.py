@@ -16,6 +16,7 @@ match when given. The answer comes once the whole batch is durable in PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -23,9 +24,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from backends.protocol import BackendError, InvalidInput, NotConfigured
-from bot.discord.ratelimit import RateLimiter
 from bot.domain import inputs
 from bot.feed.apply import ItemProblem, MemberDirectory, ScoreFeed
 from bot.feed.items import FeedItemError, loads, parse_item
@@ -50,9 +51,12 @@ class FeedServer:
         max_body_bytes: int = 1 << 20,
         max_items: int = 5000,
         requests_per_minute: int = 600,
-        limiter: RateLimiter | None = None,
+        idle_timeout_seconds: float = 15.0,
+        read_timeout_seconds: float = 30.0,
     ) -> None:
-        """`port` 0 leaves the door closed (`start` does nothing)."""
+        """`port` 0 leaves the door closed (`start` does nothing). A connection that has not sent a whole
+        request's headers within `idle_timeout_seconds` (idle between requests, or sending them slowly)
+        is closed; a body not read whole within `read_timeout_seconds` is answered 408."""
         self.feed = feed
         self.directory = directory
         self.host = host
@@ -60,8 +64,10 @@ class FeedServer:
         self.max_body_bytes = max_body_bytes
         self.max_items = max_items
         self.requests_per_minute = requests_per_minute
-        self.limiter = limiter or RateLimiter()
+        self.idle_timeout = idle_timeout_seconds
+        self.read_timeout = read_timeout_seconds
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.base_events.Server | None = None
 
     def app(self) -> web.Application:
         # aiohttp refuses bodies past client_max_size itself (413) while reading them.
@@ -72,12 +78,19 @@ class FeedServer:
     async def start(self) -> None:
         if not self.port:
             return
-        self._runner = web.AppRunner(self.app())
+        self._runner = web.AppRunner(self.app(), handler_args={"keepalive_timeout": self.idle_timeout})
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _watched(server(), self.idle_timeout), self.host, self.port, reuse_address=True
+        )
         log.info("score feed listening host=%s port=%s", self.host, self.port)
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -107,13 +120,16 @@ class FeedServer:
             guild = 0
         if not token or not guild or not await self.directory.token_matches(guild, token):
             return _answer(401, {"error": "unknown guild or wrong token"}, {"WWW-Authenticate": "Bearer"})
-        wait = self.limiter.acquire(guild, 0, self.requests_per_minute)
+        wait = await self.directory.take_request(guild, self.requests_per_minute)
         if wait:
             retry = str(math.ceil(wait))
             return _answer(429, {"error": "too many requests", "retry_after": math.ceil(wait)}, {"Retry-After": retry})
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             return _answer(413, {"error": f"the body is over {self.max_body_bytes} bytes"})
-        body = await request.read()
+        try:
+            body = await asyncio.wait_for(request.read(), self.read_timeout)
+        except TimeoutError:
+            return _answer(408, {"error": f"the body did not arrive within {self.read_timeout:g} s"})
         try:
             data = loads(body)
         except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than any update has
@@ -144,6 +160,27 @@ class FeedServer:
         except (InvalidInput, NotConfigured) as exc:  # a member removed since it was resolved
             return _answer(422, {"error": f"{exc}; nothing was written", "problems": []})
         return _answer(200, {"accepted": len(updates), "score_version": version})
+
+
+def _watched(handler: RequestHandler, idle_timeout: float) -> RequestHandler:
+    """The connection's handler, closed when it has not begun a request for `idle_timeout`: a client that
+    connects and sends nothing, or its headers a byte at a time, cannot hold a connection for long."""
+    loop = asyncio.get_running_loop()
+
+    def check(seen: int) -> None:
+        transport = handler.transport
+        if transport is None or transport.is_closing():
+            return
+        # aiohttp counts the requests a connection began; one in progress has its own time limits.
+        begun = handler._request_count
+        if handler._request_in_progress or begun != seen:
+            loop.call_later(idle_timeout, check, begun)
+            return
+        log.info("score feed closes an idle connection peer=%s", transport.get_extra_info("peername"))
+        transport.close()
+
+    loop.call_later(idle_timeout, check, 0)
+    return handler
 
 
 def _refused(problems: list[ItemProblem]) -> web.Response:
