@@ -215,7 +215,7 @@ class App:
         loop = asyncio.get_running_loop()
 
         async def shut_down() -> None:
-            log.info("stopping: answering the interactions under way and stopping background work first")
+            log.info("stopping: answering the interactions under way first, background work stopping meanwhile")
             await asyncio.gather(self.dispatcher.drain(SHUTDOWN_GRACE_SECONDS), self.close())
             await bot.close()
 

@@ -28,9 +28,11 @@ class InvalidRequestObserver(Protocol):
 
 def share_of_global_limit(per_second: float, shard_count: int, shard_ids: list[int]) -> int:
     """This process's requests per second: the bot's limit split by the shards it runs, with a tenth
-    kept aside for one-shot commands (`sietch roles sync`)."""
+    kept aside for one-shot commands (`sietch roles sync`), and halved: nextcord counts them in windows of
+    a second from its own first request, and two full windows back to back put twice as many into a
+    second as Discord may count."""
     mine = len(shard_ids) if shard_ids else shard_count
-    return max(1, int(per_second * 0.9 * mine / shard_count))
+    return max(1, int(per_second * 0.9 * mine / shard_count / 2))
 
 
 class RequestGuard:
