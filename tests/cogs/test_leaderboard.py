@@ -115,8 +115,9 @@ async def test_wei_sized_and_enormous_scores_are_shown_exactly_within_discords_l
     message = await harness.call("leaderboard", "conviction", user=harness.user(users[10]))
     (embed,) = message.embeds
     lines = embed["description"].split("\n")
-    assert len(embed["description"]) <= 4096 and lines[-1] == "…"  # ten 400-digit scores do not fit: cut whole
-    assert lines[0] == "🥇 💎 **member0** — 1" + "0" * 394 + ".00M conviction"
+    # A score whose text would pass 100 characters is shown in scientific notation: the page fits whole.
+    assert len(embed["description"]) <= 4096 and len(lines) == 10
+    assert lines[0] == "🥇 💎 **member0** — 1.00000e+400 conviction"
     assert embed["fields"][0]["value"] == "**#11** 🏆 — 110000000000000000000.00M conviction"
     page2 = await harness.call("leaderboard", "conviction", user=harness.user(users[11]), page=2)
     assert page2.embeds[0]["description"].split("\n")[1] == "`#12` 🏆 **member11** — 1.00M conviction"
