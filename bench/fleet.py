@@ -74,8 +74,10 @@ COMMAND_TIMEOUT = 30.0  # seconds an interaction may take to show an answer befo
 SEED_IN_FLIGHT = 4
 POSTS_IN_FLIGHT = 4
 CHECK_EVERY = 0.5  # seconds between two looks at every unsettled community
+LAG_PROBE = 0.1  # seconds between two looks at how late the emulator's event loop runs
 DM_QUIET = 10.0  # after the wave settles: DMs are waited for until none came for this long...
 DM_WAIT = 120.0  # ...or this long at most
+STOP_WAIT = 60.0  # seconds a bot process gets to exit after SIGTERM before it is killed
 SHARDS = 2
 GUILD_BASE = 1 << 59  # guild k = GUILD_BASE + (k << 22): shard k % 2
 USER_BASE = 10**15
@@ -208,6 +210,7 @@ class Watch:
         self.settled: dict[int, float] = {}
         self.settled_at: dict[int, float] = {}
         self.samples: list[dict[str, Any]] = []
+        self.lag_ms: list[float] = []  # how late this process's event loop (the emulator's) wakes up
         self._seen_requests = 0
         self._limited = 0
         self._stop = asyncio.Event()
@@ -215,7 +218,11 @@ class Watch:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._settle_loop()), loop.create_task(self._sample_loop())]
+        self._tasks = [
+            loop.create_task(self._settle_loop()),
+            loop.create_task(self._sample_loop()),
+            loop.create_task(self._lag_loop()),
+        ]
 
     async def stop(self) -> None:
         self._stop.set()
@@ -243,6 +250,12 @@ class Watch:
                     self.settled_at[gid] = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), CHECK_EVERY)
+
+    async def _lag_loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(LAG_PROBE)
+            self.lag_ms.append((time.perf_counter() - t0 - LAG_PROBE) * 1000)
 
     async def _sample_loop(self) -> None:
         while not self._stop.is_set():
@@ -414,19 +427,26 @@ class Bots:
     def exited(self) -> list[int | None]:
         return [p.returncode for p in self.procs]
 
-    async def stop(self) -> list[int | None]:
+    async def stop(self) -> list[float | None]:
+        """SIGTERM to both, then the seconds each took to exit; None: still up after `STOP_WAIT` s, killed."""
+        started = time.perf_counter()
         for p in self.procs:
             if p.returncode is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.procs:
+
+        async def one(p: asyncio.subprocess.Process) -> float | None:
             try:
-                await asyncio.wait_for(p.wait(), 60)
+                await asyncio.wait_for(p.wait(), STOP_WAIT)
             except TimeoutError:
                 p.kill()
                 await p.wait()
+                return None
+            return round(time.perf_counter() - started, 1)
+
+        seconds = list(await asyncio.gather(*(one(p) for p in self.procs)))
         for f in self._files:
             f.close()
-        return [p.returncode for p in self.procs]
+        return seconds
 
     def log_counts(self) -> list[dict[str, int]]:
         """Lines of each process's log that tell what it went through."""
@@ -450,6 +470,32 @@ class Bots:
 
 
 # --- the phase -----------------------------------------------------------------------------------------
+
+
+async def _db_counts(pool: Any) -> dict[str, int]:
+    """Role syncs run so far (each holds the community's lease and deletes it at the end: `work_leases`
+    deletions, from PostgreSQL's statistics) and alerts still due."""
+    async with pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute("SELECT pg_stat_clear_snapshot()")
+        await cur.execute("SELECT coalesce(sum(n_tup_del), 0) FROM pg_stat_user_tables WHERE relname = 'work_leases'")
+        syncs = await cur.fetchone()
+        await cur.execute("SELECT count(*) FROM alerts_due")
+        due = await cur.fetchone()
+    return {"syncs_run": int(syncs[0]) if syncs else 0, "alerts_due": int(due[0]) if due else 0}
+
+
+def _by_write_order(watch: Watch, order: list[int], changed: set[int], parts: int = 10) -> list[float | None]:
+    """The wave's settle p50 (s) in each tenth of the communities by the order they were written in."""
+    out: list[float | None] = []
+    size = max(1, len(order) // parts)
+    for k in range(parts):
+        chunk = [watch.settled[g] for g in order[k * size : (k + 1) * size] if g in changed and g in watch.settled]
+        out.append(round(sorted(chunk)[len(chunk) // 2], 1) if chunk else None)
+    return out
+
+
+def _log_synced(bots: Bots) -> int:
+    return sum(c["roles_synced"] for c in bots.log_counts())
 
 
 def _settle_summary(watch: Watch, guilds: list[Guild], since: float, only: set[int] | None = None) -> dict[str, Any]:
@@ -571,6 +617,7 @@ async def run(dsn: str, communities: int, workdir: Path, seed: int = 7) -> dict[
             for g in guilds:
                 watch.track(g.gid, started)
             watch.start()
+            window = botload.Window()
             await bots.start(dsn, emulator, workdir, ports)
             await emulator.wait_for_shards(set(range(SHARDS)), timeout=120)
             await emulator.wait_for_commands({"position", "threshold"}, timeout=120)
@@ -583,22 +630,31 @@ async def run(dsn: str, communities: int, workdir: Path, seed: int = 7) -> dict[
             await watch.wait(limit)
             out["settle"] = _settle_summary(watch, guilds, started)
             out["settle"]["limit_s"] = limit
+            counts = await _db_counts(pool)
+            out["settle"]["syncs_run"] = counts["syncs_run"]
+            out["settle"]["syncs_with_changes"] = _log_synced(bots)
             log.info("fleet: settle %s", out["settle"])
             await _check_alive(bots)
 
             commands.window = "wave"
             wave_started = time.perf_counter()
-            out["wave"], changed = await _wave(guilds, ports, pool, watch, rng)
+            out["wave"], changed, order = await _wave(guilds, ports, pool, watch, rng)
             await watch.wait(limit)
             out["wave"] |= _settle_summary(watch, guilds, wave_started, only=changed)
             out["wave"]["limit_s"] = limit
+            out["wave"]["p50_by_write_order_s"] = _by_write_order(watch, order, changed)
             wave_end = time.perf_counter() - started
+            out["machine"] = window.result()
+            after = await _db_counts(pool)
+            out["wave"]["syncs_run"] = after["syncs_run"] - counts["syncs_run"]
+            out["wave"]["syncs_with_changes"] = _log_synced(bots) - out["settle"]["syncs_with_changes"]
             log.info("fleet: wave %s", out["wave"])
 
             stop_commands.set()
             await command_task
             out["commands"] = commands.result()
             out["dm_wait_s"] = await _dm_quiet(emulator, guilds)
+            out["alerts_due_at_end"] = (await _db_counts(pool))["alerts_due"]
             await watch.stop()
             out["wrong_at_end"] = sum(
                 1 for g in guilds for u, roles in g.expected().items() if emulator.member_roles(g.gid, u) != roles
@@ -612,6 +668,8 @@ async def run(dsn: str, communities: int, workdir: Path, seed: int = 7) -> dict[
         out["dms"] = _dms(emulator, guilds)
         out["bot_cpu_seconds"] = bots.cpu_seconds()
         out["bench_cpu_seconds"] = round(time.process_time() - own_cpu, 1)
+        lag = summary(watch.lag_ms)
+        out["emulator_loop_lag_ms"] = {k: lag[k] for k in ("p50", "p99", "max")}
     finally:
         stop_commands.set()
         if command_task is not None and not command_task.done():
@@ -619,7 +677,7 @@ async def run(dsn: str, communities: int, workdir: Path, seed: int = 7) -> dict[
         if watch is not None:
             with contextlib.suppress(Exception):
                 await watch.stop()
-        out["exit_codes"] = await bots.stop()
+        out["stop_seconds"] = await bots.stop()
         out["bot_logs"] = [str(p) for p in bots.logs]
         out["log_counts"] = bots.log_counts()
         out["banned"] = emulator.banned
@@ -638,14 +696,16 @@ async def _check_alive(bots: Bots) -> None:
 
 async def _wave(
     guilds: list[Guild], ports: list[int], pool: Any, watch: Watch, rng: random.Random
-) -> tuple[dict[str, Any], set[int]]:
+) -> tuple[dict[str, Any], set[int], list[int]]:
     """New scores for three members of every community through the doors, then every fifth community's
     fedaykin count raised; each community's clock starts at its own last write. Also returns the
-    communities whose oracle the wave changed (the others are at their roles already)."""
+    communities whose oracle the wave changed (the others are at their roles already) and the order in
+    which the communities' last writes were done."""
     before = {g.gid: g.expected() for g in guilds}
     changing = {g.gid for g in guilds[::THRESHOLD_EVERY]}
     posted: list[float] = []
     errors: list[str] = []
+    order: list[int] = []  # communities in the order their last write was done
     gate = asyncio.Semaphore(POSTS_IN_FLIGHT)
     started = time.perf_counter()
 
@@ -666,6 +726,7 @@ async def _wave(
             errors.append(f"{answer.status} {body[:200]}")
         if g.gid not in changing:
             watch.track(g.gid, time.perf_counter())
+            order.append(g.gid)
 
     async with aiohttp.ClientSession() as http:
         await asyncio.gather(*(post(http, k, g) for k, g in enumerate(guilds)))
@@ -675,18 +736,23 @@ async def _wave(
         g.fedaykin = F + 1
         await admin.upsert_community(g.community())
         watch.track(g.gid, time.perf_counter())
+        order.append(g.gid)
     changed = {g.gid for g in guilds if g.expected() != before[g.gid]}
-    return {
-        "score_updates": MOVED * len(guilds),
-        "posts": len(guilds),
-        "post_ms": summary(posted),
-        "post_errors": len(errors),
-        "post_error_examples": errors[:3],
-        "posts_s": round(posts_s, 2),
-        "threshold_changes": len(changing),
-        "writes_s": round(time.perf_counter() - started, 2),
-        "changed": len(changed),
-    }, changed
+    return (
+        {
+            "score_updates": MOVED * len(guilds),
+            "posts": len(guilds),
+            "post_ms": summary(posted),
+            "post_errors": len(errors),
+            "post_error_examples": errors[:3],
+            "posts_s": round(posts_s, 2),
+            "threshold_changes": len(changing),
+            "writes_s": round(time.perf_counter() - started, 2),
+            "changed": len(changed),
+        },
+        changed,
+        order,
+    )
 
 
 async def _dm_quiet(emulator: DiscordEmulator, guilds: list[Guild]) -> float:

@@ -32,6 +32,7 @@ MIB = 1.048576  # MB per MiB
 RSS_TARGETED = ("import", "verify")
 STALENESS_TARGET_S = 30.0
 METHODOLOGY = Path(__file__).resolve().with_name("methodology.md")
+STOP_WAIT_S = 60.0  # bench/fleet.py's STOP_WAIT (not imported: the report renders without the bot's code)
 
 
 def fmt_size(size: int) -> str:
@@ -786,6 +787,11 @@ def _fleet(res: dict[str, Any], w: Any) -> None:
         f"{secs(st.get('p50_s'))} / {secs(st.get('p99_s'))}",
     )
     row("settle of all, s after start", secs(st.get("all_s")) + unsettled(st))
+    if st.get("syncs_run") is not None:
+        row(
+            "role syncs run by the settle (of them with changes)",
+            f"{st['syncs_run']:,} ({st.get('syncs_with_changes')})",
+        )
     if wave:
         row(
             "wave: score posts, threshold changes, seconds to write",
@@ -795,6 +801,17 @@ def _fleet(res: dict[str, Any], w: Any) -> None:
         row("wave: communities whose roles change", f"{wave.get('changed', 0):,}")
         row("wave settle per community p50 / p99, s", f"{secs(wave.get('p50_s'))} / {secs(wave.get('p99_s'))}")
         row("wave settle of all, s after the wave's first write", secs(wave.get("all_s")) + unsettled(wave))
+        by_order = wave.get("p50_by_write_order_s")
+        if by_order:
+            row(
+                "wave settle p50 by write order, s (first tenth written ... last)",
+                " · ".join(secs(v) for v in by_order),
+            )
+        if wave.get("syncs_run") is not None:
+            row(
+                "role syncs run by the wave (of them with changes)",
+                f"{wave['syncs_run']:,} ({wave.get('syncs_with_changes')})",
+            )
     for window, name in (("settle", "during the settle"), ("wave", "during the wave")):
         c = cmd.get(window)
         if c:
@@ -830,12 +847,35 @@ def _fleet(res: dict[str, Any], w: Any) -> None:
             "alert DMs sent, DMs/s while sending (busiest 10 s)",
             f"{dms.get('sent', 0):,}, {_or_dash(dms.get('per_second'))} ({_or_dash(dms.get('peak_per_second_10s'))})",
         )
+    if fl.get("alerts_due_at_end") is not None:
+        row(
+            f"alerts still due {secs(fl.get('dm_wait_s'))} s after the wave settled",
+            f"{fl['alerts_due_at_end']:,}",
+        )
     row("emulator violations", f"**{fl.get('violation_count')}**" if fl.get("violation_count") else "0")
     row("members at wrong roles at the end", str(fl.get("wrong_at_end", "–")))
     row("routing latches", str(fl.get("latches", "–")))
     cpu = fl.get("bot_cpu_seconds") or []
     if cpu:
         row("CPU seconds per bot process", " / ".join(_or_dash(c) for c in cpu))
+    mach = fl.get("machine") or {}
+    if mach:
+        row(
+            "cores busy: benchmark process (emulator, load) / whole machine",
+            f"{_or_dash(mach.get('emulator_cores'))} / {_or_dash(mach.get('machine_busy_cores'))}",
+        )
+    lag = fl.get("emulator_loop_lag_ms") or {}
+    if lag:
+        row(
+            "emulator's event loop late by, p50 / p99 / max ms",
+            f"{ms(lag.get('p50'))} / {ms(lag.get('p99'))} / {ms(lag.get('max'))}",
+        )
+    stops = fl.get("stop_seconds")
+    if stops:
+        row(
+            f"seconds to exit after SIGTERM, per process (killed after {STOP_WAIT_S:g} s)",
+            " / ".join("**killed**" if v is None else secs(v) for v in stops),
+        )
     w("")
     w(
         "Requests/s and invalid requests over the phase, from the bots' start to the wave's settle; the "
