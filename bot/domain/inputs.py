@@ -77,10 +77,13 @@ def _not_plain(raw: object, name: str) -> str:
     except InvalidOperation:
         finite = None
     if finite is None or not isinstance(raw, str):
-        return f"{name} {_shown(raw)} is not a number ({PLAIN_DECIMAL_HELP})"
+        return f"{name} {_shown(raw)} is not a number"
     if not finite:
         return f"{name} {_shown(raw)} is not a finite number"
-    return f"{name} {_shown(raw)} is not a plain decimal (no spaces, underscores or other scripts' digits)"
+    return (
+        f"{name} {_shown(raw)} is not a plain decimal ({PLAIN_DECIMAL_HELP}:"
+        " no spaces, underscores or other scripts' digits)"
+    )
 
 
 def _out_of_range(raw: object, name: str) -> str:
