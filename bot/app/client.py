@@ -12,7 +12,9 @@ from bot.app.redaction import redact_discord_logs
 from bot.discord.extensions import CogDependencies, load_cogs
 from bot.discord.pace import RequestGuard, share_of_global_limit
 
-IDENTIFY_GAP_SECONDS = 5.0  # Discord: one IDENTIFY per concurrency bucket every 5 seconds
+# Discord: one IDENTIFY per concurrency bucket every 5 seconds; the half second more covers the time
+# between taking the turn and the IDENTIFY reaching Discord, which differs from shard to shard.
+IDENTIFY_GAP_SECONDS = 5.5
 
 
 class IdentifyGate(Protocol):

@@ -274,7 +274,10 @@ async def test_a_member_past_the_rate_limit_reaches_no_shadow_breaker_or_latch(b
     refused = [a for a in answers if a.embeds[0]["description"].startswith("You are using commands too quickly")]
     assert len(refused) == 60 and all(a.ephemeral for a in refused)
     results = both.container.metrics().shadow_results
-    assert results == {("position", "scylla", "match"): 10}, results
+    # The ten answers are compared (a few skipped when more than `shadow.concurrency` run at once): only
+    # answers, and every comparison a match.
+    assert set(results) <= {("position", "scylla", "match"), ("position", "scylla", "skipped")}, results
+    assert sum(results.values()) == 10 and results[("position", "scylla", "match")] >= 1, results
     router = both.container.router()
     await router.rollback.refresh(force=True)
     assert router.rollback.latches == {}
