@@ -246,6 +246,17 @@ class StandingStore:
                 (at, alert.urgent, at, alert.community_id, alert.discord_user_id),
             )
 
+    async def release(self, alerts: Sequence[DueAlert]) -> None:
+        """Give back claimed alerts not tried (the process stops): another delivery may take them at once."""
+        if not alerts:
+            return
+        async with pooled(self._pool) as conn:
+            await conn.execute(
+                "UPDATE alerts_due d SET claimed_until = NULL FROM unnest(%s::bigint[], %s::bigint[]) AS a(c, u)"
+                " WHERE d.community_id = a.c AND d.discord_user_id = a.u",
+                ([a.community_id for a in alerts], [a.discord_user_id for a in alerts]),
+            )
+
     async def not_delivered(self, alert: DueAlert, *, drop: bool) -> None:
         """A try failed: counted, or the alert dropped (the member cannot be messaged)."""
         async with pooled(self._pool) as conn:

@@ -191,7 +191,9 @@ class Application(containers.DeclarativeContainer):
         members,
         period_seconds=config.alerts.period_seconds,
         loss_period_seconds=config.alerts.loss_period_seconds,
-        per_second=config.alerts.dms_per_second,
+        per_second=providers.Callable(
+            factories.dm_share, config.alerts.dms_per_second, config.discord.shard_count, config.discord.shard_ids
+        ),
     )
     role_sync = providers.Singleton(
         RoleSync,

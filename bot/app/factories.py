@@ -110,6 +110,13 @@ def rebuilt_here(rebuilds: SnapshotRebuilds | None, in_bot: bool) -> SnapshotReb
     return rebuilds if in_bot else None
 
 
+def dm_share(per_second: float, shard_count: int, shard_ids: list[int]) -> float:
+    """This process's DMs per second: the bot's pace split by the shards it runs (Discord limits how fast
+    the bot as a whole opens DMs, whichever process asks)."""
+    mine = len(shard_ids) if shard_ids else shard_count
+    return per_second * mine / shard_count
+
+
 def delivering(alerts: AlertSender, members: DiscordMembers | None) -> AlertSender | None:
     """The alert DMs' delivery loop runs where there is a Discord client to send them."""
     return alerts if members is not None else None

@@ -68,6 +68,7 @@ class AlertSender:
         self.gap = 1.0 / per_second
         self.wake = asyncio.Event()
         self._last_sent = float("-inf")
+        self._stop: asyncio.Event | None = None
 
     async def send(self, community: Community, alerts: Sequence[Alert]) -> int:
         """Record the subscribers' alerts among `alerts` as due (within their caps) and wake the delivery;
@@ -107,6 +108,9 @@ class AlertSender:
         sent = 0
         while due := await self.store.due(BATCH):
             for alert in due:
+                if self._stop is not None and self._stop.is_set():
+                    await self.store.release(due[due.index(alert) :])  # stopping: the rest stays due
+                    return sent
                 await self._pace()
                 if await self._deliver(alert):
                     sent += 1
@@ -142,4 +146,5 @@ class AlertSender:
     async def run(self, stop: asyncio.Event, watch: RoundWatch | None = None) -> None:
         """Deliver what is due now and whenever an alert is recorded, and every minute for what a failed
         round or another process left due."""
+        self._stop = stop
         await run_rounds(self.deliver_due, Rounds("alert-dms", 60.0, wake=self.wake), stop, watch)

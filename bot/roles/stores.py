@@ -29,6 +29,9 @@ class Subscriptions(Protocol):
     async def delivered(self, alert: DueAlert, at: datetime) -> None:
         """Discord took the DM: no longer due, and it counts against the member's caps."""
 
+    async def release(self, alerts: Sequence[DueAlert]) -> None:
+        """Give back claimed alerts not tried (the process stops)."""
+
     async def not_delivered(self, alert: DueAlert, *, drop: bool) -> None: ...
 
 

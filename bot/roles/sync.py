@@ -125,6 +125,7 @@ class RoleSync:
         self._moved_to: dict[int, int] = {}  # versions the sweep saw, waiting for their sync
         self._failures: dict[int, int] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._queued: set[int] = set()  # communities whose sync task waits for a slot
         self.max_retry = max_retry_seconds
         self._stopping = False
 
@@ -267,20 +268,25 @@ class RoleSync:
 
         Without a Discord connection (a one-shot command) nothing is scheduled: the running bot's sweep
         finds the community's new score version."""
-        if guild in self._timers or self.gateway is None or self._stopping:
-            return
+        if guild in self._timers or guild in self._queued or self.gateway is None or self._stopping:
+            return  # one sync waiting per community: a later change joins it
         loop = asyncio.get_running_loop()
         self._timers[guild] = loop.call_later(self.debounce if delay is None else delay, self._start, guild)
 
     def _start(self, guild: int) -> None:
         self._timers.pop(guild, None)
+        self._queued.add(guild)
         task = asyncio.get_running_loop().create_task(self._sync_retried(guild), name=f"role-sync-{guild}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _sync_retried(self, guild: int) -> None:
         """One sync, in its turn among `concurrency`; a failure schedules the next try with a backoff."""
-        async with self._slots:
+        try:
+            await self._slots.acquire()
+        finally:
+            self._queued.discard(guild)  # from now on a change schedules the next sync
+        try:
             if self._stopping:
                 return
             version = self._moved_to.get(guild)
@@ -300,6 +306,8 @@ class RoleSync:
                 )
                 self.schedule(guild, delay)
                 return
+        finally:
+            self._slots.release()
         self._failures.pop(guild, None)
         if plan is None:  # another process is syncing it: look again once its sync had time
             self.schedule(guild)
