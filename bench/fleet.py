@@ -670,6 +670,9 @@ async def run(dsn: str, communities: int, workdir: Path, seed: int = 7) -> dict[
         out["bench_cpu_seconds"] = round(time.process_time() - own_cpu, 1)
         lag = summary(watch.lag_ms)
         out["emulator_loop_lag_ms"] = {k: lag[k] for k in ("p50", "p99", "max")}
+    except Exception as exc:  # what was measured before stays in the result, with the error
+        log.exception("fleet phase failed")
+        out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         stop_commands.set()
         if command_task is not None and not command_task.done():
