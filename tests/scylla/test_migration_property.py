@@ -26,6 +26,7 @@ from backends.copies import Replica
 from backends.members import MemberRow
 from backends.protocol import BOARDS, BackendUnavailable, Community, ScoreUpdate, TenantContext
 from backends.scylla.session import CqlSession
+from bot.app.app import App
 from bot.cli.copies import acknowledge
 from bot.replication.backfill import backfill
 from bot.replication.verify import compare
@@ -125,7 +126,7 @@ def test_the_copy_is_never_served_ready_and_wrong(
             with contextlib.suppress(BackendUnavailable):
                 run(self.replica.remove_member(self.guild, user, removed[1].after))
                 run(self.replica.rebuild(self.guild, force=True))
-                run(acknowledge(container, self.replica, self.guild, removed[1]))
+                run(acknowledge(App(container), self.replica, self.guild, removed[1]))
 
         @rule(down=st.booleans())
         def copy_outage(self, down: bool) -> None:
