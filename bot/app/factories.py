@@ -13,6 +13,7 @@ from backends.scylla.backend import ScyllaBackend
 from backends.scylla.session import CqlSession
 from bot.app.health import Heartbeats
 from bot.discord.members import DiscordMembers
+from bot.discord.pace import shard_fraction
 from bot.domain.service import HotPathService
 from bot.replication.rebuilds import Leases, SnapshotRebuilds
 from bot.replication.relay import OutboxRelay
@@ -113,8 +114,7 @@ def rebuilt_here(rebuilds: SnapshotRebuilds | None, in_bot: bool) -> SnapshotReb
 def dm_share(per_second: float, shard_count: int, shard_ids: list[int]) -> float:
     """This process's DMs per second: the bot's pace split by the shards it runs (Discord limits how fast
     the bot as a whole opens DMs, whichever process asks)."""
-    mine = len(shard_ids) if shard_ids else shard_count
-    return per_second * mine / shard_count
+    return per_second * shard_fraction(shard_count, shard_ids)
 
 
 def delivering(alerts: AlertSender, members: DiscordMembers | None) -> AlertSender | None:

@@ -31,8 +31,12 @@ def share_of_global_limit(per_second: float, shard_count: int, shard_ids: list[i
     kept aside for one-shot commands (`sietch roles sync`), and halved: nextcord counts them in windows of
     a second from its own first request, and two full windows back to back put twice as many into a
     second as Discord may count."""
-    mine = len(shard_ids) if shard_ids else shard_count
-    return max(1, int(per_second * 0.9 * mine / shard_count / 2))
+    return max(1, int(per_second * 0.9 * shard_fraction(shard_count, shard_ids) / 2))
+
+
+def shard_fraction(shard_count: int, shard_ids: list[int]) -> float:
+    """The part of the bot this process runs: its shards of all (every shard when it names none)."""
+    return (len(shard_ids) if shard_ids else shard_count) / shard_count
 
 
 class RequestGuard:

@@ -7,13 +7,11 @@ hour."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import nextcord
 import psycopg
-import pytest
 
 from backends.postgres.community_writes import CommunityWrites
 from backends.postgres.standing import StandingStore
@@ -22,20 +20,6 @@ from bot.discord.members import DiscordMembers
 from bot.roles.alerts import DMS_CLOSED, AlertSender
 from bot.roles.standing import Alert
 from tests.emulator import DiscordEmulator
-
-
-@pytest.fixture
-async def discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[DiscordEmulator, DiscordMembers]]:
-    emulator = DiscordEmulator()
-    await emulator.start()
-    monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
-    client = nextcord.Client(intents=nextcord.Intents.none())
-    await client.login(emulator.token)
-    try:
-        yield emulator, DiscordMembers(lambda: client.http)
-    finally:
-        await client.close()
-        await emulator.stop()
 
 
 async def due_rows(dsn: str, guild: int) -> list[tuple[Any, ...]]:
@@ -47,9 +31,10 @@ async def due_rows(dsn: str, guild: int) -> list[tuple[Any, ...]]:
 
 
 async def test_due_alerts_survive_a_process_and_are_sent_once_each_on_a_reused_channel(
-    discord: tuple[DiscordEmulator, DiscordMembers], pool: Any, postgres_dsn: str, new_guild_id: int
+    discord: tuple[DiscordEmulator, nextcord.Client], pool: Any, postgres_dsn: str, new_guild_id: int
 ) -> None:
-    emulator, members = discord
+    emulator, client = discord
+    members = DiscordMembers(lambda: client.http)
     guild = new_guild_id
     community = Community(guild, name="Arrakis")
     await CommunityWrites(pool).upsert_community(community)
@@ -89,8 +74,9 @@ async def test_due_alerts_survive_a_process_and_are_sent_once_each_on_a_reused_c
     assert emulator.violations == [] and emulator.invalid_requests == 2  # the two refusals, asked once
 
 
-async def test_dms_are_paced(discord: tuple[DiscordEmulator, DiscordMembers], pool: Any, new_guild_id: int) -> None:
-    emulator, members = discord
+async def test_dms_are_paced(discord: tuple[DiscordEmulator, nextcord.Client], pool: Any, new_guild_id: int) -> None:
+    emulator, client = discord
+    members = DiscordMembers(lambda: client.http)
     guild = new_guild_id
     community = Community(guild, name="Caladan")
     await CommunityWrites(pool).upsert_community(community)

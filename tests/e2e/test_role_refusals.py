@@ -6,12 +6,10 @@ Through the real nextcord client against the emulator, with the production assem
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import nextcord
-import pytest
 
 from backends.members import MemberRow
 from backends.postgres.backend import PostgresBackend
@@ -23,20 +21,6 @@ from tests.emulator import DiscordEmulator
 from tests.wiring import app
 
 USERS = [101, 102, 103, 104, 105, 106]  # positions 1..6 by conviction
-
-
-@pytest.fixture
-async def discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[DiscordEmulator, nextcord.Client]]:
-    emulator = DiscordEmulator()
-    await emulator.start()
-    monkeypatch.setattr(nextcord.http.Route, "BASE", emulator.base_url)
-    client = nextcord.Client(intents=nextcord.Intents.none())
-    await client.login(emulator.token)
-    try:
-        yield emulator, client
-    finally:
-        await client.close()
-        await emulator.stop()
 
 
 async def _community(emulator: DiscordEmulator, pool: Any, guild: int, client: Any) -> tuple[RoleSync, dict[str, int]]:
