@@ -12,7 +12,7 @@ from uuid import UUID
 from psycopg import sql
 
 from backends.postgres.pool import Connection, Pool, fetch_community, pooled
-from backends.postgres.score_writes import apply_updates
+from backends.postgres.score_writes import apply_score_stream
 from backends.protocol import (
     BOARDS,
     Board,
@@ -26,7 +26,6 @@ from backends.protocol import (
     ScoreUpdate,
     SnapshotInfo,
     TenantContext,
-    each_batch,
     utcnow,
 )
 
@@ -275,11 +274,8 @@ class PostgresBackend:
         """`apply_score_updates` for a stream of any length: every (community, updates) batch, read one
         after another, in one transaction (all or nothing). Returns each community's new score version."""
         queue = self.outbox if enqueue is None else enqueue
-        versions: dict[int, int] = {}
         async with self.connection() as conn, conn.transaction():
-            async for community_id, updates in each_batch(batches):
-                versions[community_id] = await apply_updates(conn, community_id, updates, mirrored=not queue)
-        return versions
+            return await apply_score_stream(conn, batches, mirrored=not queue)
 
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Live positions need no rebuild; this trims score history past its retention."""

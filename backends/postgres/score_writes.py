@@ -1,22 +1,104 @@
-"""Applies a list of score updates in one transaction with a fixed number of statements."""
+"""Score updates applied set-wise: a stream of any length is staged first, then each community's share is
+applied by a fixed number of statements while its row is locked.
+
+Staging takes no lock a writer waits on, so a large file (staged at the pace of COPY) holds the
+community's other writers back only for the set-wise apply at the end, whose cost grows with the file
+but not per line. A short stream (one HTTP request, a group of them) skips the staging table: its updates
+go to the same statements as arrays.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
-from backends.exact import add, subtract
-from backends.protocol import MAX_SCORE_EXPONENT, InvalidInput, NotConfigured, ScoreUpdate
+from backends.protocol import MAX_SCORE_EXPONENT, InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, each_batch
 
 Conn = AsyncConnection[dict[str, Any]]
 
+# Updates held in memory before a stream goes to the staging table instead (one HTTP group fits).
+STAGE_FROM = 5000
 
-async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUpdate], *, mirrored: bool) -> int:
-    """Apply `updates` in order (several may touch one profile); return the new score version.
+# A score's first significant digit lies between the 10^-MAX and the 10^MAX place: |x| < 10^(MAX+1) and
+# |x| >= 10^-MAX. Written out in full: PostgreSQL refuses exponents past 1000 in a numeric's text.
+_ABOVE = "1" + "0" * (MAX_SCORE_EXPONENT + 1)
+_BELOW = "0." + "0" * (MAX_SCORE_EXPONENT - 1) + "1"
+
+_COLUMNS = ("profile_id", "board", "mode", "value", "event_type", "tx_hash", "at")
+
+
+async def apply_score_stream(conn: Conn, batches: ScoreBatches, *, mirrored: bool) -> dict[int, int]:
+    """Apply every (community, updates) batch on `conn`, inside the caller's transaction; return each
+    community's new score version. Updates apply in stream order; communities are applied in id order
+    (two writers of several communities never wait on each other in a circle)."""
+    held: dict[int, list[ScoreUpdate]] = {}
+    count = 0
+    stream = aiter(each_batch(batches))
+    async for community_id, updates in stream:
+        held.setdefault(community_id, []).extend(updates)
+        count += len(updates)
+        if count > STAGE_FROM:
+            return await _apply_staged(conn, held, stream, mirrored)
+    return {
+        community_id: await _apply(conn, community_id, _arrays(updates), mirrored)
+        for community_id, updates in sorted(held.items())
+    }
+
+
+async def _apply_staged(conn: Conn, held: dict[int, list[ScoreUpdate]], rest: Any, mirrored: bool) -> dict[int, int]:
+    await conn.execute(
+        "CREATE TEMP TABLE staged_updates (community_id bigint, n bigint, profile_id uuid, board text,"
+        " mode text, value numeric, event_type text, tx_hash text, at timestamptz) ON COMMIT DROP"
+    )
+    n = 0
+    communities = set(held)
+    async with conn.cursor().copy(
+        "COPY staged_updates (community_id, n, profile_id, board, mode, value, event_type, tx_hash, at) FROM STDIN"
+    ) as copy:
+
+        async def write(community_id: int, updates: Sequence[ScoreUpdate]) -> None:
+            nonlocal n
+            for u in updates:
+                n += 1
+                await copy.write_row((community_id, n, *_row(u)))
+
+        for community_id, updates in held.items():
+            await write(community_id, updates)
+        held.clear()
+        async for community_id, updates in rest:
+            communities.add(community_id)
+            await write(community_id, updates)
+    await conn.execute("CREATE INDEX ON staged_updates (community_id, n)")
+    await conn.execute("ANALYZE staged_updates")
+    staged = sql.SQL(
+        "SELECT n, profile_id, board, mode, value, event_type, tx_hash, at FROM staged_updates"
+        " WHERE community_id = %(c)s"
+    )
+    return {
+        community_id: await _apply(conn, community_id, (staged, {}), mirrored) for community_id in sorted(communities)
+    }
+
+
+def _row(u: ScoreUpdate) -> tuple[Any, ...]:
+    return (u.profile_id, u.board, u.mode, u.value, u.event_type, u.tx_hash, u.at)
+
+
+def _arrays(updates: Sequence[ScoreUpdate]) -> tuple[sql.Composable, dict[str, Any]]:
+    """The updates as a relation of (n, profile_id, board, mode, value, event_type, tx_hash, at)."""
+    columns = list(zip(*(_row(u) for u in updates), strict=True)) if updates else [()] * len(_COLUMNS)
+    source = sql.SQL(
+        "SELECT n, profile_id, board, mode, value, event_type, tx_hash, at"
+        " FROM unnest(%(u_profile_id)s::uuid[], %(u_board)s::text[], %(u_mode)s::text[], %(u_value)s::numeric[],"
+        " %(u_event_type)s::text[], %(u_tx_hash)s::text[], %(u_at)s::timestamptz[])"
+        " WITH ORDINALITY AS u(profile_id, board, mode, value, event_type, tx_hash, at, n)"
+    )
+    return source, {f"u_{name}": list(values) for name, values in zip(_COLUMNS, columns, strict=True)}
+
+
+async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, dict[str, Any]], mirrored: bool) -> int:
+    """Apply one community's updates (`source`: a relation of them and its parameters); return its version.
 
     The community row is locked first, so concurrent writers to one community queue up in order. An
     update whose tx hash was already applied to that member's board (by this call or an earlier one) is
@@ -24,106 +106,107 @@ async def apply_updates(conn: Conn, community_id: int, updates: Sequence[ScoreUp
     (its first significant digit past the 10^±MAX_SCORE_EXPONENT place) refuses the whole call
     (`InvalidInput`, so the caller's transaction writes nothing).
     """
+    relation, params = source
+    params = params | {"c": community_id, "mirrored": mirrored, "above": _ABOVE, "below": _BELOW}
     cur = await conn.execute(
         "SELECT score_version FROM communities WHERE community_id = %s FOR UPDATE", (community_id,)
     )
     row = await cur.fetchone()
     if row is None:
         raise NotConfigured(f"community {community_id} is not configured")
-    ids = list({u.profile_id for u in updates})
-    cur = await conn.execute(
-        "SELECT p.profile_id, p.joined_at, p.discord_user_id, p.wallet_address, s.conviction, s.activity"
-        " FROM profiles p"
-        " LEFT JOIN scores s ON s.profile_id = p.profile_id"
-        " WHERE p.community_id = %s AND p.profile_id = ANY(%s) ORDER BY p.profile_id FOR UPDATE OF p",
-        (community_id, ids),
-    )
-    current = {r["profile_id"]: r for r in await cur.fetchall()}
-    strangers = [str(pid) for pid in ids if pid not in current]
+    cur = await conn.execute(_LOCK_MEMBERS.format(source=relation), params)
+    strangers = await cur.fetchall()
     if strangers:
-        raise InvalidInput(f"not members of community {community_id}: {', '.join(sorted(strangers))}")
-    updates = await _not_yet_applied(conn, community_id, updates)
-    if not updates:
-        return int(row["score_version"])
-    values: dict[UUID, dict[str, Decimal]] = {
-        pid: {"conviction": r["conviction"] or Decimal(0), "activity": r["activity"] or Decimal(0)}
-        for pid, r in current.items()
-        if pid in {u.profile_id for u in updates}
-    }
-    events = []
-    for u in updates:
-        before = values[u.profile_id][u.board]
-        after = add(before, u.value) if u.mode == "add" else u.value
-        if after and not -MAX_SCORE_EXPONENT <= after.adjusted() <= MAX_SCORE_EXPONENT:
-            raise InvalidInput(
-                f"the {u.board} score of member {_member(current[u.profile_id])} would be {after:.5e}"
-                f" after adding {u.value:.5e}: out of range (its first significant digit must lie between"
-                f" the 10^-{MAX_SCORE_EXPONENT} and the 10^{MAX_SCORE_EXPONENT} place)"
-            )
-        values[u.profile_id][u.board] = after
-        events.append((u.profile_id, u.board, u.event_type, subtract(after, before), after, u.tx_hash, u.at))
-    # Updates no copy is waiting for (no outbox) leave the copies behind: they raise the copy floor.
-    cur = await conn.execute(
-        "UPDATE communities SET score_version = score_version + 1,"
-        " copy_floor = CASE WHEN %s THEN score_version + 1 ELSE copy_floor END"
-        " WHERE community_id = %s RETURNING score_version",
-        (mirrored, community_id),
-    )
-    version = int((await cur.fetchone() or {"score_version": 0})["score_version"])
-
-    await conn.execute(
-        "INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)"
-        " SELECT %s, v.profile_id, v.joined_at, v.conviction, v.activity"
-        "   FROM unnest(%s::uuid[], %s::timestamptz[], %s::numeric[], %s::numeric[])"
-        "     AS v(profile_id, joined_at, conviction, activity)"
-        " ON CONFLICT (community_id, profile_id) DO UPDATE SET conviction = EXCLUDED.conviction,"
-        "  activity = EXCLUDED.activity, updated_at = now()",
-        (
-            community_id,
-            list(values),
-            [current[pid]["joined_at"] for pid in values],
-            [v["conviction"] for v in values.values()],
-            [v["activity"] for v in values.values()],
-        ),
-    )
-    # A cached eligibility was checked against the scores these updates replace.
-    await conn.execute(
-        "DELETE FROM eligibility WHERE community_id = %s AND profile_id = ANY(%s)", (community_id, list(values))
-    )
-    columns = list(zip(*events, strict=True))
-    await conn.execute(
-        "INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, tx_hash,"
-        " score_version, mirrored, created_at)"
-        " SELECT %s, e.profile_id, e.board, e.event_type, e.delta, e.value_after, e.tx_hash, %s, %s,"
-        "        coalesce(e.at, now())"
-        "   FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::text[],"
-        "               %s::timestamptz[])"
-        "     WITH ORDINALITY AS e(profile_id, board, event_type, delta, value_after, tx_hash, at, n) ORDER BY e.n",
-        (community_id, version, mirrored, *(list(c) for c in columns)),
-    )
-    return version
+        named = ", ".join(str(r["profile_id"]) for r in strangers[:20])
+        more = f" and {strangers[0]['total'] - 20} more" if strangers[0]["total"] > 20 else ""
+        raise InvalidInput(f"not members of community {community_id}: {named}{more}")
+    cur = await conn.execute(_APPLY.format(source=relation), params)
+    done = await cur.fetchone()
+    assert done is not None
+    if done["board"] is not None:
+        member = done["discord_user_id"] or done["wallet_address"] or done["profile_id"]
+        raise InvalidInput(
+            f"the {done['board']} score of member {member} would be {done['after']:.5e}"
+            f" after adding {done['value']:.5e}: out of range (its first significant digit must lie between"
+            f" the 10^-{MAX_SCORE_EXPONENT} and the 10^{MAX_SCORE_EXPONENT} place)"
+        )
+    return int(done["version"] if done["version"] is not None else row["score_version"])
 
 
-def _member(row: dict[str, Any]) -> str:
-    """How the feed names a member: its Discord id, else its wallet (else the profile id)."""
-    return str(row["discord_user_id"] or row["wallet_address"] or row["profile_id"])
+# Locks the named members' profiles (a member removed meanwhile cannot lose the race) and returns those
+# that are not members of the community.
+_LOCK_MEMBERS = sql.SQL(
+    """
+WITH wanted AS MATERIALIZED (SELECT DISTINCT profile_id FROM ({source}) s),
+locked AS MATERIALIZED (
+    SELECT p.profile_id FROM profiles p JOIN wanted USING (profile_id)
+     WHERE p.community_id = %(c)s ORDER BY p.profile_id FOR UPDATE OF p)
+SELECT w.profile_id, count(*) OVER () AS total FROM wanted w
+ WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.profile_id = w.profile_id)
+ ORDER BY w.profile_id
+"""
+)
 
-
-async def _not_yet_applied(conn: Conn, community_id: int, updates: Sequence[ScoreUpdate]) -> list[ScoreUpdate]:
-    """The updates without a tx hash, and the first of each (member, board, tx hash) not applied before."""
-    first: dict[tuple[UUID, str, str], int] = {}
-    for i, u in enumerate(updates):
-        if u.tx_hash is not None:
-            first.setdefault((u.profile_id, u.board, u.tx_hash), i)
-    if not first:
-        return list(updates)
-    keys = list(first)
-    cur = await conn.execute(
-        "INSERT INTO applied_transactions (community_id, profile_id, board, tx_hash)"
-        " SELECT %s, k.profile_id, k.board, k.tx_hash FROM unnest(%s::uuid[], %s::text[], %s::text[])"
-        "   AS k(profile_id, board, tx_hash)"
-        " ON CONFLICT DO NOTHING RETURNING profile_id, board, tx_hash",
-        (community_id, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
-    )
-    fresh = {first[(r["profile_id"], r["board"], r["tx_hash"])] for r in await cur.fetchall()}
-    return [u for i, u in enumerate(updates) if u.tx_hash is None or i in fresh]
+# One statement: the tx hashes seen for the first time (the rest skipped), each update's value after it
+# (a `set` starts a run, each `add` adds to the run's value, the first run starts from the stored score),
+# the version, the events in update order, the scores, the cached eligibilities they invalidate; then
+# the first value out of range, if any (the caller refuses the call and its transaction is undone).
+_APPLY = sql.SQL(
+    """
+WITH src AS MATERIALIZED ({source}),
+firsts AS (
+    SELECT DISTINCT ON (profile_id, board, tx_hash) n, profile_id, board, tx_hash FROM src
+     WHERE tx_hash IS NOT NULL ORDER BY profile_id, board, tx_hash, n),
+fresh AS (
+    INSERT INTO applied_transactions (community_id, profile_id, board, tx_hash)
+    SELECT %(c)s, profile_id, board, tx_hash FROM firsts ON CONFLICT DO NOTHING
+    RETURNING profile_id, board, tx_hash),
+kept AS MATERIALIZED (
+    SELECT s.* FROM src s WHERE s.tx_hash IS NULL
+    UNION ALL
+    SELECT s.* FROM src s JOIN firsts f USING (n)
+      JOIN fresh r ON (r.profile_id, r.board, r.tx_hash) = (f.profile_id, f.board, f.tx_hash)),
+runs AS (
+    SELECT k.*, count(*) FILTER (WHERE k.mode = 'set') OVER (PARTITION BY k.profile_id, k.board ORDER BY k.n) AS run,
+           coalesce(CASE k.board WHEN 'conviction' THEN s.conviction ELSE s.activity END, 0) AS start
+      FROM kept k LEFT JOIN scores s ON s.community_id = %(c)s AND s.profile_id = k.profile_id),
+valued AS MATERIALIZED (
+    SELECT r.n, r.profile_id, r.board, r.value, r.event_type, r.tx_hash, r.at, r.start,
+           CASE WHEN r.run = 0 THEN r.start ELSE first_value(r.value) OVER w END
+             + sum(CASE WHEN r.mode = 'add' THEN r.value ELSE 0 END) OVER w AS after
+      FROM runs r
+    WINDOW w AS (PARTITION BY r.profile_id, r.board, r.run ORDER BY r.n)),
+version AS (
+    UPDATE communities SET score_version = score_version + 1,
+           copy_floor = CASE WHEN %(mirrored)s THEN score_version + 1 ELSE copy_floor END
+     WHERE community_id = %(c)s AND EXISTS (SELECT 1 FROM kept) RETURNING score_version),
+events AS (
+    INSERT INTO score_events (community_id, profile_id, board, event_type, delta, value_after, tx_hash,
+                              score_version, mirrored, created_at)
+    SELECT %(c)s, e.profile_id, e.board, e.event_type,
+           e.after - coalesce(lag(e.after) OVER (PARTITION BY e.profile_id, e.board ORDER BY e.n), e.start),
+           e.after, e.tx_hash, v.score_version, %(mirrored)s, coalesce(e.at, now())
+      FROM valued e CROSS JOIN version v ORDER BY e.n),
+totals AS MATERIALIZED (
+    SELECT profile_id,
+           (array_agg(after ORDER BY n DESC) FILTER (WHERE board = 'conviction'))[1] AS conviction,
+           (array_agg(after ORDER BY n DESC) FILTER (WHERE board = 'activity'))[1] AS activity
+      FROM valued GROUP BY profile_id),
+scored AS (
+    INSERT INTO scores (community_id, profile_id, joined_at, conviction, activity)
+    SELECT %(c)s, t.profile_id, p.joined_at, coalesce(t.conviction, s.conviction, 0),
+           coalesce(t.activity, s.activity, 0)
+      FROM totals t JOIN profiles p USING (profile_id)
+      LEFT JOIN scores s ON s.community_id = %(c)s AND s.profile_id = t.profile_id
+    ON CONFLICT (community_id, profile_id) DO UPDATE SET conviction = EXCLUDED.conviction,
+       activity = EXCLUDED.activity, updated_at = now()),
+forgotten AS (  -- a cached eligibility was checked against the scores these updates replace
+    DELETE FROM eligibility WHERE community_id = %(c)s AND profile_id IN (SELECT profile_id FROM totals))
+SELECT (SELECT score_version FROM version) AS version, bad.* FROM (SELECT 1) one
+  LEFT JOIN LATERAL (
+    SELECT e.board, e.after, e.value, p.discord_user_id, p.wallet_address, p.profile_id
+      FROM valued e JOIN profiles p USING (profile_id)
+     WHERE e.after <> 0 AND (abs(e.after) >= %(above)s::numeric OR abs(e.after) < %(below)s::numeric)
+     ORDER BY e.n LIMIT 1) bad ON true
+"""
+)
