@@ -4,9 +4,10 @@ feed's one path.
 The file is read twice, line by line, so its size does not matter: a first pass checks every line (JSON,
 fields, and that its member belongs to its guild) and reports each bad one with its number; then, if
 nothing is wrong (or with `--partial`, leaving the bad lines out and writing them to a reject file), a
-second pass writes every good line in one transaction: the file lands whole or not at all. A line that
-turns bad between the passes (a member removed meanwhile) rolls the whole write back. Standard input is
-spooled to a temporary file first.
+second pass writes every good line in one transaction: the file lands whole or not at all (its updates
+are staged first, so the guild's other writers wait only for the final set-wise apply: see
+`backends.postgres.score_writes`). A line that turns bad between the passes (a member removed meanwhile)
+rolls the whole write back. Standard input is spooled to a temporary file first.
 """
 
 from __future__ import annotations

@@ -1,0 +1,156 @@
+"""A large `sietch scores apply`: its pace at two file sizes, its peak memory, and how long it holds back the
+community's other writes.
+
+    .venv/bin/python -m bench.bulk --members 100000 --lines 100000,1000000 [--json out.json]
+
+An embedded PostgreSQL of its own (`.run/bench-bulk/postgres`, a database per run, dropped after);
+`sietch migrate` and `sietch import` of N members; then, per size, a JSON Lines file of that many updates
+(members all over the board, `set` and `add` on both boards, a tx hash on a third of them) applied by
+`sietch scores apply FILE` as a process of its own, as an admin runs it. While it runs, this process
+writes one update to the same community every PROBE_EVERY seconds (through the backend's write path, on
+a connection of its own) and times each: the longest is how long the file held the community's other
+writes back. Lines per second at each size show whether the pace is steady as files grow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from bench.measure import summary
+from bench.rss import run_measured, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_DIR = ROOT / ".run" / "bench-bulk" / "postgres"
+PROBE_EVERY = 0.2
+FIRST_MEMBER = 700_000_000_000_000_000  # bench/rss.py's first Discord id
+
+
+def write_updates(path: Path, guild: int, members: int, lines: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for lo in range(0, lines, 10_000):
+            block = []
+            for i in range(lo, min(lo + 10_000, lines)):
+                item: dict[str, Any] = {
+                    "guild": guild,
+                    "member": str(FIRST_MEMBER + rng.randrange(members)),
+                    "board": rng.choice(("conviction", "activity")),
+                    "value": f"{rng.randrange(1, 10**6)}.{rng.randrange(100):02d}",
+                    "mode": rng.choice(("set", "add")),
+                    "event_type": "token_hold",
+                }
+                if i % 3 == 0:
+                    item["tx_hash"] = f"0x{seed:02x}{i:030x}"
+                block.append(json.dumps(item) + "\n")
+            out.write("".join(block))
+
+
+@contextlib.contextmanager
+def _postgres(name: str) -> Iterator[str]:
+    from backends.postgres.embedded import start_embedded
+
+    dsn, server = start_embedded(PG_DIR, name)
+    try:
+        yield dsn
+    finally:
+        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        server.cleanup()
+
+
+async def _probe(dsn: str, guild: int, done: asyncio.Event) -> list[float]:
+    """One update to the community every PROBE_EVERY seconds until `done`; each one's seconds."""
+    from backends.postgres.score_writes import apply_score_stream
+    from backends.protocol import ScoreUpdate
+
+    timings: list[float] = []
+    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
+        cur = await conn.execute(
+            "SELECT profile_id FROM profiles WHERE community_id = %s ORDER BY discord_user_id LIMIT 50", (guild,)
+        )
+        ids = [r["profile_id"] for r in await cur.fetchall()]
+        n = 0
+        while not done.is_set():
+            n += 1
+            update = ScoreUpdate(ids[n % len(ids)], "activity", Decimal(n), "manual_adjustment")
+            started = time.perf_counter()
+            async with conn.transaction():
+                await apply_score_stream(conn, [(guild, [update])], mirrored=True)
+            timings.append(time.perf_counter() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), PROBE_EVERY)
+    return timings
+
+
+async def _apply_probed(
+    args: list[str], env: dict[str, str], logs: Path, name: str, dsn: str, guild: int
+) -> dict[str, Any]:
+    done = asyncio.Event()
+    probe = asyncio.create_task(_probe(dsn, guild, done))
+    try:
+        result = await asyncio.to_thread(run_measured, args, env, logs, name)
+    finally:
+        done.set()
+    timings = await probe
+    result["other_writes_ms"] = summary([t * 1000 for t in timings])
+    return result
+
+
+def measure(members: int, sizes: list[int], workdir: Path | None = None) -> dict[str, Any]:
+    guild = random.getrandbits(62) | (1 << 60)
+    name = f"sietch_bulk_{os.getpid()}_{random.randrange(16**6):06x}"
+    result: dict[str, Any] = {"members": members, "guild": guild, "runs": []}
+    with _postgres(name) as dsn, tempfile.TemporaryDirectory(prefix="sietch-bulk-", dir=workdir) as tmp:
+        logs = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_") and k != "DISCORD_TOKEN"}
+        env["SIETCH_POSTGRES_DSN"] = dsn
+        write_csv(logs / "members.csv", members)
+        for step, args in (
+            ("migrate", ["migrate"]),
+            ("import", ["import", str(guild), str(logs / "members.csv"), "--name", "bulk"]),
+        ):
+            outcome = run_measured(args, env, logs, step)
+            if outcome["exit"] != 0:
+                raise RuntimeError(f"{step} failed: {outcome}")
+        for lines in sizes:
+            path = logs / f"updates-{lines}.jsonl"
+            write_updates(path, guild, members, lines, seed=len(result["runs"]) + 1)
+            run = asyncio.run(_apply_probed(["scores", "apply", str(path)], env, logs, f"apply-{lines}", dsn, guild))
+            run["lines"] = lines
+            run["lines_per_second"] = round(lines / run["seconds"]) if run["exit"] == 0 else None
+            result["runs"].append(run)
+            path.unlink()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__.splitlines()[0])
+    p.add_argument("--members", type=int, default=100_000)
+    p.add_argument("--lines", default="100000,1000000", help="file sizes, comma-separated")
+    p.add_argument("--json", type=Path, help="write the result here too")
+    a = p.parse_args(argv)
+    result = measure(a.members, [int(s) for s in a.lines.split(",") if s.strip()])
+    text = json.dumps(result, indent=1, default=str)
+    print(text)
+    if a.json:
+        a.json.write_text(text)
+    return 0 if all(r["exit"] == 0 for r in result["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
