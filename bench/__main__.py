@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import data, env, fleet, report
 from bench.env import ROOT
@@ -84,6 +85,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-legacy", action="store_true", help="= --skip legacy")
     p.add_argument("--skip-profiles", action="store_true", help="= --skip profiles")
     p.add_argument("--report-only", action="store_true", help="re-render the report from the run's results.json")
+    p.add_argument(
+        "--merge-fleet",
+        type=Path,
+        help="with --report-only: take the fleet phase from this results.json (a run of that phase alone)",
+    )
     args = p.parse_args(argv)
     args.skip = set(_names(args.skip, PHASES, "phase", p))
     args.skip |= {"bot", "bot2"} if args.skip_bot else set()
@@ -121,6 +127,24 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _fleet_apart(run: dict[str, Any]) -> dict[str, Any]:
+    """The fleet phase of a run of its own, marked with that run's date, commit and command line."""
+    if "fleet" not in run:
+        raise SystemExit("--merge-fleet: that results.json has no fleet phase")
+    args, code = run.get("args") or {}, run.get("code") or {}
+    changed = f" with changes to {', '.join(code['changed'])}" if code.get("changed") else ""
+    fleet: dict[str, Any] = run["fleet"]
+    return fleet | {
+        "measured_apart": {
+            "date": (run.get("machine") or {}).get("date"),
+            "commit": f"{code.get('head')}{changed}",
+            "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
+            f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')}"
+            f" --skip {','.join(args.get('skip', []))}",
+        }
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
@@ -129,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         artefacts = Path(args.artefacts)
         res = json.loads((artefacts / "results.json").read_text())
+        if args.merge_fleet:
+            res["fleet"] = _fleet_apart(json.loads(args.merge_fleet.read_text()))
         from bench import profiling
 
         for raw in sorted((artefacts / "profiles").glob("bot_*.raw")):  # summaries follow the summariser

@@ -754,6 +754,13 @@ def _fleet(res: dict[str, Any], w: Any) -> None:
     if fl.get("error"):
         w(f"**The phase failed part way** ({fl['error']}); the numbers below are what it measured before.")
         w("")
+    apart = fl.get("measured_apart")
+    if apart:  # the phase run alone, later than the rest of this report (see bench/__main__.py --merge-fleet)
+        w(
+            f"Measured apart from the rest of this report: {apart.get('date')}, commit `{apart.get('commit')}`, "
+            f"by `{apart.get('command')}` on the machine above."
+        )
+        w("")
     st, wave, cmd = fl["settle"], fl.get("wave") or {}, fl.get("commands") or {}
     tr, dms, cfg = fl.get("traffic") or {}, fl.get("dms") or {}, fl.get("settings") or {}
     th = fl.get("thresholds") or {}
