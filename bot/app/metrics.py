@@ -8,6 +8,8 @@ from collections import Counter
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from bot.app.recent_window import RecentWindow
+
 log = logging.getLogger(__name__)
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -21,6 +23,7 @@ class Metrics:
         self.outcomes: Counter[tuple[str, str, str]] = Counter()
         self.shadow_results: Counter[tuple[str, str, str]] = Counter()
         self.fallback_counts: Counter[tuple[str, str, str]] = Counter()
+        self.recent = RecentWindow()  # the last minutes, for the migration page
         self._latency = Histogram(
             "sietch_command_seconds",
             "Time to answer a command",
@@ -69,6 +72,7 @@ class Metrics:
     def observe(self, command: str, backend: str, community_id: int | None, outcome: str, seconds: float) -> None:
         self.outcomes[(command, backend, outcome)] += 1
         self._latency.labels(command, backend, outcome).observe(seconds)
+        self.recent.call(command, backend, outcome, seconds)
         log.info(
             "command=%s backend=%s guild=%s outcome=%s ms=%.1f", command, backend, community_id, outcome, seconds * 1000
         )
@@ -84,6 +88,7 @@ class Metrics:
     def shadow(self, command: str, backend: str, result: str) -> None:
         self.shadow_results[(command, backend, result)] += 1
         self._shadow.labels(command, backend, result).inc()
+        self.recent.shadow(command, backend, result)
 
     def loop_failed(self, name: str) -> None:
         self._loop_failures.labels(name).inc()
