@@ -132,11 +132,13 @@ class RankedEntry:
 
 @dataclass(frozen=True)
 class SnapshotInfo:
-    """When a board's data was true and from which score version; live stores say `live=True`."""
+    """When a board's data was true and from which score version; live stores say `live=True`. A snapshot
+    store also says when the snapshot itself was built (changes applied on top since move `as_of` on)."""
 
     as_of: datetime
     score_version: int
     live: bool
+    built_at: datetime | None = None
 
 
 @dataclass(frozen=True)

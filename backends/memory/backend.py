@@ -120,7 +120,7 @@ class MemoryBackend:
         snap = self._pinned(ctx, board)
         if snap is None:
             return SnapshotInfo(as_of=EPOCH, score_version=-1, live=False)
-        return SnapshotInfo(as_of=snap.built_at, score_version=snap.score_version, live=False)
+        return SnapshotInfo(as_of=snap.built_at, score_version=snap.score_version, live=False, built_at=snap.built_at)
 
     async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
         rules = self._eligibility.get((ctx.community_id, profile_id), {})

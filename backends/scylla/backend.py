@@ -334,7 +334,7 @@ class ScyllaBackend:
         if snap is None:
             return SnapshotInfo(as_of=EPOCH, score_version=-1, live=False)
         as_of = snap.overlay.as_of if snap.overlay is not None else snap.built_at
-        return SnapshotInfo(as_of=as_of, score_version=snap.score_version, live=False)
+        return SnapshotInfo(as_of=as_of, score_version=snap.score_version, live=False, built_at=snap.built_at)
 
     async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:
         rows = await self.cql.execute(
