@@ -123,9 +123,12 @@ async def count_unmirrored(conn: Conn, community_id: int | None = None) -> int:
     return int(row["n"]) if row else 0
 
 
-async def oldest_unmirrored(conn: Conn, community_id: int) -> datetime | None:
+async def oldest_unmirrored(conn: Conn, community_id: int | None = None) -> datetime | None:
+    """When the oldest event no copy has yet was written: the community's, or any community's."""
     cur = await conn.execute(
-        "SELECT min(created_at) AS oldest FROM score_events WHERE NOT mirrored AND community_id = %s", (community_id,)
+        "SELECT min(created_at) AS oldest FROM score_events WHERE NOT mirrored"
+        " AND (%s::bigint IS NULL OR community_id = %s)",
+        (community_id, community_id),
     )
     row = await cur.fetchone()
     return row["oldest"] if row else None
@@ -182,7 +185,7 @@ class PostgresCopySource:
         async with pooled(self._pool) as conn:
             return await count_unmirrored(conn, community_id)
 
-    async def oldest_pending(self, community_id: int) -> datetime | None:
+    async def oldest_pending(self, community_id: int | None = None) -> datetime | None:
         async with pooled(self._pool) as conn:
             return await oldest_unmirrored(conn, community_id)
 
