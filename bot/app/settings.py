@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +39,30 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
                 values[key] = _coerce(name, environ[name], current)
     if isinstance(data.get("discord"), dict):
         _check_shards(data["discord"])
+    if isinstance(data.get("metrics"), dict):
+        _check_metrics(data["metrics"])
     return data
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` can only be reached from this machine: `localhost` or a loopback address."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def _check_metrics(metrics: dict[str, Any]) -> None:
+    """The migration page shows every community's routing: opened beyond this machine, it needs a token."""
+    token = metrics.setdefault("page_token", "")
+    metrics.setdefault("report_seconds", 10.0)
+    if metrics.get("port") and not is_loopback(str(metrics.get("host", ""))) and not str(token).strip():
+        raise SettingsError(
+            f"metrics.host is {metrics.get('host')!r}, reachable from other machines: set metrics.page_token"
+            " (SIETCH_METRICS_PAGE_TOKEN) to a long random secret, or listen on 127.0.0.1"
+        )
 
 
 def _check_shards(discord: dict[str, Any]) -> None:
