@@ -14,7 +14,7 @@ find_python = $(shell \
 	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; \
 	done)
 
-.PHONY: venv install run migrate test lint lock services services-stop clean
+.PHONY: venv install run migrate test lint lock services services-stop clean browser
 
 LOCK := requirements/lock.txt
 BENCH_LOCK := requirements/bench.txt
@@ -63,8 +63,14 @@ run: venv
 
 # The tests start the local CQL node themselves (or use SIETCH_TEST_SCYLLA_HOSTS) and leave it running
 # for the next run; `make services-stop` stops it.
-test: venv
+test: venv browser
 	$(PY) -m pytest
+
+# A headless browser for the migration page's test (tests/e2e/test_migration_page.py): Debian's Chromium,
+# installed when neither `chromium` nor `chromium-browser` is on PATH (needs root, as on the test machine).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
 
 # Only the cluster test (also part of `make test`): a node of a two-node CQL cluster (127.0.0.2, 127.0.0.3;
 # tools/cql-node/cluster.sh) dies mid-run and comes back: commands keep answering, no write is lost,

@@ -19,12 +19,15 @@ from backends.postgres.identify import IdentifySlots
 from backends.postgres.ingest import IngestDirectory
 from backends.postgres.latches import LatchTable
 from backends.postgres.leases import AdvisoryLeases, ExpiringLeases
+from backends.postgres.process_reports import ProcessReports
 from backends.postgres.standing import FollowedCommunities, StandingStore
 from bot.app import factories
 from bot.app.background import BackgroundWork
 from bot.app.client import build_bot
 from bot.app.metrics import Metrics
 from bot.app.metrics_server import MetricsServer
+from bot.app.migration_page import MigrationPage
+from bot.app.process_report import ProcessReporter
 from bot.discord.dispatch import CommandDispatcher
 from bot.discord.extensions import CogDependencies
 from bot.discord.pace import RequestGuard
@@ -61,7 +64,8 @@ class Application(containers.DeclarativeContainer):
     standing_store = providers.Singleton(StandingStore, background_pool)
     followed = providers.Singleton(FollowedCommunities, background_pool)
     ingest = providers.Singleton(IngestDirectory, background_pool)
-    outbox = providers.Singleton(PostgresCopySource, background_pool)  # the relay's
+    outbox = providers.Singleton(PostgresCopySource, background_pool)  # the relay's, the migration page's
+    process_reports = providers.Singleton(ProcessReports, background_pool)
     # One process at a time rebuilds a community's boards (holding a connection: the rebuild needs no
     # other) or syncs its roles (holding none: a sync reads as it goes).
     rebuild_leases = providers.Singleton(AdvisoryLeases, background_pool)
@@ -235,6 +239,14 @@ class Application(containers.DeclarativeContainer):
         rebuild_leases,
         rebuilt=role_sync.provided.schedule,
     )
+    process_reporter = providers.Singleton(
+        ProcessReporter,
+        process_reports,
+        metrics.provided.recent,
+        breakers,
+        shards=config.discord.shard_ids,
+        interval_seconds=config.metrics.report_seconds,
+    )
     background = providers.Singleton(
         BackgroundWork,
         relay,
@@ -242,8 +254,22 @@ class Application(containers.DeclarativeContainer):
         role_sync,
         metrics,
         providers.Callable(factories.delivering, alert_sender, members),
+        process_reporter,
         drain_seconds=config.writes.drain_on_shutdown_seconds,
         stale_after_seconds=config.health.stale_after_seconds,
+    )
+    # The migration page decides as `router` does, reading readiness on the background pool.
+    page_router = providers.Singleton(
+        Router,
+        backend_names,
+        flag_store,
+        breakers,
+        rollback,
+        providers.Singleton(Readiness, outbox, replicas, max_lag_seconds=config.readiness.max_lag_seconds),
+        reference=config.routing.reference_backend,
+    )
+    migration_page = providers.Singleton(
+        MigrationPage, page_router, outbox, page_router.provided.readiness, services, process_reports
     )
     metrics_server = providers.Singleton(
         MetricsServer,
@@ -251,6 +277,8 @@ class Application(containers.DeclarativeContainer):
         config.metrics.host,
         config.metrics.port,
         providers.Callable(factories.health_report, background.provided.heartbeats, breakers),
+        page=migration_page,
+        page_token=config.metrics.page_token,
     )
 
 
