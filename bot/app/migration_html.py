@@ -9,6 +9,7 @@ from html import escape
 from typing import Any
 
 REFRESH_SECONDS = 5
+COMMAND_COLUMNS = "<colgroup>" + "".join(f"<col style='width:{w}%'>" for w in (10, 17, 37, 9, 9, 9, 9)) + "</colgroup>"
 
 STYLE = """
 body{font:14px/1.35 system-ui,sans-serif;margin:16px;color:#1d2330;background:#f6f7f9}
@@ -20,6 +21,7 @@ th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:to
 th{background:#eef1f5;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .bar{display:inline-block;height:8px;background:#3b7ddd;margin-right:6px;vertical-align:middle}
 .bad{color:#b3261e;font-weight:600}.ok{color:#1e7b34}.dim{color:#777}
+.cmd{table-layout:fixed}.stage{background:#1d2330;color:#fff;border-radius:3px;padding:1px 6px;margin:0 6px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:0 16px;align-items:start}
 """
 
@@ -87,7 +89,8 @@ def _command(c: Mapping[str, Any]) -> str:
     if fl["rollout"] is not None:
         target += f", rollout {_e(fl['rollout'])}% by {_e(fl['stickiness'])}"
     caption = (
-        f"/{_e(c['command'])}: {target}; {_e(fl['overrides'])} guild override(s); shadow {_e(fl['shadow'])}%;"
+        f"/{_e(c['command'])} <span class=stage>{_e(c['stage'])}</span> {target};"
+        f" {_e(fl['overrides'])} guild override(s); shadow {_e(fl['shadow'])}%;"
         f" fallback {'on' if fl['fallback'] else 'off'}"
     )
     head = _row(
@@ -96,7 +99,7 @@ def _command(c: Mapping[str, Any]) -> str:
     )
     rows = []
     for b in c["backends"]:
-        why = [f"{_e(r['communities'])}: {_e(r['reason'])}" for r in c["routes"] if r["backend"] == b["backend"]]
+        why = [f"{_e(r['reason'])} ({_e(r['communities'])})" for r in c["routes"] if r["backend"] == b["backend"]]
         if b["latched"]:
             why.insert(0, f"<span class=bad>auto-rollback latch: {_e(b['latched'])}</span>")
         if b["killed"]:
@@ -113,7 +116,7 @@ def _command(c: Mapping[str, Any]) -> str:
             f"<td class='n{' bad' if b['not_ok'] else ''}'>{_e(b['not_ok'])}</td></tr>"
         )
     rows.append(f"<tr><td colspan=7>{_shadow(c['shadow'])}</td></tr>")
-    return f"<table><caption>{caption}</caption>{head}{''.join(rows)}</table>"
+    return f"<table class=cmd><caption>{caption}</caption>{COMMAND_COLUMNS}{head}{''.join(rows)}</table>"
 
 
 def _shadow(s: Mapping[str, int]) -> str:

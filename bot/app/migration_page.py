@@ -43,6 +43,19 @@ def reason_kind(reason: str) -> str:
     return _BUCKET.sub("", reason)
 
 
+def stage(
+    default: str, target: str | None, rollout: int, shadow: int, latches: Mapping[tuple[str, str], str], command: str
+) -> str:
+    """Where a command's migration stands, in a few words: what the flag file asks, unless a latch undid it."""
+    if target is None or target == default:
+        return f"on {default}" + (", shadow reads" if shadow else "")
+    if (command, target) in latches:
+        return f"rolled back from {target} (latch)"
+    if rollout >= 100:
+        return f"moved to {target}"
+    return f"rolling out to {target}" if rollout else f"{target} staged, 0%" + (", shadow reads" if shadow else "")
+
+
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat(timespec="seconds") if at is not None else None
 
@@ -188,6 +201,7 @@ class MigrationPage:
             )
         return {
             "command": command,
+            "stage": stage(f.default_backend, cf.backend, cf.rollout, cf.shadow, self.router.rollback.latches, command),
             "flags": {
                 "backend": cf.backend or f.default_backend,
                 "rollout": cf.rollout if cf.backend and cf.backend != f.default_backend else None,

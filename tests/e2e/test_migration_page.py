@@ -213,7 +213,7 @@ async def test_the_page_shows_a_command_moving_to_scylla_and_a_latch_sending_it_
     assert command(moved, "position")["shadow"]["match"] >= 1
     dom = await browse(browser, url, tmp_path / "chromium-1", "--dump-dom")
     assert "data-refreshed" in dom, "the page's script did not refresh it:\n" + dom[:3000]
-    assert "/position: target scylla, rollout 100% by community" in dom and "rollout 100%" in dom
+    assert "moved to scylla</span> target scylla, rollout 100% by community" in dom
     await browse(
         browser,
         url,
@@ -231,7 +231,7 @@ async def test_the_page_shows_a_command_moving_to_scylla_and_a_latch_sending_it_
         )
         assert ("postgres", f"auto-rollback ({reason})") in routes(latched, "position")
         dom = await browse(browser, url, tmp_path / "chromium-3", "--dump-dom")
-        assert f"auto-rollback latch: {reason}" in dom
+        assert f"auto-rollback latch: {reason}" in dom and "rolled back from scylla (latch)" in dom
         screenshot = ARTEFACTS / "migration-latched.png"
         await browse(browser, url, tmp_path / "chromium-4", f"--screenshot={screenshot}", "--window-size=1280,1600")
         assert screenshot.stat().st_size > 10_000

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app.migration_html import figures_html, page
-from bot.app.migration_page import reason_kind
+from bot.app.migration_page import reason_kind, stage
 from bot.app.recent_window import SLOT_SECONDS, WINDOW_SECONDS, RecentWindow, merge_buckets, percentile_ms
 from bot.app.settings import SettingsError, is_loopback, load_settings
 
@@ -90,6 +90,17 @@ def test_a_rollout_reason_is_grouped_without_its_bucket() -> None:
     assert reason_kind("auto-rollback (error rate 3/4 over 10s)") == "auto-rollback (error rate 3/4 over 10s)"
 
 
+def test_a_commands_stage_follows_the_flag_file_unless_a_latch_undid_it() -> None:
+    latched = {("position", "scylla"): "error rate 9/50 over 300s"}
+    assert stage("postgres", None, 0, 0, {}, "position") == "on postgres"
+    assert stage("postgres", "postgres", 0, 10, {}, "position") == "on postgres, shadow reads"
+    assert stage("postgres", "scylla", 0, 10, {}, "position") == "scylla staged, 0%, shadow reads"
+    assert stage("postgres", "scylla", 25, 10, {}, "position") == "rolling out to scylla"
+    assert stage("postgres", "scylla", 100, 0, {}, "position") == "moved to scylla"
+    assert stage("postgres", "scylla", 100, 0, latched, "position") == "rolled back from scylla (latch)"
+    assert stage("postgres", "scylla", 100, 0, latched, "threshold") == "moved to scylla"
+
+
 def figures(text: str) -> dict[str, Any]:
     """Figures as the page's data module gives them, with `text` wherever an outsider could put text."""
     backend = {"backend": text, "communities": 1, "share": 1.0, "latched": text, "killed": True}
@@ -97,6 +108,7 @@ def figures(text: str) -> dict[str, Any]:
     shadow = {"match": 1, "mismatch": 1, "stale": 0, "other": 1, "compared": 3}
     command = {
         "command": text,
+        "stage": text,
         "flags": {
             "backend": text,
             "rollout": 50,
