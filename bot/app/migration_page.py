@@ -181,11 +181,13 @@ class MigrationPage:
         for (backend, _), n in routes.items():
             served[backend] += n
         backends = []
-        shadow = Counter[str]()  # every comparison of the command, whichever backend was compared
+        shadow = Counter[str]()  # every comparison of the command, whichever backend it was compared with
+        for r in reports:
+            for counts in r.report.get("shadow", {}).get(command, {}).values():
+                shadow.update(counts)
         for backend in self.router.backends:
             buckets = merge_buckets(r.report.get("latency", {}).get(command, {}).get(backend, []) for r in reports)
             outcomes = _summed(reports, "outcomes", command, backend)
-            shadow.update(_summed(reports, "shadow", command, backend))
             backends.append(
                 {
                     "backend": backend,
