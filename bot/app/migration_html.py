@@ -59,7 +59,7 @@ def figures_html(f: Mapping[str, Any]) -> str:
     flags = f["flag_file"]
     processes = f["processes"]
     meta = [
-        f"as of {_e(_when(f['generated_at']))} UTC",
+        f"as of {_e(_when(f['generated_at']))} UTC (read in {f.get('took_seconds', 0):.2f} s)",
         f"{_e(f['communities'])} communities",
         f"{_e(processes['reporting'])} process(es) reporting within {_e(int(processes['within_seconds']))} s",
         f"flag file {_e(flags['path'])} loaded {_e(_when(flags['loaded_at']) or 'never (defaults in force)')}",

@@ -6,10 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from bot.app import migration_page
 from bot.app.process_report import ProcessReporter
 from bot.app.recent_window import RecentWindow
 from bot.routing.breaker import CircuitBreaker
@@ -21,13 +19,9 @@ def position_on_postgres(figures: dict[str, Any]) -> dict[str, Any]:
     return {"answered": command["backends"][0]["answered"], "shadow": command["shadow"]}
 
 
-async def test_the_page_adds_up_the_fresh_reports_of_every_process(
-    pool: AsyncConnectionPool[Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(migration_page, "CACHE_SECONDS", 0.0)
-    container = app(pool)
-    page, reports = container.migration_page(), container.process_reports()
-    before = await page.figures()
+async def test_the_page_adds_up_the_fresh_reports_of_every_process(pool: AsyncConnectionPool[Any]) -> None:
+    reports = app(pool).process_reports()
+    before = await app(pool).migration_page().figures()  # a page of its own each time: nothing cached
     named = {f"test-{uuid.uuid4().hex[:8]}-{i}" for i in range(3)}
     one, two, gone = sorted(named)
 
@@ -47,7 +41,7 @@ async def test_the_page_adds_up_the_fresh_reports_of_every_process(
             "UPDATE process_reports SET reported_at = now() - interval '5 minutes' WHERE process = %s", (gone,)
         )
 
-    after = await page.figures()
+    after = await app(pool).migration_page().figures()
     listed = {p["process"]: p["shards"] for p in after["processes"]["list"]}
     assert listed[one] == [int(one[-1])] and listed[two] == [int(two[-1])] and gone not in listed
     assert after["processes"]["reporting"] == before["processes"]["reporting"] + 2
