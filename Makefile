@@ -70,7 +70,8 @@ test: venv browser
 # installed when neither `chromium` nor `chromium-browser` is on PATH (needs root, as on the test machine).
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
-	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # Only the cluster test (also part of `make test`): a node of a two-node CQL cluster (127.0.0.2, 127.0.0.3;
 # tools/cql-node/cluster.sh) dies mid-run and comes back: commands keep answering, no write is lost,
