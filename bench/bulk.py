@@ -79,7 +79,7 @@ async def _probe(dsn: str, guild: int, done: asyncio.Event) -> list[float]:
     from backends.protocol import ScoreUpdate
 
     timings: list[float] = []
-    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row) as conn:
+    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row, autocommit=True) as conn:
         cur = await conn.execute(
             "SELECT profile_id FROM profiles WHERE community_id = %s ORDER BY discord_user_id LIMIT 50", (guild,)
         )
