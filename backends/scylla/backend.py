@@ -6,10 +6,12 @@ import asyncio
 import logging
 import math
 import time
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -69,6 +71,7 @@ class ScyllaBackend:
         self._refreshing: dict[tuple[int, Board], asyncio.Future[SnapshotVersion | None]] = {}
         self._placing: dict[tuple[int, Board], tuple[int, asyncio.Future[SnapshotVersion]]] = {}
         self.live = LiveChanges(cql, self.t)
+        self._fences: dict[tuple[int, Board, int], asyncio.Future[list[Decimal]]] = {}
 
     async def health(self) -> None:
         await self.cql.execute("SELECT release_version FROM system.local")
@@ -328,6 +331,74 @@ class ScyllaBackend:
         if snap is None:
             return 0
         return snap.overlay.ranked if snap.overlay is not None else snap.ranked
+
+    async def count_above(self, ctx: TenantContext, board: Board, score: Decimal, *, inclusive: bool = False) -> int:
+        """The snapshot's members above `score`, with the changes since laid over them.
+
+        A bounded number of reads at any board size, and none of them a scan: the version's fences (the
+        score of every FENCE_RANKS-th rank, read once per version by this process, as the changes laid over
+        it are placed) say which FENCE_RANKS ranks hold the last member above `score`, and one rank-range
+        read finds it. The head of the board, kept with the pointer, answers a high `score` with no read.
+        The tier board asks this of a few fixed thresholds per request; counts kept per threshold at
+        rebuild time would save the fence read but need a schema change and would answer only those.
+        """
+        snap = await self._pinned(ctx, board)
+        if snap is None:
+            return 0
+        counted = await self._snapshot_count(ctx, board, snap, score, inclusive)
+        return snap.overlay.count_above(counted, score, inclusive=inclusive) if snap.overlay is not None else counted
+
+    async def _snapshot_count(
+        self, ctx: TenantContext, board: Board, snap: SnapshotVersion, score: Decimal, inclusive: bool
+    ) -> int:
+        """The snapshot rows above `score` (or on it): a prefix of the board, ranks 1..n."""
+
+        def above(entry: RankedEntry) -> bool:
+            return entry.score > score or (inclusive and entry.score == score)
+
+        if snap.ranked == 0:
+            return 0
+        head = snap.head_range(1, min(len(snap.head), snap.ranked)) or []
+        if head and (not above(head[-1]) or len(head) == snap.ranked):
+            return sum(1 for e in head if above(e))
+        if snap.fence_ranks is None:  # a version built before fences: a search by rank, one row a step
+            lo, hi = 0, snap.ranked  # row lo is above (or lo is 0); rows past hi are not
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                rows = await self._snapshot_rows(ctx, board, snap, mid, mid)
+                lo, hi = (mid, hi) if rows and above(rows[0]) else (lo, mid - 1)
+            return lo
+        fences = await self._fence_scores(ctx.community_id, board, snap)
+        neg = score.copy_negate()  # fences hold negated scores, ascending like the ranks
+        passed = bisect_right(fences, neg) if inclusive else bisect_left(fences, neg)
+        if passed == 0:
+            return 0
+        first = 1 + (passed - 1) * snap.fence_ranks
+        rows = await self._snapshot_rows(ctx, board, snap, first, first + snap.fence_ranks - 1)
+        return first - 1 + sum(1 for e in rows if above(e))
+
+    async def _fence_scores(self, community_id: int, board: Board, snap: SnapshotVersion) -> list[Decimal]:
+        """The negated scores of the version's fences in rank order, read once per version by this process."""
+        key = (community_id, board, snap.version)
+        held = self._fences.get(key)
+        if held is None:
+            for old in [k for k in self._fences if k[:2] == key[:2] and k[2] < snap.version - 1]:
+                del self._fences[old]  # no reader is on a version older than the previous one
+            held = self._fences[key] = asyncio.ensure_future(self._read_fences(community_id, board, snap.version))
+            held.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            return await asyncio.shield(held)
+        except Exception:
+            if self._fences.get(key) is held:
+                del self._fences[key]  # the next request reads them again
+            raise
+
+    async def _read_fences(self, community_id: int, board: Board, version: int) -> list[Decimal]:
+        rows = await self.cql.execute(
+            f"SELECT rank, score FROM {self.t.fences} WHERE community_id = ? AND board = ? AND version = ?",
+            (community_id, board, version),
+        )
+        return [r.score.copy_negate() for r in sorted(rows, key=lambda r: r.rank)]
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
         snap = await self._pinned(ctx, board)
