@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 import time
-from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -48,6 +47,10 @@ FLIP_WAIT_SECONDS = 0.5
 # ...but only while the previous one is surely kept: a rebuild deletes a version KEEP_SUPERSEDED_SECONDS
 # after it was superseded at the earliest.
 FLIP_LIMIT = timedelta(seconds=KEEP_SUPERSEDED_SECONDS / 2)
+# The tie-breaking part of a board key (joined_at in microseconds, a bigint; the profile id, 128 bits)
+# before and after every member's.
+_BEFORE_ANY = (-(2**63) - 1, -1)
+_AFTER_ANY = (2**63, 2**128)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,6 @@ class ScyllaBackend:
         self._refreshing: dict[tuple[int, Board], asyncio.Future[SnapshotVersion | None]] = {}
         self._placing: dict[tuple[int, Board], tuple[int, asyncio.Future[SnapshotVersion]]] = {}
         self.live = LiveChanges(cql, self.t)
-        self._fences: dict[tuple[int, Board, int], asyncio.Future[list[Decimal]]] = {}
 
     async def health(self) -> None:
         await self.cql.execute("SELECT release_version FROM system.local")
@@ -335,12 +337,13 @@ class ScyllaBackend:
     async def count_above(self, ctx: TenantContext, board: Board, score: Decimal, *, inclusive: bool = False) -> int:
         """The snapshot's members above `score`, with the changes since laid over them.
 
-        A bounded number of reads at any board size, and none of them a scan: the version's fences (the
-        score of every FENCE_RANKS-th rank, read once per version by this process, as the changes laid over
-        it are placed) say which FENCE_RANKS ranks hold the last member above `score`, and one rank-range
-        read finds it. The head of the board, kept with the pointer, answers a high `score` with no read.
-        The tier board asks this of a few fixed thresholds per request; counts kept per threshold at
-        rebuild time would save the fence read but need a schema change and would answer only those.
+        No scan of the board, and as current as every other read of it: the first ranks kept with the
+        pointer answer a high `score` with no read; else the version's fences (the key of every
+        FENCE_RANKS-th rank, read once per version by this process, as placing the changes since does)
+        name the FENCE_RANKS ranks holding the last member above it, and one rank-range read finds it.
+        Counts kept per threshold by the rebuild would answer the tier board's three bands without the
+        fences, but the caller's rank on it needs a count above any score, and the overlay must correct
+        a stored count as it corrects a rank.
         """
         snap = await self._pinned(ctx, board)
         if snap is None:
@@ -368,37 +371,9 @@ class ScyllaBackend:
                 rows = await self._snapshot_rows(ctx, board, snap, mid, mid)
                 lo, hi = (mid, hi) if rows and above(rows[0]) else (lo, mid - 1)
             return lo
-        fences = await self._fence_scores(ctx.community_id, board, snap)
-        neg = score.copy_negate()  # fences hold negated scores, ascending like the ranks
-        passed = bisect_right(fences, neg) if inclusive else bisect_left(fences, neg)
-        if passed == 0:
-            return 0
-        first = 1 + (passed - 1) * snap.fence_ranks
-        rows = await self._snapshot_rows(ctx, board, snap, first, first + snap.fence_ranks - 1)
-        return first - 1 + sum(1 for e in rows if above(e))
-
-    async def _fence_scores(self, community_id: int, board: Board, snap: SnapshotVersion) -> list[Decimal]:
-        """The negated scores of the version's fences in rank order, read once per version by this process."""
-        key = (community_id, board, snap.version)
-        held = self._fences.get(key)
-        if held is None:
-            for old in [k for k in self._fences if k[:2] == key[:2] and k[2] < snap.version - 1]:
-                del self._fences[old]  # no reader is on a version older than the previous one
-            held = self._fences[key] = asyncio.ensure_future(self._read_fences(community_id, board, snap.version))
-            held.add_done_callback(lambda t: t.cancelled() or t.exception())
-        try:
-            return await asyncio.shield(held)
-        except Exception:
-            if self._fences.get(key) is held:
-                del self._fences[key]  # the next request reads them again
-            raise
-
-    async def _read_fences(self, community_id: int, board: Board, version: int) -> list[Decimal]:
-        rows = await self.cql.execute(
-            f"SELECT rank, score FROM {self.t.fences} WHERE community_id = ? AND board = ? AND version = ?",
-            (community_id, board, version),
-        )
-        return [r.score.copy_negate() for r in sorted(rows, key=lambda r: r.rank)]
+        # A key no member has: before every member on `score`, or after them all when `inclusive`.
+        bound = (score.copy_negate(), *(_AFTER_ANY if inclusive else _BEFORE_ANY))
+        return await self.live.ahead(ctx.community_id, board, snap, bound)
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
         snap = await self._pinned(ctx, board)
