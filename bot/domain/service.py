@@ -236,8 +236,9 @@ class HotPathService:
         return bands(fedaykin, ranked, at_or_above)
 
     async def _tier_entry_of(self, ctx: TenantContext, found: list[Band], profile_id: UUID) -> TierEntry | None:
-        """The member's entry on the tier board: 1 + the members of every band before them in (distance,
-        rank) order; in another band those are the members within their distance of its next threshold."""
+        """The member's entry on the tier board, ranked 1 + the members before them in (distance, rank) order:
+        in their own band those of a lower rank, in another band those within their distance of its next
+        threshold."""
         me = await self.backend.get_rank(ctx, "conviction", profile_id)
         band = band_of(found, me.rank) if me is not None else None
         if me is None or band is None:
