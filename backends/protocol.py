@@ -256,6 +256,10 @@ class Backend(Protocol):
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int: ...
 
+    async def count_above(self, ctx: TenantContext, board: Board, score: Decimal, *, inclusive: bool = False) -> int:
+        """The ranked members whose score is above `score` (at or above it when `inclusive`): ranks 1..n of
+        the board, read from the same board as `get_range` and `get_rank`."""
+
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo: ...
 
     async def get_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str) -> EligibilityResult | None:

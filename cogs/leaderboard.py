@@ -1,4 +1,5 @@
-"""/leaderboard conviction|activity [page]: a public board page with previous/next buttons.
+"""/leaderboard conviction|activity [page]: a public board page with previous/next buttons; /leaderboard
+tiers: the tier progression board (no pages), routed with the other boards under `leaderboard`.
 
 The buttons carry board, page and owner in their custom id (`lb:<board>:<page>:<owner>`), so a click
 is served by the listener below even after a restart; only the member who opened the board may page it.
@@ -13,7 +14,7 @@ from nextcord.ext import commands
 
 from backends.protocol import BOARDS, Board
 from bot.discord.dispatch import CommandDispatcher
-from bot.discord.embeds import error_embed, leaderboard_embed
+from bot.discord.embeds import error_embed, leaderboard_embed, tier_board_embed
 from bot.discord.extensions import CogDependencies
 from bot.domain import messages, queries
 from bot.domain.records import LeaderboardPage
@@ -81,6 +82,12 @@ class LeaderboardCog(commands.Cog):
         ),
     ) -> None:
         await self.show(interaction, "activity", page)
+
+    @leaderboard.subcommand(name="tiers", description="Closest to their next tier promotion")
+    async def tiers(self, interaction: nextcord.Interaction[Any]) -> None:
+        async with self.dispatcher.command(interaction, "leaderboard", ephemeral=False) as call:
+            board = await call.serve(queries.TIERS)
+            await call.reply(tier_board_embed(board))
 
     async def show(
         self, interaction: nextcord.Interaction[Any], board: Board, page: int, *, update: bool = False

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -115,6 +116,12 @@ class MemoryBackend:
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = self._pinned(ctx, board)
         return 0 if snap is None else len(snap.entries)
+
+    async def count_above(self, ctx: TenantContext, board: Board, score: Decimal, *, inclusive: bool = False) -> int:
+        snap = self._pinned(ctx, board)
+        if snap is None:
+            return 0
+        return sum(1 for e in snap.entries if e.score > score or (inclusive and e.score == score))
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
         snap = self._pinned(ctx, board)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -102,6 +103,27 @@ SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM start CROSS JOIN LATE
      ORDER BY -x.{{s}}, x.joined_at, x.profile_id
     OFFSET %(first)s - 1 - start.before LIMIT %(limit)s
 ) s JOIN profiles p USING (profile_id) ORDER BY -s.score, s.joined_at, s.profile_id"""
+
+# The ranked members ahead of a key that is no member's (a score with a join time before or after any):
+# the fences before the one holding the key, plus a count inside that fence.
+_AHEAD_OF = f"""
+WITH k AS (SELECT %(neg)s::numeric AS neg, %(joined)s::timestamptz AS joined_at, %(pid)s::uuid AS profile_id),
+kf AS (
+    SELECT f.neg_score, f.joined_at, f.profile_id FROM k CROSS JOIN LATERAL (
+        SELECT f.neg_score, f.joined_at, f.profile_id FROM board_fences f
+         WHERE f.community_id = %(community)s AND f.board = %(board)s
+           AND {_FENCE_KEY} <= (k.neg, k.joined_at, k.profile_id)
+         ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC LIMIT 1) f
+)
+SELECT (SELECT coalesce(sum(f.members), 0) FROM board_fences f, kf
+         WHERE f.community_id = %(community)s AND f.board = %(board)s
+           AND {_FENCE_KEY} < (kf.neg_score, kf.joined_at, kf.profile_id))
+     + (SELECT count(*) FROM scores x, kf, k
+         WHERE x.community_id = %(community)s AND x.{{s}} > 0
+           AND {_KEY} >= (kf.neg_score, kf.joined_at, kf.profile_id)
+           AND {_KEY} < (k.neg, k.joined_at, k.profile_id)) AS ahead"""
+_FIRST_UUID = UUID(int=0)
+_LAST_UUID = UUID(int=2**128 - 1)
 
 
 def _col(board: Board) -> sql.Identifier:
@@ -218,6 +240,20 @@ class PostgresBackend:
             cur = await conn.execute(query, (ctx.community_id,))
             row = await cur.fetchone()
         return int(row["ranked"]) if row else 0
+
+    async def count_above(self, ctx: TenantContext, board: Board, score: Decimal, *, inclusive: bool = False) -> int:
+        """The rank of a key between members: above `score` only, or every member on `score` too."""
+        params = {
+            "community": ctx.community_id,
+            "board": board,
+            "neg": score.copy_negate(),
+            "joined": "infinity" if inclusive else "-infinity",
+            "pid": _LAST_UUID if inclusive else _FIRST_UUID,
+        }
+        async with self.connection() as conn:
+            cur = await conn.execute(sql.SQL(_AHEAD_OF).format(s=_col(board)), params)
+            row = await cur.fetchone()
+        return int(row["ahead"]) if row else 0
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
         async with self.connection() as conn:

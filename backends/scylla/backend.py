@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +47,10 @@ FLIP_WAIT_SECONDS = 0.5
 # ...but only while the previous one is surely kept: a rebuild deletes a version KEEP_SUPERSEDED_SECONDS
 # after it was superseded at the earliest.
 FLIP_LIMIT = timedelta(seconds=KEEP_SUPERSEDED_SECONDS / 2)
+# The tie-breaking part of a board key (joined_at in microseconds, a bigint; the profile id, 128 bits)
+# before and after every member's.
+_BEFORE_ANY = (-(2**63) - 1, -1)
+_AFTER_ANY = (2**63, 2**128)
 
 
 @dataclass(frozen=True)
@@ -328,6 +333,47 @@ class ScyllaBackend:
         if snap is None:
             return 0
         return snap.overlay.ranked if snap.overlay is not None else snap.ranked
+
+    async def count_above(self, ctx: TenantContext, board: Board, score: Decimal, *, inclusive: bool = False) -> int:
+        """The snapshot's members above `score`, with the changes since laid over them.
+
+        No scan of the board, and as current as every other read of it: the first ranks kept with the
+        pointer answer a high `score` with no read; else the version's fences (the key of every
+        FENCE_RANKS-th rank, read once per version by this process, as placing the changes since does)
+        name the FENCE_RANKS ranks holding the last member above it, and one rank-range read finds it.
+        Counts kept per threshold by the rebuild would answer the tier board's three bands without the
+        fences, but the caller's rank on it needs a count above any score, and the overlay must correct
+        a stored count as it corrects a rank.
+        """
+        snap = await self._pinned(ctx, board)
+        if snap is None:
+            return 0
+        counted = await self._snapshot_count(ctx, board, snap, score, inclusive)
+        return snap.overlay.count_above(counted, score, inclusive=inclusive) if snap.overlay is not None else counted
+
+    async def _snapshot_count(
+        self, ctx: TenantContext, board: Board, snap: SnapshotVersion, score: Decimal, inclusive: bool
+    ) -> int:
+        """The snapshot rows above `score` (or on it): a prefix of the board, ranks 1..n."""
+
+        def above(entry: RankedEntry) -> bool:
+            return entry.score > score or (inclusive and entry.score == score)
+
+        if snap.ranked == 0:
+            return 0
+        head = snap.head_range(1, min(len(snap.head), snap.ranked)) or []
+        if head and (not above(head[-1]) or len(head) == snap.ranked):
+            return sum(1 for e in head if above(e))
+        if snap.fence_ranks is None:  # a version built before fences: a search by rank, one row a step
+            lo, hi = 0, snap.ranked  # row lo is above (or lo is 0); rows past hi are not
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                rows = await self._snapshot_rows(ctx, board, snap, mid, mid)
+                lo, hi = (mid, hi) if rows and above(rows[0]) else (lo, mid - 1)
+            return lo
+        # A key no member has: before every member on `score`, or after them all when `inclusive`.
+        bound = (score.copy_negate(), *(_AFTER_ANY if inclusive else _BEFORE_ANY))
+        return await self.live.ahead(ctx.community_id, board, snap, bound)
 
     async def snapshot_info(self, ctx: TenantContext, board: Board) -> SnapshotInfo:
         snap = await self._pinned(ctx, board)

@@ -52,6 +52,7 @@ class LiveChanges:
         self.cql = cql
         self.t = t
         self._boards: dict[tuple[int, Board, int], _Board] = {}
+        self._fence_keys: dict[tuple[int, Board, int], asyncio.Future[list[Key]]] = {}
         self._gate = asyncio.Semaphore(READ_CONCURRENCY)
 
     async def lay_over(self, community_id: int, board: Board, snap: SnapshotVersion) -> SnapshotVersion:
@@ -82,7 +83,7 @@ class LiveChanges:
             return snap
         if changed or state.overlay is None:
             if changed and state.fence_keys is None:
-                state.fence_keys = await self._fences(community_id, board, snap)
+                state.fence_keys = await self.fence_keys(community_id, board, snap)
             placed = await self._place(community_id, board, snap, state, {p: row for p, (_, row) in changed.items()})
             state.changes.update(placed)
             state.placed_from.update({p: stamp for p, (stamp, _) in changed.items()})
@@ -97,6 +98,27 @@ class LiveChanges:
         """Drop what was placed in the board's versions older than `version` (no reader is on them)."""
         for key in [k for k in self._boards if k[:2] == (community_id, board) and k[2] < version]:
             del self._boards[key]
+        for key in [k for k in self._fence_keys if k[:2] == (community_id, board) and k[2] < version]:
+            del self._fence_keys[key]
+
+    async def fence_keys(self, community_id: int, board: Board, snap: SnapshotVersion) -> list[Key]:
+        """The version's fence keys, read once per version by this process (for placing changes and for
+        counting the members above a score)."""
+        key = (community_id, board, snap.version)
+        held = self._fence_keys.get(key)
+        if held is None:
+            held = self._fence_keys[key] = asyncio.ensure_future(self._fences(community_id, board, snap))
+            held.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.shield(held)  # a request cancelled meanwhile leaves the read to the others
+        except Exception:
+            if self._fence_keys.get(key) is held:
+                del self._fence_keys[key]  # the next reader tries again
+            raise
+
+    async def ahead(self, community_id: int, board: Board, snap: SnapshotVersion, key: Key) -> int:
+        """How many snapshot rows have a smaller key than `key` (any key, a member's or not)."""
+        return await self._ahead(community_id, board, snap, await self.fence_keys(community_id, board, snap), key)
 
     async def _fences(self, community_id: int, board: Board, snap: SnapshotVersion) -> list[Key]:
         rows = await self.cql.execute(

@@ -53,6 +53,7 @@ class Overlay:
         self._old_set = frozenset(self._old)
         ranked_now = sorted((c for c in self.changed.values() if c.key is not None), key=_key)
         self._ahead = [c.ahead for c in ranked_now]
+        self._neg_scores = [_key(c)[0] for c in ranked_now]  # ascending with the keys
         self.ranked = snapshot_ranked - len(self._old) + len(ranked_now)
         # Ranks now of the changed members, increasing with their keys.
         self._ranks = [1 + c.ahead - bisect_right(self._old, c.ahead) + i for i, c in enumerate(ranked_now)]
@@ -68,6 +69,13 @@ class Overlay:
     def rank_of(self, snapshot_rank: int) -> int:
         """The rank now of the unchanged member at `snapshot_rank` (non-decreasing in it for any rank)."""
         return snapshot_rank - bisect_left(self._old, snapshot_rank) + bisect_left(self._ahead, snapshot_rank)
+
+    def count_above(self, snapshot_count: int, score: Decimal, *, inclusive: bool) -> int:
+        """The members above `score` (or on it, `inclusive`) now, from `snapshot_count`, the snapshot rows
+        above it (ranks 1..snapshot_count): less the changed members among those, plus those above it now."""
+        neg = score.copy_negate()
+        now = bisect_right(self._neg_scores, neg) if inclusive else bisect_left(self._neg_scores, neg)
+        return snapshot_count - bisect_right(self._old, snapshot_count) + now
 
     def is_unchanged(self, row: RankedEntry) -> bool:
         return row.rank not in self._old_set and row.profile_id not in self.changed

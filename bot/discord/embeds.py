@@ -9,8 +9,17 @@ from datetime import UTC, datetime
 import nextcord
 from nextcord.utils import escape_markdown
 
-from bot.domain.formatting import TIER_EMOJI, bgt, rank_label, score_short
-from bot.domain.records import LeaderboardEntry, LeaderboardPage, PositionData, ThresholdData, WaitlistEntry
+from bot.domain.formatting import TIER_EMOJI, bgt, rank_label, score_short, whole
+from bot.domain.progression import TIER_NAMES
+from bot.domain.records import (
+    LeaderboardEntry,
+    LeaderboardPage,
+    PositionData,
+    ThresholdData,
+    TierBoard,
+    TierEntry,
+    WaitlistEntry,
+)
 
 GOLD = 0xD4AF37
 SILVER = 0xC0C0C0
@@ -149,4 +158,27 @@ def leaderboard_embed(page: LeaderboardPage, caller: LeaderboardEntry | None) ->
         )
         embed.add_field(name="📍 Your Position", value=value, inline=False)
     embed.set_footer(text=f"Rankings based on {label} score • Page {page.page}/{page.pages}")
+    return embed
+
+
+def _progress(entry: TierEntry) -> str:
+    """`Fremen → Stillsuit (5 BGT away)`: the distance rounded for privacy, no conviction shown."""
+    return f"{TIER_NAMES[entry.tier]} → {TIER_NAMES[entry.next_tier]} ({whole(entry.distance)} BGT away)"
+
+
+def tier_board_embed(board: TierBoard) -> nextcord.Embed:
+    """/leaderboard tiers (docs/domain.md, "/leaderboard tiers")."""
+    embed = nextcord.Embed(title="🏆 Tier Progression Leaderboard", colour=GOLD, timestamp=_now())
+    if not board.entries:
+        embed.description = (
+            "No tier progression data available.\nTier leaderboard excludes Fedaykin and Naib (rank-based tiers)."
+        )
+        return embed
+    embed.description = "Members closest to their next tier promotion"
+    blocks = [f"{rank_label(e.rank)} **{_name(e.name)}**\n   {_progress(e)}" for e in board.entries]
+    embed.add_field(name="Top Progressors", value=_fit(blocks, "\n\n", FIELD_LIMIT), inline=False)
+    caller = board.caller
+    if caller is not None and all(e.rank != caller.rank for e in board.entries):
+        embed.add_field(name="Your Position", value=f"**Rank {caller.rank}**\n{_progress(caller)}", inline=False)
+    embed.set_footer(text="Excludes Fedaykin and Naib (rank-based tiers) • BGT values rounded for privacy")
     return embed

@@ -65,6 +65,11 @@ def bgt(value: Decimal) -> str:
     return _fitted(f"{_round(value, 6):.6f}", value)
 
 
+def whole(value: Decimal) -> str:
+    """Rounded to a whole number, thousands separated by commas, no point: 99.5 → `100`, 1234.5 → `1,235`."""
+    return _fitted(f"{_round(value, 0):,f}", value)
+
+
 def tier(rank: int) -> Tier:
     if rank <= 10:
         return "diamond"

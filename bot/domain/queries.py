@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from backends.protocol import Board, TenantContext
 from bot.domain import messages
-from bot.domain.records import LeaderboardView, PositionData, ThresholdView
+from bot.domain.records import LeaderboardView, PositionData, ThresholdView, TierBoard
 from bot.domain.service import HotPathService
 
 WAITLIST_SHOWN = 5  # the head of the waiting pool /threshold lists
 PAGE_SIZE = 10  # leaderboard entries a Discord page shows
+TIER_BOARD_SHOWN = 10  # the tier progression board has no pages
 
 
 class Refused(Exception):
@@ -66,5 +67,12 @@ def leaderboard(board: Board, page: int) -> Query[LeaderboardView]:
     return Query(board, read)
 
 
+async def _tiers(service: HotPathService, ctx: TenantContext) -> TierBoard:
+    assert ctx.user_id is not None
+    profile = await service.get_profile_for_user(ctx, ctx.user_id)
+    return await service.get_tier_board(ctx, profile.profile_id if profile else None, TIER_BOARD_SHOWN)
+
+
 POSITION: Query[PositionData] = Query("conviction", _position)
 THRESHOLD: Query[ThresholdView] = Query("conviction", _threshold)
+TIERS: Query[TierBoard] = Query("conviction", _tiers)

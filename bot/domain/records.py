@@ -10,6 +10,7 @@ from uuid import UUID
 
 from backends.protocol import Board
 from bot.domain.formatting import Tier
+from bot.domain.progression import ProgressionTier
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,29 @@ class LeaderboardPage:
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.page_size))
+
+
+@dataclass(frozen=True)
+class TierEntry:
+    """One member of the tier progression board: their tier, the next one and the distance to it."""
+
+    rank: int
+    profile_id: UUID
+    name: str
+    conviction: Decimal
+    tier: ProgressionTier
+    next_tier: ProgressionTier
+    distance: Decimal
+
+
+@dataclass(frozen=True)
+class TierBoard:
+    """What /leaderboard tiers shows: the board's first entries, the caller's own entry (None: not on the
+    board) and how many members the board holds."""
+
+    entries: list[TierEntry]
+    caller: TierEntry | None
+    total: int
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from backends.protocol import (
 )
 from bot.domain.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
 from bot.domain.formatting import display_name, tier
+from bot.domain.progression import BAND_TIERS, Band, band_of, bands
 from bot.domain.records import (
     Eligibility,
     EligibilityRule,
@@ -34,6 +35,8 @@ from bot.domain.records import (
     LeaderboardPage,
     PositionData,
     ThresholdData,
+    TierBoard,
+    TierEntry,
     WaitlistEntry,
 )
 
@@ -203,6 +206,58 @@ class HotPathService:
         row = await self.backend.get_rank(ctx, board, profile_id)
         return _entry(row) if row else None
 
+    async def get_tier_board(self, ctx: TenantContext, profile_id: UUID | None, limit: int = 10) -> TierBoard:
+        """The tier progression board's first `limit` entries and the caller's own entry when they are on it
+        (docs/domain.md, "Tier progression"): each band's first `limit` members, merged by (distance, rank)."""
+        found = await self._tier_bands(ctx)
+        heads: list[tuple[Decimal, int, Band, RankedEntry]] = []
+        for band in found:
+            shown = min(limit, band.size)
+            if shown > 0:
+                rows = await self.backend.get_range(ctx, "conviction", band.after + 1, band.after + shown)
+                heads += [(band.distance(row.score), row.rank, band, row) for row in rows]
+        heads.sort(key=lambda head: (head[0], head[1]))
+        entries = [_tier_entry(i, band, row) for i, (_, _, band, row) in enumerate(heads[:limit], start=1)]
+        caller = None
+        if profile_id is not None:
+            caller = next((e for e in entries if e.profile_id == profile_id), None)
+            if caller is None:
+                caller = await self._tier_entry_of(ctx, found, profile_id)
+        return TierBoard(entries, caller, sum(band.size for band in found))
+
+    async def _tier_bands(self, ctx: TenantContext) -> list[Band]:
+        fedaykin = _settings(ctx).fedaykin
+        ranked = await self.backend.count_ranked(ctx, "conviction")
+        if ranked <= fedaykin:
+            return []  # everyone ranked holds a rank tier
+        at_or_above = {}
+        for _, _, _, threshold in BAND_TIERS:
+            at_or_above[threshold] = await self.backend.count_above(ctx, "conviction", threshold, inclusive=True)
+        return bands(fedaykin, ranked, at_or_above)
+
+    async def _tier_entry_of(self, ctx: TenantContext, found: list[Band], profile_id: UUID) -> TierEntry | None:
+        """The member's entry on the tier board, ranked 1 + the members before them in (distance, rank) order:
+        in their own band those of a lower rank, in another band those within their distance of its next
+        threshold."""
+        me = await self.backend.get_rank(ctx, "conviction", profile_id)
+        band = band_of(found, me.rank) if me is not None else None
+        if me is None or band is None:
+            return None
+        distance = band.distance(me.score)
+        ahead = me.rank - band.after - 1
+        for other in found:
+            if other is band or other.size == 0:
+                continue
+            # Equal distances across bands are different scores: the higher band's member ranks first.
+            inclusive = other.threshold > band.threshold
+            bound = subtract(other.threshold, distance)
+            if bound < other.floor:
+                ahead += other.size
+            elif bound < other.threshold:
+                counted = await self.backend.count_above(ctx, "conviction", bound, inclusive=inclusive)
+                ahead += min(max(counted, other.after), other.last) - other.after
+        return _tier_entry(1 + ahead, band, me)
+
     async def check_eligibility(self, ctx: TenantContext, profile_id: UUID, rule: EligibilityRule) -> Eligibility:
         cached = self._eligibility_cache.get(ctx.community_id, profile_id, rule.rule_id)
         if cached is None:
@@ -248,6 +303,18 @@ def _settings(ctx: TenantContext) -> Community:
 
 def _by_rank(rows: Sequence[RankedEntry]) -> dict[int, RankedEntry]:
     return {row.rank: row for row in rows}
+
+
+def _tier_entry(rank: int, band: Band, row: RankedEntry) -> TierEntry:
+    return TierEntry(
+        rank=rank,
+        profile_id=row.profile_id,
+        name=display_name(row.nym, row.wallet_address),
+        conviction=row.score,
+        tier=band.tier,
+        next_tier=band.next_tier,
+        distance=band.distance(row.score),
+    )
 
 
 def _entry(row: RankedEntry) -> LeaderboardEntry:

@@ -1,4 +1,5 @@
-"""Compares what two backends answer for a community: thresholds, waitlists, pages and positions.
+"""Compares what two backends answer for a community: thresholds, waitlists, pages, the tier progression
+board and positions.
 
 Members are walked in profile id order, a page at a time, and each difference is handed on as it is
 found: memory does not grow with the community (nor with the number of differences).
@@ -149,6 +150,7 @@ async def compare_each(
                 await expected.get_leaderboard(ctx_e, board, page, PAGE_SIZE),
                 await actual.get_leaderboard(ctx_a, board, page, PAGE_SIZE),
             )
+    check("tier board", await expected.get_tier_board(ctx_e, None), await actual.get_tier_board(ctx_a, None))
     assert ctx_a.community is not None
     chunk: list[UUID] = []
     async for pid in _spread(profile_ids, members, sample):

@@ -21,7 +21,13 @@ from tests.conftest import SpareNode
 from tests.emulator import DiscordEmulator
 
 GUILDS = 6
-COMMANDS = [("position", ()), ("threshold", ()), ("leaderboard", ("conviction",)), ("leaderboard", ("activity",))]
+COMMANDS = [
+    ("position", ()),
+    ("threshold", ()),
+    ("leaderboard", ("conviction",)),
+    ("leaderboard", ("activity",)),
+    ("leaderboard", ("tiers",)),
+]
 
 
 @pytest.fixture

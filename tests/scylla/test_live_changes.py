@@ -102,6 +102,13 @@ async def _answers(service: HotPathService, ctx: TenantContext, ids: list[UUID])
         answers[f"{board} neighbours"] = [await service.backend.get_neighbours(ctx, board, pid) for pid in ids]
         answers[f"{board} ranks"] = [await service.backend.get_rank(ctx, board, pid) for pid in ids]
     answers["positions"] = [await service.get_position(ctx, pid) for pid in ids]
+    top = answers["conviction pages"][0]
+    for score in [D(0), D(1), D(2), D(100), D(500), D(1000), *(e.score for e in top)]:
+        for inclusive in (False, True):
+            answers[f"above {score} {inclusive}"] = await service.backend.count_above(
+                ctx, "conviction", score, inclusive=inclusive
+            )
+    answers["tiers"] = [await service.get_tier_board(ctx, pid, limit=5) for pid in ids[:30]]
     return answers
 
 

@@ -86,6 +86,11 @@ def test_ranks_ranges_and_neighbours_match_the_board_sorted_again(shape: str, se
         span = overlay.snapshot_span(first, last)
         rows = snapshot[span[0] - 1 : span[1]] if span else []
         assert overlay.place(rows, first, last) == board[first - 1 : last]
+    for bound in {Decimal(0), Decimal(2), *(rnd.choice(snapshot + board).score for _ in range(5) if snapshot + board)}:
+        for inclusive in (False, True):
+            in_snapshot = sum(1 for e in snapshot if e.score > bound or (inclusive and e.score == bound))
+            now_count = sum(1 for e in board if e.score > bound or (inclusive and e.score == bound))
+            assert overlay.count_above(in_snapshot, bound, inclusive=inclusive) == now_count
 
 
 def test_the_fences_name_the_rows_to_read() -> None:
