@@ -61,8 +61,12 @@ class CommunityWrites:
             return await raise_copy_floor(conn, community.community_id)
 
     async def remove_member(self, community_id: int, discord_user_id: int) -> tuple[UUID, FloorMove] | None:
-        """Delete a member (and their scores); return their profile id and how the copy floor moved."""
+        """Delete a member (and their scores); return their profile id and how the copy floor moved.
+
+        The community row is locked first, as every score write locks it: a writer holding it may rely
+        on its members staying (`backends.postgres.score_writes`)."""
         async with pooled(self._pool) as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM communities WHERE community_id = %s FOR UPDATE", (community_id,))
             cur = await conn.execute(
                 "DELETE FROM profiles WHERE community_id = %s AND discord_user_id = %s RETURNING profile_id",
                 (community_id, discord_user_id),

@@ -114,7 +114,7 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
     row = await cur.fetchone()
     if row is None:
         raise NotConfigured(f"community {community_id} is not configured")
-    cur = await conn.execute(_LOCK_MEMBERS.format(source=relation), params)
+    cur = await conn.execute(_STRANGERS.format(source=relation), params)
     strangers = await cur.fetchall()
     if strangers:
         named = ", ".join(str(r["profile_id"]) for r in strangers[:20])
@@ -133,16 +133,13 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
     return int(done["version"] if done["version"] is not None else row["score_version"])
 
 
-# Locks the named members' profiles (a member removed meanwhile cannot lose the race) and returns those
-# that are not members of the community.
-_LOCK_MEMBERS = sql.SQL(
+# The named profiles that are not members of the community. No member can be removed meanwhile: removal
+# locks the community row first (`CommunityWrites.remove_member`), which the caller holds.
+_STRANGERS = sql.SQL(
     """
-WITH wanted AS MATERIALIZED (SELECT DISTINCT profile_id FROM ({source}) s),
-locked AS MATERIALIZED (
-    SELECT p.profile_id FROM profiles p JOIN wanted USING (profile_id)
-     WHERE p.community_id = %(c)s ORDER BY p.profile_id FOR UPDATE OF p)
+WITH wanted AS MATERIALIZED (SELECT DISTINCT profile_id FROM ({source}) s)
 SELECT w.profile_id, count(*) OVER () AS total FROM wanted w
- WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.profile_id = w.profile_id)
+ WHERE NOT EXISTS (SELECT 1 FROM profiles p WHERE p.profile_id = w.profile_id AND p.community_id = %(c)s)
  ORDER BY w.profile_id
 """
 )

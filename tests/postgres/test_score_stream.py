@@ -157,3 +157,28 @@ async def test_staging_a_long_stream_holds_back_no_other_write(
     versions = await big
     assert versions[new_guild_id] == small[new_guild_id] + 1
     assert (await backend.get_scores(ctx, [ids[0]]))[ids[0]].conviction == 1001  # applied after the small write
+
+
+async def test_a_member_removed_while_a_stream_is_staged_refuses_it_whole(
+    pool: AsyncConnectionPool[Any], new_guild_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(score_writes, "STAGE_FROM", 0)
+    backend, ids = await _community(pool, new_guild_id)
+    halfway, go_on = asyncio.Event(), asyncio.Event()
+
+    async def stream() -> AsyncIterator[tuple[int, list[ScoreUpdate]]]:
+        yield new_guild_id, [ScoreUpdate(pid, "conviction", Decimal(1000), "token_hold") for pid in ids]
+        halfway.set()
+        await go_on.wait()
+        yield new_guild_id, []
+
+    big = asyncio.create_task(backend.apply_score_batches(stream()))
+    await halfway.wait()
+    removed = await asyncio.wait_for(app(pool).community_writes().remove_member(new_guild_id, 1), timeout=30)
+    assert removed is not None and removed[0] == ids[0]
+    go_on.set()
+    with pytest.raises(InvalidInput, match=str(ids[0])):
+        await big
+    assert {s.conviction for s in (await backend.get_scores(TenantContext(new_guild_id), ids[1:])).values()} == {
+        Decimal(i) for i in range(1, MEMBERS)
+    }
