@@ -81,7 +81,7 @@ async def timed(
     return out, False
 
 
-OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page")
+OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page", "tiers")
 
 
 async def measure_service(
@@ -117,6 +117,8 @@ async def measure_service(
         "mid_page": lambda i: service.get_leaderboard(ctx(i), "conviction", max(1, (pages + 1) // 2 - 5 + i % 10)),
         # the last ten pages of the board, in turn
         "deep_page": lambda i: service.get_leaderboard(ctx(i), "conviction", max(1, pages - i % 10)),
+        # /leaderboard tiers: the board's first ten and the caller's own entry
+        "tiers": lambda i: service.get_tier_board(ctx(i), sample.profile_ids[i % n]),
     }
     results: dict[str, Any] = {}
     raw: dict[str, list[float]] = {}

@@ -18,6 +18,7 @@ OP_LABELS = {
     "mid_page": "leaderboard middle page (10 pages around the middle)",
     "deep_page": "leaderboard deep page (last 10 pages)",
     "context": "tenant context (`open_context`)",
+    "tiers": "tier progression board and the caller's entry (`get_tier_board`)",
 }
 LEGACY_LABELS = {
     "scan_position": "legacy position: `ORDER BY conviction DESC`, scanned in Python until found",
