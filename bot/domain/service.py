@@ -284,10 +284,13 @@ class HotPathService:
             )
         caller_rank = None
         if profile_id is not None and all(e.profile_id != profile_id for e in entries):
-            held = await self.backend.get_badge_count(ctx, profile_id)
-            if held > 0:
-                caller_rank = badge_rank(await self.backend.count_badge_holders_above(ctx, held))
+            caller_rank = await self.get_badge_rank(ctx, profile_id)
         return BadgeBoard(entries, caller_rank, facts.members)
+
+    async def get_badge_rank(self, ctx: TenantContext, profile_id: UUID) -> int | None:
+        """The member's rank on the badge board (1 + the members holding more), None when they hold none."""
+        held = await self.backend.get_badge_count(ctx, profile_id)
+        return badge_rank(await self.backend.count_badge_holders_above(ctx, held)) if held > 0 else None
 
     async def _progression_tiers(self, ctx: TenantContext, ids: list[UUID]) -> dict[UUID, ProgressionTier]:
         """Each member's progression tier: `naib` at positions 1..N, `fedaykin` at 1..F, else by conviction.
