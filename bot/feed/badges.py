@@ -21,7 +21,7 @@ from backends.protocol import (
 )
 from bot.domain import inputs
 from bot.feed.apply import ItemProblem, MemberDirectory
-from bot.feed.items import FeedItemError, _digits
+from bot.feed.items import FeedItemError, id_digits
 from bot.replication.writes import ScoreWriter
 
 FIELDS = ("member", "action", "type", "reason")
@@ -44,7 +44,7 @@ def parse_member(raw: Any) -> tuple[int | None, str | None]:
     """(Discord id, None) or (None, wallet); ValueError when it is neither."""
     if isinstance(raw, str) and raw[:2].lower() == "0x":
         return None, inputs.wallet(raw, "member")
-    return inputs.discord_id(_digits(raw, "member"), "member"), None
+    return inputs.discord_id(id_digits(raw, "member"), "member"), None
 
 
 def parse_badge_item(raw: Any) -> BadgeItem:
