@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 from uuid import UUID
 
-from backends.protocol import Backend, Community, MemberState, ScoreEvent
+from backends.protocol import Backend, BadgeFacts, Community, MemberState, ScoreEvent
 
 BackfillPhase = Literal["running", "complete"]
 
@@ -45,6 +45,20 @@ class SourceView(Protocol):
     async def member_states_after(self, community_id: int, after: UUID | None, limit: int) -> list[MemberState]:
         """The next `limit` members in profile id order: a resumable walk over a community."""
 
+    async def badge_histogram(self, community_id: int) -> dict[int, int]:
+        """How many members hold each count of badges (1..12; counts nobody holds are left out)."""
+
+    async def badge_facts(self, community_id: int) -> BadgeFacts: ...
+
+
+@dataclass(frozen=True)
+class BadgeMove:
+    """A write changed the member's badge count; before it they held `held_before`."""
+
+    community_id: int
+    profile_id: UUID
+    held_before: int
+
 
 class OutboxBatch(SourceView, Protocol):
     """Claimed outbox events (oldest first), with the view they were claimed in.
@@ -53,6 +67,7 @@ class OutboxBatch(SourceView, Protocol):
     """
 
     events: Sequence[tuple[int, ScoreEvent]]
+    badge_moves: Sequence[BadgeMove]
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,19 @@ class Replica(Protocol):
 
     async def remove_member(self, community_id: int, discord_user_id: int, version: int) -> UUID | None:
         """Remove a member deleted from the source at `version`; return their profile id if the copy had them."""
+
+    async def put_badge_counts(
+        self,
+        community_id: int,
+        histogram: dict[int, int],
+        facts: BadgeFacts,
+        version: int,
+        cleared: Sequence[tuple[MemberState, int]] = (),
+    ) -> None:
+        """The community's badge histogram (members per count of badges held), member count and launch at
+        `version`, from the same view as the states stored with it. A member's own count travels in their
+        state (`MemberState.badges`, listed on the board by `put_states`); `cleared` names the board places
+        (member, count) members held before this write, which they hold no more."""
 
     async def put_score_version(self, community_id: int, version: int) -> None: ...
 

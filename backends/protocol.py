@@ -177,12 +177,89 @@ class ScoreUpdate:
 
 @dataclass(frozen=True)
 class MemberState:
-    """A member's full state at one score version: what a copy of the source of truth stores."""
+    """A member's full state at one score version: what a copy of the source of truth stores (`badges`:
+    how many badges the member holds)."""
 
     profile: Profile
     conviction: Decimal
     activity: Decimal
     updated_at: datetime
+    badges: int = 0
+
+
+# The badge types (docs/domain.md, "Badges"); any other is refused, so a typo cannot start a new badge.
+BADGE_TYPES: tuple[str, ...] = (
+    "og",
+    "veteran",
+    "elder",
+    "naib_ascended",
+    "fedaykin_initiated",
+    "usul_ascended",
+    "first_maker",
+    "desert_active",
+    "sietch_engaged",
+    "water_sharer",
+    "former_naib",
+    "founding_naib",
+)
+MAX_BADGE_REASON = 200
+
+BadgeAction = Literal["award", "revoke"]
+BADGE_ACTIONS: tuple[BadgeAction, ...] = ("award", "revoke")
+
+
+@dataclass(frozen=True)
+class BadgeChange:
+    """An award or a revocation of one badge type for one member (docs/domain.md, "Badges")."""
+
+    profile_id: UUID
+    action: BadgeAction
+    badge_type: str
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in BADGE_ACTIONS:
+            raise InvalidInput(f"unknown badge action {self.action!r} (award or revoke)")
+        problem = badge_type_problem(self.badge_type) or badge_reason_problem(self.reason)
+        if problem:
+            raise InvalidInput(problem)
+
+
+def badge_type_problem(badge_type: str) -> str | None:
+    """None when the type is one of BADGE_TYPES, else what is wrong with it."""
+    if badge_type in BADGE_TYPES:
+        return None
+    return f"unknown badge type {badge_type!r} (one of: {', '.join(BADGE_TYPES)})"
+
+
+def badge_reason_problem(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    if "\n" in reason or "\r" in reason:
+        return "a badge reason is one line"
+    if len(reason) > MAX_BADGE_REASON:
+        return f"a badge reason is at most {MAX_BADGE_REASON} characters, got {len(reason)}"
+    return None
+
+
+@dataclass(frozen=True)
+class BadgeEntry:
+    """A member holding badges, as the badge board lists them: `held` badges not revoked."""
+
+    profile_id: UUID
+    joined_at: datetime
+    held: int
+    nym: str | None = None
+    wallet_address: str | None = None
+
+
+@dataclass(frozen=True)
+class BadgeFacts:
+    """What the badge board says of its community: every member, and its launch (the earliest `joined_at`
+    it ever had; None before its first member)."""
+
+    members: int
+    launched_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -273,6 +350,17 @@ class Backend(Protocol):
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Rebuild what the board is read from; return the number of ranked entries."""
 
+    async def get_badge_board(self, ctx: TenantContext, limit: int) -> list[BadgeEntry]:
+        """The first `limit` members holding a badge: most badges first, then `joined_at`, then profile id."""
+
+    async def get_badge_count(self, ctx: TenantContext, profile_id: UUID) -> int:
+        """The badges the member holds (0 for a member with none, or no member)."""
+
+    async def count_badge_holders_above(self, ctx: TenantContext, held: int) -> int:
+        """The members holding more than `held` badges."""
+
+    async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts: ...
+
 
 @runtime_checkable
 class ScoreSource(Protocol):
@@ -289,6 +377,25 @@ class ScoreSource(Protocol):
     async def apply_score_batches(self, batches: ScoreBatches, *, enqueue: bool | None = None) -> dict[int, int]:
         """`apply_score_updates` of every (community id, updates) batch, read lazily one after another, in
         one transaction; returns each community's new score version."""
+
+
+@dataclass(frozen=True)
+class BadgeOutcome:
+    """What a list of badge changes did: the community's score version after it, and for each change
+    whether it changed anything (an award of a held type, a revocation of one not held: no)."""
+
+    score_version: int
+    changed: list[bool]
+
+
+@runtime_checkable
+class BadgeSource(Protocol):
+    """The store badge changes are applied to first: the source of truth."""
+
+    async def apply_badge_changes(
+        self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None
+    ) -> BadgeOutcome:
+        """Apply the changes in order, all or none; `enqueue` as for score updates."""
 
 
 # Score updates by community, from a list or from a stream read while the writes go on.

@@ -1,5 +1,6 @@
 """/leaderboard conviction|activity [page]: a public board page with previous/next buttons; /leaderboard
-tiers: the tier progression board (no pages), routed with the other boards under `leaderboard`.
+tiers: the tier progression board, and /leaderboard badges: the badge board (neither has pages), routed with
+the other boards under `leaderboard`.
 
 The buttons carry board, page and owner in their custom id (`lb:<board>:<page>:<owner>`), so a click
 is served by the listener below even after a restart; only the member who opened the board may page it.
@@ -14,7 +15,7 @@ from nextcord.ext import commands
 
 from backends.protocol import BOARDS, Board
 from bot.discord.dispatch import CommandDispatcher
-from bot.discord.embeds import error_embed, leaderboard_embed, tier_board_embed
+from bot.discord.embeds import badge_board_embed, error_embed, leaderboard_embed, tier_board_embed
 from bot.discord.extensions import CogDependencies
 from bot.domain import messages, queries
 from bot.domain.records import LeaderboardPage
@@ -88,6 +89,12 @@ class LeaderboardCog(commands.Cog):
         async with self.dispatcher.command(interaction, "leaderboard", ephemeral=False) as call:
             board = await call.serve(queries.TIERS)
             await call.reply(tier_board_embed(board))
+
+    @leaderboard.subcommand(name="badges", description="Ranked by badges held")
+    async def badges(self, interaction: nextcord.Interaction[Any]) -> None:
+        async with self.dispatcher.command(interaction, "leaderboard", ephemeral=False) as call:
+            board = await call.serve(queries.BADGES)
+            await call.reply(badge_board_embed(board))
 
     async def show(
         self, interaction: nextcord.Interaction[Any], board: Board, page: int, *, update: bool = False

@@ -18,6 +18,8 @@ from uuid import UUID
 from backends.memory.replica import MemoryReplica, Snapshot, as_utc
 from backends.protocol import (
     BOARDS,
+    BadgeEntry,
+    BadgeFacts,
     Board,
     Community,
     EligibilityResult,
@@ -158,6 +160,20 @@ class MemoryBackend:
         ranked = self.replica.rebuild_board(ctx.community_id, board)
         ctx.pins.pop(_Pin(self, board), None)  # the request that rebuilt the board reads what it built
         return ranked
+
+    async def get_badge_board(self, ctx: TenantContext, limit: int) -> list[BadgeEntry]:
+        return self.replica.badge_holders(ctx.community_id)[: max(limit, 0)]
+
+    async def get_badge_count(self, ctx: TenantContext, profile_id: UUID) -> int:
+        state = self.replica.state(ctx.community_id, profile_id)
+        return 0 if state is None else state.badges
+
+    async def count_badge_holders_above(self, ctx: TenantContext, held: int) -> int:
+        histogram, _ = self.replica.badge_counts(ctx.community_id)
+        return sum(members for count, members in histogram.items() if count > held)
+
+    async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
+        return self.replica.badge_counts(ctx.community_id)[1]
 
 
 if TYPE_CHECKING:

@@ -17,7 +17,18 @@ from types import MappingProxyType
 from uuid import UUID
 
 from backends.copies import BackfillState
-from backends.protocol import BOARDS, Board, Community, InvalidInput, MemberState, RankedEntry, ScoreEvent, utcnow
+from backends.protocol import (
+    BOARDS,
+    BadgeEntry,
+    BadgeFacts,
+    Board,
+    Community,
+    InvalidInput,
+    MemberState,
+    RankedEntry,
+    ScoreEvent,
+    utcnow,
+)
 
 HISTORY_TTL_SECONDS = 90 * 24 * 3600  # the Scylla score_history table's default_time_to_live
 
@@ -93,6 +104,7 @@ class MemoryReplica:
         self._history: dict[tuple[int, UUID], dict[int, tuple[float, ScoreEvent]]] = {}
         self._backfill: dict[int, BackfillState] = {}
         self._snapshots: dict[tuple[int, Board], Snapshot] = {}
+        self._badge_counts: dict[int, _Stamped[tuple[dict[int, int], BadgeFacts]]] = {}
 
     # --- reads of the copy (MemoryBackend's) --------------------------------------------------------
 
@@ -110,6 +122,20 @@ class MemoryReplica:
 
     def snapshot(self, community_id: int, board: Board) -> Snapshot | None:
         return self._snapshots.get((community_id, board))
+
+    def badge_holders(self, community_id: int) -> list[BadgeEntry]:
+        """Every member holding a badge, in badge board order (as the Scylla copy's board partition)."""
+        held = [s.value for s in self._states.get(community_id, {}).values() if s.value is not None and s.value.badges]
+        return [
+            BadgeEntry(s.profile.profile_id, s.profile.joined_at, s.badges, s.profile.nym, s.profile.wallet_address)
+            for s in sorted(held, key=lambda s: (-s.badges, s.profile.joined_at, s.profile.profile_id.int))
+        ]
+
+    def badge_counts(self, community_id: int) -> tuple[dict[int, int], BadgeFacts]:
+        stamped = self._badge_counts.get(community_id)
+        if stamped is None or stamped.value is None:
+            return {}, BadgeFacts(0, None)
+        return stamped.value
 
     # --- Replica ------------------------------------------------------------------------------------
 
@@ -152,6 +178,18 @@ class MemoryReplica:
         _write(self._states.setdefault(community_id, {}), profile_id, version, None)
         _write(self._users.setdefault(community_id, {}), discord_user_id, version, None)
         return profile_id
+
+    async def put_badge_counts(
+        self,
+        community_id: int,
+        histogram: dict[int, int],
+        facts: BadgeFacts,
+        version: int,
+        cleared: Sequence[tuple[MemberState, int]] = (),
+    ) -> None:
+        """The board is read from the members' states here, so nothing is left to clear."""
+        launched = None if facts.launched_at is None else as_utc(facts.launched_at)
+        _write(self._badge_counts, community_id, version, (dict(histogram), BadgeFacts(facts.members, launched)))
 
     async def put_score_version(self, community_id: int, version: int) -> None:
         self._versions[community_id] = max(version, self._versions.get(community_id, version))

@@ -12,10 +12,15 @@ from uuid import UUID
 
 from psycopg import sql
 
+from backends.postgres import badges
 from backends.postgres.pool import Connection, Pool, fetch_community, pooled
 from backends.postgres.score_writes import apply_score_stream
 from backends.protocol import (
     BOARDS,
+    BadgeChange,
+    BadgeEntry,
+    BadgeFacts,
+    BadgeOutcome,
     Board,
     Community,
     EligibilityResult,
@@ -321,3 +326,28 @@ class PostgresBackend:
                 (ctx.community_id, HISTORY_RETENTION),
             )
         return await self.count_ranked(ctx, board)
+
+    async def get_badge_board(self, ctx: TenantContext, limit: int) -> list[BadgeEntry]:
+        async with self.connection() as conn:
+            return await badges.badge_board(conn, ctx.community_id, limit)
+
+    async def get_badge_count(self, ctx: TenantContext, profile_id: UUID) -> int:
+        async with self.connection() as conn:
+            return await badges.badge_count(conn, ctx.community_id, profile_id)
+
+    async def count_badge_holders_above(self, ctx: TenantContext, held: int) -> int:
+        async with self.connection() as conn:
+            return await badges.holders_above(conn, ctx.community_id, held)
+
+    async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
+        async with self.connection() as conn:
+            return await badges.badge_facts(conn, ctx.community_id)
+
+    async def apply_badge_changes(
+        self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None
+    ) -> BadgeOutcome:
+        """Apply the changes in order in one transaction (all or none); each change of a member's badges
+        raises the score version once and queues the member for the copies like a score write."""
+        queue = self.outbox if enqueue is None else enqueue
+        async with self.connection() as conn, conn.transaction():
+            return await badges.apply_badge_changes(conn, ctx.community_id, changes, mirrored=not queue)

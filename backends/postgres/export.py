@@ -11,14 +11,17 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
+from backends.copies import BadgeMove
+from backends.postgres.badges import badge_facts, badge_histogram
 from backends.postgres.pool import Pool, fetch_community, pooled
-from backends.protocol import Community, MemberState, Profile, ScoreEvent
+from backends.protocol import BadgeFacts, Community, MemberState, Profile, ScoreEvent
 
 _STATE = (
     "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
     " coalesce(s.conviction, 0) AS conviction, coalesce(s.activity, 0) AS activity,"
-    " coalesce(s.updated_at, p.joined_at) AS updated_at"
+    " coalesce(s.updated_at, p.joined_at) AS updated_at, coalesce(b.held, 0) AS badges"
     " FROM profiles p LEFT JOIN scores s ON s.profile_id = p.profile_id"
+    " LEFT JOIN badge_counts b ON b.profile_id = p.profile_id"
 )
 
 Conn = AsyncConnection[dict[str, Any]]
@@ -33,7 +36,7 @@ def _state(row: dict[str, Any]) -> MemberState:
         row["wallet_address"],
         row["nym"],
     )
-    return MemberState(profile, row["conviction"], row["activity"], row["updated_at"])
+    return MemberState(profile, row["conviction"], row["activity"], row["updated_at"], int(row["badges"]))
 
 
 async def score_version(conn: Conn, community_id: int) -> int | None:
@@ -110,13 +113,35 @@ async def claim_unmirrored(conn: Conn, limit: int) -> list[tuple[int, ScoreEvent
     ]
 
 
-async def mark_mirrored(conn: Conn, event_ids: Sequence[int]) -> None:
+async def claim_badge_events(conn: Conn, limit: int) -> list[tuple[int, BadgeMove]]:
+    """The oldest badge changes no copy has yet, as (event id, change), locked like score events."""
+    cur = await conn.execute(
+        "SELECT event_id, community_id, profile_id, held_before FROM badge_events WHERE NOT mirrored"
+        " ORDER BY event_id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit,),
+    )
+    return [
+        (r["event_id"], BadgeMove(r["community_id"], r["profile_id"], int(r["held_before"])))
+        for r in await cur.fetchall()
+    ]
+
+
+async def mark_mirrored(conn: Conn, event_ids: Sequence[int], badge_event_ids: Sequence[int] = ()) -> None:
     await conn.execute("UPDATE score_events SET mirrored = true WHERE event_id = ANY(%s)", (list(event_ids),))
+    if badge_event_ids:
+        await conn.execute("UPDATE badge_events SET mirrored = true WHERE event_id = ANY(%s)", (list(badge_event_ids),))
+
+
+# Score events and badge changes alike wait in the outbox.
+_UNMIRRORED = (
+    "(SELECT community_id, created_at FROM score_events WHERE NOT mirrored"
+    " UNION ALL SELECT community_id, created_at FROM badge_events WHERE NOT mirrored) e"
+)
 
 
 async def count_unmirrored(conn: Conn, community_id: int | None = None) -> int:
     cur = await conn.execute(
-        "SELECT count(*) AS n FROM score_events WHERE NOT mirrored AND (%s::bigint IS NULL OR community_id = %s)",
+        f"SELECT count(*) AS n FROM {_UNMIRRORED} WHERE (%s::bigint IS NULL OR community_id = %s)",
         (community_id, community_id),
     )
     row = await cur.fetchone()
@@ -126,8 +151,7 @@ async def count_unmirrored(conn: Conn, community_id: int | None = None) -> int:
 async def oldest_unmirrored(conn: Conn, community_id: int | None = None) -> datetime | None:
     """When the oldest event no copy has yet was written: the community's, or any community's."""
     cur = await conn.execute(
-        "SELECT min(created_at) AS oldest FROM score_events WHERE NOT mirrored"
-        " AND (%s::bigint IS NULL OR community_id = %s)",
+        f"SELECT min(created_at) AS oldest FROM {_UNMIRRORED} WHERE (%s::bigint IS NULL OR community_id = %s)",
         (community_id, community_id),
     )
     row = await cur.fetchone()
@@ -152,11 +176,21 @@ class _View:
     async def member_states_after(self, community_id: int, after: UUID | None, limit: int) -> list[MemberState]:
         return await member_states_after(self._conn, community_id, after, limit)
 
+    async def badge_histogram(self, community_id: int) -> dict[int, int]:
+        return await badge_histogram(self._conn, community_id)
+
+    async def badge_facts(self, community_id: int) -> BadgeFacts:
+        return await badge_facts(self._conn, community_id)
+
 
 class _Batch(_View):
-    def __init__(self, conn: Conn, events: Sequence[tuple[int, ScoreEvent]]) -> None:
+    def __init__(
+        self, conn: Conn, events: Sequence[tuple[int, ScoreEvent]], badge_events: Sequence[tuple[int, BadgeMove]]
+    ) -> None:
         super().__init__(conn)
         self.events = events
+        self.badge_moves: Sequence[BadgeMove] = [move for _, move in badge_events]
+        self.badge_event_ids = [event_id for event_id, _ in badge_events]
 
 
 class PostgresCopySource:
@@ -177,9 +211,9 @@ class PostgresCopySource:
         landed (the block exits without an error)."""
         async with pooled(self._pool) as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            batch = _Batch(conn, await claim_unmirrored(conn, limit))
+            batch = _Batch(conn, await claim_unmirrored(conn, limit), await claim_badge_events(conn, limit))
             yield batch
-            await mark_mirrored(conn, [e.event_id for _, e in batch.events])
+            await mark_mirrored(conn, [e.event_id for _, e in batch.events], batch.badge_event_ids)
 
     async def pending(self, community_id: int | None = None) -> int:
         async with pooled(self._pool) as conn:

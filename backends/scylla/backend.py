@@ -16,6 +16,8 @@ from uuid import UUID
 
 from backends.protocol import (
     BOARDS,
+    BadgeEntry,
+    BadgeFacts,
     Board,
     Community,
     EligibilityResult,
@@ -134,8 +136,8 @@ class ScyllaBackend:
         for pid in set(profile_ids):
             by_shard[score_shard(pid)].append(pid)
         query = (
-            f"SELECT profile_id, discord_user_id, wallet_address, nym, joined_at_us, conviction, activity, updated_at"
-            f" FROM {self.t.scores} WHERE community_id = ? AND shard = ? AND profile_id IN ?"
+            f"SELECT profile_id, discord_user_id, wallet_address, nym, joined_at_us, conviction, activity, updated_at,"
+            f" badges FROM {self.t.scores} WHERE community_id = ? AND shard = ? AND profile_id IN ?"
         )
         results = await asyncio.gather(
             *(self.cql.execute(query, (ctx.community_id, shard, ids)) for shard, ids in by_shard.items())
@@ -426,6 +428,19 @@ class ScyllaBackend:
         ranked = await self._rebuild_board(ctx.community_id, board)
         ctx.pins.pop(_Pin(board), None)  # the request that rebuilt the board reads what it built
         return ranked
+
+    async def get_badge_board(self, ctx: TenantContext, limit: int) -> list[BadgeEntry]:
+        return await self.replica.badges.board(ctx.community_id, limit)
+
+    async def get_badge_count(self, ctx: TenantContext, profile_id: UUID) -> int:
+        row = (await self._score_rows(ctx, [profile_id])).get(profile_id)
+        return (row.badges or 0) if row is not None else 0
+
+    async def count_badge_holders_above(self, ctx: TenantContext, held: int) -> int:
+        return await self.replica.badges.holders_above(ctx.community_id, held)
+
+    async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
+        return await self.replica.badges.facts(ctx.community_id)
 
     async def _rebuild_board(self, community_id: int, board: Board) -> int:
         ranked = await self.snapshots.rebuild(community_id, board)

@@ -93,3 +93,15 @@ class Tables:
     @property
     def backfill(self) -> str:
         return self._t("backfill_state")
+
+    @property
+    def badge_board(self) -> str:
+        return self._t("badge_board")
+
+    @property
+    def badge_histogram(self) -> str:
+        return self._t("badge_histogram")
+
+    @property
+    def badge_facts(self) -> str:
+        return self._t("badge_facts")

@@ -34,6 +34,7 @@ from bot.app.metrics_server import MetricsServer
 from bot.discord.dispatch import CommandDispatcher
 from bot.domain.service import HotPathService
 from bot.feed.apply import ScoreFeed
+from bot.feed.badges import BadgeFeed
 from bot.feed.http import FeedServer
 from bot.replication.rebuilds import SnapshotRebuilds
 from bot.replication.relay import OutboxRelay
@@ -189,6 +190,10 @@ class App:
     @property
     def score_feed(self) -> ScoreFeed:
         return self.container.score_feed()
+
+    @property
+    def badge_feed(self) -> BadgeFeed:
+        return self.container.badge_feed()
 
     @property
     def feed_server(self) -> FeedServer:

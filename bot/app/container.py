@@ -34,6 +34,7 @@ from bot.discord.pace import RequestGuard
 from bot.discord.ratelimit import RateLimiter
 from bot.domain.service import HotPathService
 from bot.feed.apply import ScoreFeed
+from bot.feed.badges import BadgeFeed
 from bot.feed.http import FeedServer
 from bot.replication.writes import ScoreWriter
 from bot.roles.alerts import AlertSender
@@ -218,10 +219,12 @@ class Application(containers.DeclarativeContainer):
         services=providers.Callable(factories.every_service, services, background_source),
         moved=role_sync.provided.schedule,
     )
+    badge_feed = providers.Singleton(BadgeFeed, ingest, writer)
     feed_server = providers.Singleton(
         FeedServer,
         score_feed,
         ingest,
+        badges=badge_feed,
         host=config.feed.host,
         port=config.feed.port,
         max_body_bytes=config.feed.max_body_bytes,

@@ -16,7 +16,7 @@ import nextcord
 from backends.protocol import BackendError
 from bot.app.app import App
 from bot.app.settings import SettingsError, load_settings
-from bot.cli import community_commands, copy_commands, flag_commands, role_commands, score_commands
+from bot.cli import badge_commands, community_commands, copy_commands, flag_commands, role_commands, score_commands
 from bot.cli.arguments import balance, role_id, snowflake
 from bot.cli.errors import CliError
 from bot.cli.member_csv import MemberCsvError
@@ -138,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     flag_commands.add_parser(sub)
     score_commands.add_parser(sub)
     role_commands.add_parser(sub)
+    badge_commands.add_parser(sub)
     return parser
 
 

@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 import nextcord
 from nextcord.utils import escape_markdown
 
+from bot.domain.badges import TENURE_EMOJI
 from bot.domain.formatting import TIER_EMOJI, bgt, rank_label, score_short, whole
+from bot.domain.progression import TIER_EMOJI as PROGRESSION_EMOJI
 from bot.domain.progression import TIER_NAMES
 from bot.domain.records import (
+    BadgeBoard,
     LeaderboardEntry,
     LeaderboardPage,
     PositionData,
@@ -181,4 +184,26 @@ def tier_board_embed(board: TierBoard) -> nextcord.Embed:
     if caller is not None and all(e.rank != caller.rank for e in board.entries):
         embed.add_field(name="Your Position", value=f"**Rank {caller.rank}**\n{_progress(caller)}", inline=False)
     embed.set_footer(text="Excludes Fedaykin and Naib (rank-based tiers) • BGT values rounded for privacy")
+    return embed
+
+
+def badge_board_embed(board: BadgeBoard) -> nextcord.Embed:
+    """/leaderboard badges (docs/domain.md, "/leaderboard badges")."""
+    embed = nextcord.Embed(title="🏆 Engagement Leaderboard", colour=GOLD, timestamp=_now())
+    if not board.entries:
+        embed.description = "No leaderboard data available yet."
+        return embed
+    lines = [
+        f"{rank_label(e.rank)} {PROGRESSION_EMOJI[e.tier]} **{_name(e.name)}** {TENURE_EMOJI[e.tenure]}"
+        f" — {e.held} {'badge' if e.held == 1 else 'badges'}"
+        for e in board.entries
+    ]
+    embed.description = _fit(lines, "\n", DESCRIPTION_LIMIT)
+    if board.caller_rank is not None:
+        embed.add_field(
+            name="Your Position",
+            value=f"You are ranked **#{board.caller_rank}** of {board.members} members",
+            inline=False,
+        )
+    embed.set_footer(text=f"Rankings based on badge count • {board.members} total members")
     return embed

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 from backends.protocol import Board, TenantContext
 from bot.domain import messages
-from bot.domain.records import LeaderboardView, PositionData, ThresholdView, TierBoard
+from bot.domain.records import BadgeBoard, LeaderboardView, PositionData, ThresholdView, TierBoard
 from bot.domain.service import HotPathService
 
 WAITLIST_SHOWN = 5  # the head of the waiting pool /threshold lists
 PAGE_SIZE = 10  # leaderboard entries a Discord page shows
 TIER_BOARD_SHOWN = 10  # the tier progression board has no pages
+BADGE_BOARD_SHOWN = 10  # nor has the badge board
 
 
 class Refused(Exception):
@@ -73,6 +74,14 @@ async def _tiers(service: HotPathService, ctx: TenantContext) -> TierBoard:
     return await service.get_tier_board(ctx, profile.profile_id if profile else None, TIER_BOARD_SHOWN)
 
 
+async def _badges(service: HotPathService, ctx: TenantContext) -> BadgeBoard:
+    assert ctx.user_id is not None
+    profile = await service.get_profile_for_user(ctx, ctx.user_id)
+    return await service.get_badge_board(ctx, profile.profile_id if profile else None, BADGE_BOARD_SHOWN)
+
+
 POSITION: Query[PositionData] = Query("conviction", _position)
 THRESHOLD: Query[ThresholdView] = Query("conviction", _threshold)
 TIERS: Query[TierBoard] = Query("conviction", _tiers)
+# Its tiers come from the conviction board; the badge counts are live on every backend.
+BADGES: Query[BadgeBoard] = Query("conviction", _badges)

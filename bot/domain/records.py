@@ -9,6 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from backends.protocol import Board
+from bot.domain.badges import TenureCategory
 from bot.domain.formatting import Tier
 from bot.domain.progression import ProgressionTier
 
@@ -90,6 +91,29 @@ class TierBoard:
     entries: list[TierEntry]
     caller: TierEntry | None
     total: int
+
+
+@dataclass(frozen=True)
+class BadgeBoardEntry:
+    """One member of the badge board: their rank (equal counts share one), count, progression tier and
+    tenure category."""
+
+    rank: int
+    profile_id: UUID
+    name: str
+    held: int
+    tier: ProgressionTier
+    tenure: TenureCategory
+
+
+@dataclass(frozen=True)
+class BadgeBoard:
+    """What /leaderboard badges shows: the first entries, the caller's rank when they hold a badge and are
+    not among them (else None), and every member of the community."""
+
+    entries: list[BadgeBoardEntry]
+    caller_rank: int | None
+    members: int
 
 
 @dataclass(frozen=True)

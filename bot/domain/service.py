@@ -25,10 +25,13 @@ from backends.protocol import (
     TenantContext,
     utcnow,
 )
+from bot.domain.badges import badge_rank, tenure_category
 from bot.domain.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
 from bot.domain.formatting import display_name, tier
-from bot.domain.progression import BAND_TIERS, Band, band_of, bands
+from bot.domain.progression import BAND_TIERS, Band, ProgressionTier, band_of, bands, conviction_tier
 from bot.domain.records import (
+    BadgeBoard,
+    BadgeBoardEntry,
     Eligibility,
     EligibilityRule,
     LeaderboardEntry,
@@ -257,6 +260,57 @@ class HotPathService:
                 counted = await self.backend.count_above(ctx, "conviction", bound, inclusive=inclusive)
                 ahead += min(max(counted, other.after), other.last) - other.after
         return _tier_entry(1 + ahead, band, me)
+
+    async def get_badge_board(self, ctx: TenantContext, profile_id: UUID | None, limit: int = 10) -> BadgeBoard:
+        """The badge board's first `limit` entries and the caller's rank when they hold a badge and are not
+        among them (docs/domain.md, "Badges"). Each entry's progression tier comes from one read of
+        positions 1..F and the others' convictions; tenure categories are taken at the request's moment."""
+        rows = await self.backend.get_badge_board(ctx, limit)
+        facts = await self.backend.get_badge_facts(ctx)
+        tiers = await self._progression_tiers(ctx, [row.profile_id for row in rows])
+        entries: list[BadgeBoardEntry] = []
+        for i, row in enumerate(rows):
+            # The entries before with more badges are all the members with more: the board is in count order.
+            rank = entries[-1].rank if entries and entries[-1].held == row.held else badge_rank(i)
+            entries.append(
+                BadgeBoardEntry(
+                    rank=rank,
+                    profile_id=row.profile_id,
+                    name=display_name(row.nym, row.wallet_address),
+                    held=row.held,
+                    tier=tiers[row.profile_id],
+                    tenure=tenure_category(row.joined_at, facts.launched_at, ctx.started_at),
+                )
+            )
+        caller_rank = None
+        if profile_id is not None and all(e.profile_id != profile_id for e in entries):
+            caller_rank = await self.get_badge_rank(ctx, profile_id)
+        return BadgeBoard(entries, caller_rank, facts.members)
+
+    async def get_badge_rank(self, ctx: TenantContext, profile_id: UUID) -> int | None:
+        """The member's rank on the badge board (1 + the members holding more), None when they hold none."""
+        held = await self.backend.get_badge_count(ctx, profile_id)
+        return badge_rank(await self.backend.count_badge_holders_above(ctx, held)) if held > 0 else None
+
+    async def _progression_tiers(self, ctx: TenantContext, ids: list[UUID]) -> dict[UUID, ProgressionTier]:
+        """Each member's progression tier: `naib` at positions 1..N, `fedaykin` at 1..F, else by conviction.
+        Until naib seats are kept, a seat is position 1..N, as /position counts it."""
+        if not ids:
+            return {}
+        settings = _settings(ctx)
+        head = {
+            row.profile_id: row.rank for row in await self.backend.get_range(ctx, "conviction", 1, settings.fedaykin)
+        }
+        rest = [pid for pid in ids if pid not in head]
+        scores = await self.backend.get_scores(ctx, rest) if rest else {}
+        tiers: dict[UUID, ProgressionTier] = {}
+        for pid in ids:
+            if pid in head:
+                tiers[pid] = "naib" if head[pid] <= settings.naib else "fedaykin"
+            else:
+                score = scores.get(pid)
+                tiers[pid] = conviction_tier(score.conviction) if score is not None else "fremen"
+        return tiers
 
     async def check_eligibility(self, ctx: TenantContext, profile_id: UUID, rule: EligibilityRule) -> Eligibility:
         cached = self._eligibility_cache.get(ctx.community_id, profile_id, rule.rule_id)

@@ -12,6 +12,13 @@ match when given. The answer comes once the whole batch is durable in PostgreSQL
     401 no token, a wrong token or an unknown guild (one answer for all three: which is not told)
     413 a body over the limit; 400 not JSON or not a list; 422 item problems, each with its index
     429 the community's request rate is spent, with Retry-After
+
+    POST /v1/guilds/{guild}/badges
+    [{"member": "5678", "action": "award", "type": "water_sharer", "reason": "..."}, ...]
+
+Badge awards and revocations (`bot.feed.badges`) with the same token, limits, statuses and whole-or-nothing
+rule, applied in order: 200 {"accepted": n, "badge_version": v}; a change that changes nothing (an award of
+a held type) counts as accepted.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from aiohttp.web_protocol import RequestHandler
 from backends.protocol import BackendError, InvalidInput, NotConfigured
 from bot.domain import inputs
 from bot.feed.apply import ItemProblem, MemberDirectory, ScoreFeed
+from bot.feed.badges import BadgeFeed, parse_badge_item
 from bot.feed.items import FeedItemError, loads, parse_item
 
 log = logging.getLogger(__name__)
@@ -53,11 +61,13 @@ class FeedServer:
         requests_per_minute: int = 600,
         idle_timeout_seconds: float = 15.0,
         read_timeout_seconds: float = 30.0,
+        badges: BadgeFeed | None = None,
     ) -> None:
         """`port` 0 leaves the door closed (`start` does nothing). A connection that has not sent a whole
         request's headers within `idle_timeout_seconds` (idle between requests, or sending them slowly)
         is closed; a body not read whole within `read_timeout_seconds` is answered 408."""
         self.feed = feed
+        self.badges = badges
         self.directory = directory
         self.host = host
         self.port = port
@@ -73,6 +83,7 @@ class FeedServer:
         # aiohttp refuses bodies past client_max_size itself (413) while reading them.
         app = web.Application(client_max_size=self.max_body_bytes, middlewares=[self._errors])
         app.router.add_post("/v1/guilds/{guild}/scores", self._post_scores)
+        app.router.add_post("/v1/guilds/{guild}/badges", self._post_badges)
         return app
 
     async def start(self) -> None:
@@ -106,11 +117,18 @@ class FeedServer:
             raise
         except BackendError as exc:  # the database's failure, not the caller's: retry later
             log.warning("score feed could not write path=%s error=%s", request.path, exc)
-            return _answer(
-                503, {"error": "the scores could not be stored now; nothing was written"}, {"Retry-After": "5"}
-            )
+            return _answer(503, {"error": "nothing could be stored now; nothing was written"}, {"Retry-After": "5"})
 
     async def _post_scores(self, request: web.Request) -> web.Response:
+        read = await self._read_batch(request, "updates")
+        return read if isinstance(read, web.Response) else await self._apply(*read)
+
+    async def _post_badges(self, request: web.Request) -> web.Response:
+        read = await self._read_batch(request, "changes")
+        return read if isinstance(read, web.Response) else await self._apply_badges(*read)
+
+    async def _read_batch(self, request: web.Request, what: str) -> web.Response | tuple[int, list[Any]]:
+        """The guild and the JSON list of a request, or the answer refusing it (token, rate, size, JSON)."""
         raw_guild = request.match_info["guild"]
         header = request.headers.get("Authorization", "")
         token = header[7:] if header[:7].lower() == "bearer " else ""
@@ -134,13 +152,32 @@ class FeedServer:
             data = loads(body)
         except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than any update has
             return _answer(400, {"error": f"the body is not JSON: {type(exc).__name__}: {exc}"[:300]})
-        if isinstance(data, dict) and set(data) == {"updates"}:
-            data = data["updates"]
+        if isinstance(data, dict) and set(data) == {what}:
+            data = data[what]
         if not isinstance(data, list):
-            return _answer(400, {"error": 'the body must be a JSON list of updates (or {"updates": [...]})'})
+            return _answer(400, {"error": f'the body must be a JSON list of {what} (or {{"{what}": [...]}})'})
         if len(data) > self.max_items:
-            return _answer(413, {"error": f"a batch holds at most {self.max_items} updates, got {len(data)}"})
-        return await self._apply(guild, data)
+            return _answer(413, {"error": f"a batch holds at most {self.max_items} {what}, got {len(data)}"})
+        return guild, data
+
+    async def _apply_badges(self, guild: int, data: list[Any]) -> web.Response:
+        if self.badges is None:
+            return _answer(404, {"error": "badge changes are not taken here"})
+        items, problems = [], []
+        for index, raw in enumerate(data):
+            try:
+                items.append((index, parse_badge_item(raw)))
+            except FeedItemError as exc:
+                problems.append(ItemProblem(index, str(exc)))
+        changes, unknown = await self.badges.resolve(guild, items)
+        problems = sorted(problems + unknown, key=lambda p: p.index)
+        if problems:
+            return _refused(problems, "change")
+        try:
+            outcome = await self.badges.write(guild, changes)
+        except (InvalidInput, NotConfigured) as exc:  # a member removed since it was resolved
+            return _answer(422, {"error": f"{exc}; nothing was written", "problems": []})
+        return _answer(200, {"accepted": len(changes), "badge_version": outcome.score_version})
 
     async def _apply(self, guild: int, data: list[Any]) -> web.Response:
         items, problems = [], []
@@ -183,9 +220,9 @@ def _watched(handler: RequestHandler, idle_timeout: float) -> RequestHandler:
     return handler
 
 
-def _refused(problems: list[ItemProblem]) -> web.Response:
+def _refused(problems: list[ItemProblem], what: str = "update") -> web.Response:
     shown = [{"index": p.index, "error": p.message} for p in problems[:PROBLEMS_SHOWN]]
     return _answer(
         422,
-        {"error": f"{len(problems)} update(s) refused; nothing was written", "count": len(problems), "problems": shown},
+        {"error": f"{len(problems)} {what}(s) refused; nothing was written", "count": len(problems), "problems": shown},
     )

@@ -77,13 +77,13 @@ def parse_item(raw: Any) -> FeedItem:
     problems += [f"{k} is required" for k in REQUIRED if raw.get(k) is None]
     if problems:
         raise FeedItemError("; ".join(problems))
-    guild = _checked(problems, lambda: inputs.discord_id(_digits(raw["guild"], "guild"), "guild", "guild"))
+    guild = _checked(problems, lambda: inputs.discord_id(id_digits(raw["guild"], "guild"), "guild", "guild"))
     user_id, wallet = None, None
     member = raw["member"]
     if isinstance(member, str) and member[:2].lower() == "0x":
         wallet = _checked(problems, lambda: inputs.wallet(member, "member"))
     else:
-        user_id = _checked(problems, lambda: inputs.discord_id(_digits(member, "member"), "member"))
+        user_id = _checked(problems, lambda: inputs.discord_id(id_digits(member, "member"), "member"))
     board = raw["board"]
     if board not in BOARDS:
         problems.append(f"board {board!r} is not one of {', '.join(BOARDS)}")
@@ -112,7 +112,7 @@ def parse_item(raw: Any) -> FeedItem:
     return FeedItem(guild, user_id, wallet, board, value, mode, event_type, tx_hash, at)
 
 
-def _digits(raw: Any, name: str) -> str:
+def id_digits(raw: Any, name: str) -> str:
     """An id written as a string, or as a JSON integer (read as an integral Decimal)."""
     if isinstance(raw, str):
         return raw

@@ -94,4 +94,9 @@ async def _pass(
             if progress:
                 progress(done + copied, total)
         if len(states) < batch:
+            async with source.consistent_view() as view:
+                version = await view.score_version(community_id) or 0
+                histogram = await view.badge_histogram(community_id)
+                facts = await view.badge_facts(community_id)
+            await replica.put_badge_counts(community_id, histogram, facts, version)
             return start, done + copied, copied

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from uuid import UUID
 
 from backends.copies import CopySource, OutboxBatch, Replica
 from backends.protocol import BackendError, ScoreEvent
@@ -46,22 +47,38 @@ class OutboxRelay:
             while True:
                 async with self.source.outbox_batch(RELAY_BATCH) as batch:
                     await self._copy(batch)
-                total += len(batch.events)
-                if batch.events:  # counted as each batch leaves the outbox, not when the flush ends
-                    log.info("relayed events=%s", len(batch.events))
-                if len(batch.events) < RELAY_BATCH:
+                relayed = len(batch.events) + len(batch.badge_moves)
+                total += relayed
+                if relayed:  # counted as each batch leaves the outbox, not when the flush ends
+                    log.info("relayed events=%s badge_changes=%s", len(batch.events), len(batch.badge_moves))
+                if len(batch.events) < RELAY_BATCH and len(batch.badge_moves) < RELAY_BATCH:
                     return total
 
     async def _copy(self, batch: OutboxBatch) -> None:
         by_community: dict[int, list[ScoreEvent]] = defaultdict(list)
         for community_id, event in batch.events:
             by_community[community_id].append(event)
-        for community_id, events in by_community.items():
+        # A badge change travels as its member's state (which holds their badge count) and the community's
+        # badge counts, read in the same view.
+        badged: dict[int, dict[UUID, set[int]]] = defaultdict(lambda: defaultdict(set))
+        for move in batch.badge_moves:
+            badged[move.community_id][move.profile_id].add(move.held_before)
+        for community_id in dict.fromkeys([*by_community, *badged]):
+            events = by_community.get(community_id, [])
             # One view: each state is exactly the state at the version it is stored with.
             version = await batch.score_version(community_id) or 0
-            states = await batch.member_states(community_id, [e.profile_id for e in events])
+            members = list(dict.fromkeys([*(e.profile_id for e in events), *badged.get(community_id, ())]))
+            states = await batch.member_states(community_id, members)
+            counts = None
+            if community_id in badged:
+                before = badged[community_id]
+                cleared = [(s, h) for s in states for h in before.get(s.profile.profile_id, ()) if 0 < h != s.badges]
+                counts = (await batch.badge_histogram(community_id), await batch.badge_facts(community_id), cleared)
             for replica in self.replicas.values():
                 await replica.put_states(community_id, states, version)
+                if counts is not None:
+                    histogram, facts, cleared = counts
+                    await replica.put_badge_counts(community_id, histogram, facts, version, cleared)
                 await replica.put_history(community_id, events)
                 await replica.put_changes(community_id, states, version)
                 await replica.put_score_version(community_id, version)

@@ -1,5 +1,5 @@
 """Compares what two backends answer for a community: thresholds, waitlists, pages, the tier progression
-board and positions.
+and badge boards, positions and badge ranks.
 
 Members are walked in profile id order, a page at a time, and each difference is handed on as it is
 found: memory does not grow with the community (nor with the number of differences).
@@ -151,6 +151,9 @@ async def compare_each(
                 await actual.get_leaderboard(ctx_a, board, page, PAGE_SIZE),
             )
     check("tier board", await expected.get_tier_board(ctx_e, None), await actual.get_tier_board(ctx_a, None))
+    # Tenure categories are taken at the request's moment: both read at one.
+    same_moment = dataclasses.replace(ctx_a, started_at=ctx_e.started_at)
+    check("badge board", await expected.get_badge_board(ctx_e, None), await actual.get_badge_board(same_moment, None))
     assert ctx_a.community is not None
     chunk: list[UUID] = []
     async for pid in _spread(profile_ids, members, sample):
@@ -174,9 +177,10 @@ async def _members(
     progress: Progress | None,
 ) -> None:
     answers = await asyncio.gather(*(_member(expected, actual, guild_id, settings_e, settings_a, pid) for pid in chunk))
-    for pid, ((pos_e, pos_a), (rank_e, rank_a)) in zip(chunk, answers, strict=True):
+    for pid, ((pos_e, pos_a), (rank_e, rank_a), (badge_e, badge_a)) in zip(chunk, answers, strict=True):
         check(f"position of {pid}", pos_e, pos_a)
         check(f"activity rank of {pid}", rank_e, rank_a)
+        check(f"badge rank of {pid}", badge_e, badge_a)
     if progress:
         progress(len(chunk))
 
@@ -188,10 +192,11 @@ async def _member(
     settings_e: Community,
     settings_a: Community,
     pid: UUID,
-) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+) -> tuple[tuple[Any, Any], tuple[Any, Any], tuple[Any, Any]]:
     # A fresh context per member and backend, as each member's command is a request of its own.
     e = TenantContext(guild_id).with_community(settings_e)
     a = TenantContext(guild_id).with_community(settings_a)
     positions = (await expected.get_position(e, pid), await actual.get_position(a, pid))
     ranks = (await expected.get_rank(e, pid, "activity"), await actual.get_rank(a, pid, "activity"))
-    return positions, ranks
+    badges = (await expected.get_badge_rank(e, pid), await actual.get_badge_rank(a, pid))
+    return positions, ranks, badges

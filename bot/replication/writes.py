@@ -1,11 +1,22 @@
-"""The score-update path: the source of truth first, then the copies, through the outbox."""
+"""The score-update path (and the badge changes'): the source of truth first, then the copies, through the
+outbox."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
 
-from backends.protocol import BackendError, ScoreBatches, ScoreSource, ScoreUpdate, TenantContext
+from backends.protocol import (
+    BackendError,
+    BadgeChange,
+    BadgeOutcome,
+    BadgeSource,
+    InvalidInput,
+    ScoreBatches,
+    ScoreSource,
+    ScoreUpdate,
+    TenantContext,
+)
 from bot.replication.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -40,8 +51,24 @@ class ScoreWriter:
         without a loop (a one-shot command) the copy is attempted here. A failed copy waits in the
         outbox and is replayed, so the caller never loses a write to a copy's outage.
         """
-        dual = self.relay is not None and (self.mode() or self.default_mode) == "dual"
+        dual = self._dual()
         versions = await self.source.apply_score_batches(batches, enqueue=dual)
+        await self._copy(dual, versions)
+        return versions
+
+    async def apply_badges(self, ctx: TenantContext, changes: Sequence[BadgeChange]) -> BadgeOutcome:
+        """Apply badge awards and revocations in order, all or none, then copy them as score writes are."""
+        if not isinstance(self.source, BadgeSource):
+            raise InvalidInput("the source of truth takes no badge changes")
+        dual = self._dual()
+        outcome = await self.source.apply_badge_changes(ctx, changes, enqueue=dual)
+        await self._copy(dual, {ctx.community_id: outcome.score_version})
+        return outcome
+
+    def _dual(self) -> bool:
+        return self.relay is not None and (self.mode() or self.default_mode) == "dual"
+
+    async def _copy(self, dual: bool, versions: dict[int, int]) -> None:
         if dual and self.relay is not None and self.relay.running:
             self.relay.nudge()
         elif dual and self.relay is not None:
@@ -49,4 +76,3 @@ class ScoreWriter:
                 await self.relay.flush()
             except BackendError as exc:
                 log.warning("copy deferred to the outbox versions=%s error=%s", versions, exc)
-        return versions

@@ -98,8 +98,9 @@ async def test_an_empty_board(harness: BotHarness) -> None:
 async def test_the_registered_command_has_the_boards_and_a_page_option(harness: BotHarness) -> None:
     registered = harness.emulator.commands["leaderboard"]
     boards = {o["name"]: o for o in registered["options"]}
-    assert set(boards) == {"conviction", "activity", "tiers"}
-    assert boards["tiers"].get("options", []) == []  # the tier board has no pages
+    assert set(boards) == {"conviction", "activity", "tiers", "badges"}
+    assert boards["tiers"].get("options", []) == []  # the tier and badge boards have no pages
+    assert boards["badges"].get("options", []) == []
     (page,) = boards["conviction"]["options"]
     assert (page["name"], page["type"], page.get("min_value"), page.get("required", False)) == (
         "page",

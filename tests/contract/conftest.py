@@ -21,10 +21,11 @@ from psycopg_pool import AsyncConnectionPool
 from backends.copies import replica_of
 from backends.members import MemberRow
 from backends.postgres.community_writes import CommunityWrites
-from backends.protocol import BOARDS, Backend, Community, TenantContext
+from backends.protocol import BOARDS, Backend, BadgeChange, BadgeOutcome, Community, TenantContext
 from backends.scylla.session import CqlSession
 from bot.domain.service import HotPathService, ScoreWrites
 from bot.replication.backfill import backfill
+from bot.replication.writes import ScoreWriter
 from tests.wiring import app
 
 BACKENDS = ["postgres", "scylla", "memory"]
@@ -67,6 +68,11 @@ class World:
             for i, c in enumerate(convictions)
         ]
         return await self.seed_rows(ctx, rows)
+
+    async def badges(self, ctx: TenantContext, changes: Sequence[BadgeChange]) -> BadgeOutcome:
+        """Badge changes written as the CLI and the feed write them: the source of truth, then the outbox."""
+        assert isinstance(self.writer, ScoreWriter)
+        return await self.writer.apply_badges(ctx, changes)
 
     async def seed_rows(self, ctx: TenantContext, rows: Sequence[MemberRow]) -> list[UUID]:
         ids = await self.admin.import_members(ctx.community_id, rows)

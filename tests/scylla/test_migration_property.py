@@ -1,7 +1,7 @@
 """A stateful property test of the migration: random sequences of what operators and members do — imports
 and re-imports, backfills killed at a random batch, rebuilds, member removals killed half-way, score
-updates through the outbox or around it (`writes: postgres`), relays that run late, a copy that stops
-accepting writes — with the invariant checked after every step:
+updates and badge changes through the outbox or around it (`writes: postgres`), relays that run late, a
+copy that stops accepting writes — with the invariant checked after every step:
 
 - whatever the router would serve from the copy equals what PostgreSQL says, unless the copy's snapshot
   is older than the scores (stale, and then its age is known);
@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.copies import Replica
 from backends.members import MemberRow
-from backends.protocol import BOARDS, BackendUnavailable, Community, ScoreUpdate, TenantContext
+from backends.protocol import BOARDS, BackendUnavailable, BadgeChange, Community, ScoreUpdate, TenantContext
 from backends.scylla.session import CqlSession
 from bot.app.app import App
 from bot.cli.copies import acknowledge
@@ -149,6 +149,27 @@ def test_the_copy_is_never_served_ready_and_wrong(
                 updates.append(ScoreUpdate(profile.profile_id, "conviction", Decimal(delta), "token_hold", mode="add"))
             # through_outbox=False is `writes: postgres` in the flag file: the copies are not told
             run(container.postgres_backend().apply_score_updates(ctx, updates, enqueue=through_outbox))
+            if relay_now:
+                self.relay_outbox()
+
+        @precondition(lambda self: self.members)
+        @rule(
+            changes=st.lists(
+                st.tuples(st.integers(0, 50), st.sampled_from(["award", "revoke"]), st.sampled_from(["og", "elder"])),
+                min_size=1,
+                max_size=5,
+            ),
+            through_outbox=st.booleans(),
+            relay_now=st.booleans(),
+        )
+        def change_badges(self, changes: list[tuple[int, str, str]], through_outbox: bool, relay_now: bool) -> None:
+            ctx = TenantContext(self.guild)
+            badges = []
+            for index, action, kind in changes:
+                profile = run(self.postgres.get_profile_for_user(ctx, self.members[index % len(self.members)]))
+                assert profile is not None
+                badges.append(BadgeChange(profile.profile_id, action, kind))  # type: ignore[arg-type]
+            run(container.postgres_backend().apply_badge_changes(ctx, badges, enqueue=through_outbox))
             if relay_now:
                 self.relay_outbox()
 
