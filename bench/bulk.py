@@ -23,7 +23,6 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.measure import summary
-from bench.rss import run_measured, write_csv
+from bench.rss import postgres_database, run_measured, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_DIR = ROOT / ".run" / "bench-bulk" / "postgres"
@@ -58,19 +57,6 @@ def write_updates(path: Path, guild: int, members: int, lines: int, seed: int = 
                     item["tx_hash"] = f"0x{seed:02x}{i:030x}"
                 block.append(json.dumps(item) + "\n")
             out.write("".join(block))
-
-
-@contextlib.contextmanager
-def _postgres(name: str) -> Iterator[str]:
-    from backends.postgres.embedded import start_embedded
-
-    dsn, server = start_embedded(PG_DIR, name)
-    try:
-        yield dsn
-    finally:
-        with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        server.cleanup()
 
 
 async def _probe(dsn: str, guild: int, done: asyncio.Event) -> list[float]:
@@ -115,7 +101,10 @@ def measure(members: int, sizes: list[int], workdir: Path | None = None) -> dict
     guild = random.getrandbits(62) | (1 << 60)
     name = f"sietch_bulk_{os.getpid()}_{random.randrange(16**6):06x}"
     result: dict[str, Any] = {"members": members, "guild": guild, "runs": []}
-    with _postgres(name) as dsn, tempfile.TemporaryDirectory(prefix="sietch-bulk-", dir=workdir) as tmp:
+    with (
+        postgres_database(None, name, PG_DIR) as dsn,
+        tempfile.TemporaryDirectory(prefix="sietch-bulk-", dir=workdir) as tmp,
+    ):
         logs = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_") and k != "DISCORD_TOKEN"}
         env["SIETCH_POSTGRES_DSN"] = dsn

@@ -104,14 +104,15 @@ def run_measured(args: list[str], env: dict[str, str], logs: Path, name: str) ->
 
 
 @contextlib.contextmanager
-def _postgres(dsn: str | None, name: str) -> Iterator[str]:
-    """`dsn` as given, else a new database `name` on an embedded server of this script's own, dropped after."""
+def postgres_database(dsn: str | None, name: str, directory: Path = PG_DIR) -> Iterator[str]:
+    """`dsn` as given, else a new database `name` on an embedded server of its own in `directory`, dropped
+    after."""
     if dsn:
         yield dsn
         return
     from backends.postgres.embedded import start_embedded
 
-    own_dsn, server = start_embedded(PG_DIR, name)
+    own_dsn, server = start_embedded(directory, name)
     try:
         yield own_dsn
     finally:
@@ -167,7 +168,7 @@ def measure(
     result: dict[str, Any] = {"members": members, "guild": guild, "sample": sample, "limit_mib": LIMIT_MIB}
     with (
         _keyspace(cql_port, keyspace, run_name) as cql_keyspace,
-        _postgres(postgres_dsn, run_name) as dsn,
+        postgres_database(postgres_dsn, run_name) as dsn,
         tempfile.TemporaryDirectory(prefix="sietch-rss-", dir=workdir) as tmp,
     ):
         logs = Path(tmp)

@@ -3,6 +3,8 @@ production container on the test's pool and CQL session."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +60,23 @@ class Pair:
 
     def scylla_service(self) -> HotPathService:
         return self.container.services()["scylla"]
+
+
+@contextmanager
+def counted_statements(cql: CqlSession) -> Iterator[list[int]]:
+    """Counts the statements `cql` executes inside the block: the one-element list holds the count."""
+    count = [0]
+    execute = cql.execute
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return await execute(*args, **kwargs)
+
+    cql.execute = counted  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        cql.execute = execute  # type: ignore[method-assign]
 
 
 @pytest.fixture

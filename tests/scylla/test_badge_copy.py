@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from backends.members import MemberRow
@@ -15,7 +14,7 @@ from backends.protocol import BadgeChange, BadgeFacts, Community, TenantContext
 from bot.replication.backfill import backfill
 from bot.replication.verify import compare
 from bot.routing.readiness import Readiness
-from tests.scylla.conftest import Pair
+from tests.scylla.conftest import Pair, counted_statements
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -86,21 +85,10 @@ async def test_the_board_and_a_rank_are_a_fixed_number_of_reads_at_any_size(pair
         await pair.source.apply_badge_changes(ctx, [BadgeChange(pid, "award", "elder") for pid in ids[::3]])
         await backfill(pair.copy_source, pair.scylla.replica, guild)
         await pair.scylla_service().get_badge_board(ctx, ids[-1])  # settles pointers and fences once
-        statements = 0
-        execute = pair.scylla.cql.execute
-
-        async def counted(*args: Any, execute: Any = execute, **kwargs: Any) -> Any:
-            nonlocal statements
-            statements += 1
-            return await execute(*args, **kwargs)
-
-        pair.scylla.cql.execute = counted  # type: ignore[method-assign]
-        try:
+        with counted_statements(pair.scylla.cql) as statements:
             board = await pair.scylla_service().get_badge_board(replace(ctx, pins={}), ids[-1])
-        finally:
-            pair.scylla.cql.execute = execute  # type: ignore[method-assign]
         assert len(board.entries) == 10 and board.caller_rank is not None
-        counts.append(statements)
+        counts.append(statements[0])
     # The listed members' scores are one read per score shard they fall in (at most ten): the count varies
     # with the members listed, never with the community's size.
     assert max(counts) <= 18, counts

@@ -16,7 +16,7 @@ from backends.scylla.snapshots import HEAD_RANKS
 from bot.domain.service import HotPathService
 from bot.replication.backfill import backfill
 from tests.contract.test_tiers import score
-from tests.scylla.conftest import Pair
+from tests.scylla.conftest import Pair, counted_statements
 
 D = Decimal
 SIZE = 3 * HEAD_RANKS
@@ -83,19 +83,8 @@ async def test_a_tier_page_is_a_bounded_number_of_reads(pair: Pair, new_guild_id
         await pair.scylla.recalculate(TenantContext(guild), "conviction")
         service = HotPathService(pair.scylla)
         await service.get_tier_board(await service.open_context(guild), ids[0])  # the fences, once
-        statements = 0
-        execute = pair.scylla.cql.execute
-
-        async def counted(*args: Any, execute: Any = execute, **kwargs: Any) -> Any:
-            nonlocal statements
-            statements += 1
-            return await execute(*args, **kwargs)
-
-        pair.scylla.cql.execute = counted  # type: ignore[method-assign]
-        try:
+        with counted_statements(pair.scylla.cql) as statements:
             board = await service.get_tier_board(await service.open_context(guild), ids[0])
-        finally:
-            pair.scylla.cql.execute = execute  # type: ignore[method-assign]
         assert board.caller is not None and len(board.entries) == 10
-        counts.append(statements)
+        counts.append(statements[0])
     assert max(counts) <= 12, counts
