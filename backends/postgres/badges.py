@@ -73,9 +73,12 @@ async def apply_badge_changes(
     touched = list({c.profile_id for c, did in zip(changes, changed, strict=True) if did})
     if not touched:
         return BadgeOutcome(int(row["score_version"]), changed)
+    # A change the copies are not told of (`mirrored`) voids their backfills, as a score write does.
     cur = await conn.execute(
-        "UPDATE communities SET score_version = score_version + 1 WHERE community_id = %s RETURNING score_version",
-        (community_id,),
+        "UPDATE communities SET score_version = score_version + 1,"
+        " copy_floor = CASE WHEN %s THEN score_version + 1 ELSE copy_floor END"
+        " WHERE community_id = %s RETURNING score_version",
+        (mirrored, community_id),
     )
     bumped = await cur.fetchone()
     assert bumped is not None

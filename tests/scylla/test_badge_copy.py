@@ -4,6 +4,7 @@ caller's rank are a fixed number of reads at any size."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -62,6 +63,28 @@ async def test_a_backfill_copies_badges_and_the_outbox_the_changes_after_it(pair
     # The member's old place (4 badges) is cleared, not listed twice.
     board = await pair.scylla.get_badge_board(ctx, 50)
     assert [e.profile_id for e in board].count(ids[3]) == 1
+
+
+async def test_a_badge_change_the_copies_are_not_told_of_voids_a_half_done_backfill(
+    pair: Pair, new_guild_id: int
+) -> None:
+    """`writes: postgres` for badges: the change bypasses the outbox, so a backfill begun before it must not
+    resume and finish at its old version (the copy would hold the old badges and claim to be complete)."""
+    ctx, ids = await community(pair, new_guild_id, 12)
+
+    class Killed(Exception):
+        pass
+
+    def killed(done: int, total: int) -> None:
+        raise Killed
+
+    with contextlib.suppress(Killed):
+        await backfill(pair.copy_source, pair.scylla.replica, new_guild_id, progress=killed, batch=4)
+    await pair.source.apply_badge_changes(ctx, [BadgeChange(ids[10], "award", "og")], enqueue=False)
+    readiness = Readiness(pair.copy_source, {"scylla": pair.scylla.replica}, cache_seconds=0)
+    await backfill(pair.copy_source, pair.scylla.replica, new_guild_id, batch=4)
+    assert await readiness.check("scylla", new_guild_id) is None
+    assert await compare(pair.postgres_service(), pair.scylla_service(), new_guild_id, ids, sample=0) == []
 
 
 async def test_verify_reports_a_copy_whose_badge_counts_differ(pair: Pair, new_guild_id: int) -> None:
