@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import data, env, fleet, report
+from bench import data, env, fleet, measure, report
 from bench.env import ROOT
 
 HERE = Path(__file__).resolve().parent
@@ -79,6 +79,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"communities of the fleet phase (default {fleet.COMMUNITIES}; {fleet.QUICK_COMMUNITIES} with --quick)",
     )
+    p.add_argument(
+        "--ops",
+        default=",".join(measure.OPS),
+        help=f"the reads to time per backend, comma-separated (default all: {', '.join(measure.OPS)})",
+    )
     p.add_argument("--reuse", action="store_true", help="keep communities already loaded by an earlier run")
     p.add_argument("--skip", default="", help=f"phases to leave out, comma-separated: {', '.join(PHASES)}")
     p.add_argument("--skip-bot", action="store_true", help="= --skip bot,bot2")
@@ -90,7 +95,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="with --report-only: take the fleet phase from this results.json (a run of that phase alone)",
     )
+    p.add_argument(
+        "--merge-ops",
+        type=Path,
+        help="with --report-only: take the reads timed in this results.json (a run of some reads alone) into"
+        " the report's tables, each community size it measured",
+    )
     args = p.parse_args(argv)
+    args.ops = _names(args.ops, measure.OPS, "op", p)
+    if not args.ops:
+        p.error("--ops names no op")
     args.skip = set(_names(args.skip, PHASES, "phase", p))
     args.skip |= {"bot", "bot2"} if args.skip_bot else set()
     args.skip |= {"legacy"} if args.skip_legacy else set()
@@ -145,6 +159,33 @@ def _fleet_apart(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _ops_apart(res: dict[str, Any], run: dict[str, Any]) -> None:
+    """The reads a run of its own timed, in place of (or beside) the report's, marked with that run."""
+    args, code = run.get("args") or {}, run.get("code") or {}
+    ops = list(args.get("ops") or [])
+    merged: list[str] = []
+    for shape, sizes in (run.get("shapes") or {}).items():
+        for size, measured in sizes.items():
+            into = (res.get("shapes") or {}).get(shape, {}).get(size)
+            if into is None or not measured.get("ops"):
+                continue
+            for backend, timed in measured["ops"].items():
+                into["ops"].setdefault(backend, {}).update({op: timed[op] for op in ops if op in timed})
+            merged.append(f"{shape} {size}")
+    if not merged:
+        raise SystemExit("--merge-ops: that results.json times no community size this report has")
+    changed = f" with changes to {', '.join(code['changed'])}" if code.get("changed") else ""
+    res["ops_apart"] = {
+        "ops": ops,
+        "communities": merged,
+        "date": (run.get("machine") or {}).get("date"),
+        "commit": f"{code.get('head')}{changed}",
+        "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
+        f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')} --ops {','.join(ops)}"
+        f" --skip {','.join(args.get('skip', []))}",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
@@ -155,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         res = json.loads((artefacts / "results.json").read_text())
         if args.merge_fleet:
             res["fleet"] = _fleet_apart(json.loads(args.merge_fleet.read_text()))
+        if args.merge_ops:
+            _ops_apart(res, json.loads(args.merge_ops.read_text()))
         from bench import profiling
 
         for raw in sorted((artefacts / "profiles").glob("bot_*.raw")):  # summaries follow the summariser

@@ -9,6 +9,8 @@ Shapes of the conviction board:
   long-tailed; ~70 % of the members joined in a few large batch imports that stamped the same
   `joined_at` on everyone in the batch, so most ties fall through to the profile id.
 - `all_equal`: every ranked member on the same score, and join times in a few large equal groups.
+
+In every shape 8 % of the members hold badges, most one or two, a few up to all twelve.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.copies import BackfillState
 from backends.postgres.community_writes import CommunityWrites
-from backends.protocol import Community, MemberState, Profile, TenantContext
+from backends.protocol import BADGE_TYPES, BadgeFacts, Community, MemberState, Profile, TenantContext
 from backends.scylla.backend import ScyllaBackend
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
@@ -78,6 +80,7 @@ class Members:
     conviction: list[int] = field(default_factory=list)  # cents
     activity: list[int] = field(default_factory=list)  # whole points
     ranked: list[int] = field(default_factory=list)  # member indexes in conviction board order
+    badges: list[int] = field(default_factory=list)  # badges held: the first k of BADGE_TYPES
 
     def joined_at(self, i: int) -> datetime:
         return START + timedelta(seconds=self.joined_s[i])
@@ -89,7 +92,13 @@ class Members:
         profile = Profile(
             self.profile_ids[i], community_id, self.joined_at(i), self.user_ids[i], self.wallets[i], self.nyms[i]
         )
-        return MemberState(profile, self.conviction_decimal(i), Decimal(self.activity[i]), START)
+        return MemberState(profile, self.conviction_decimal(i), Decimal(self.activity[i]), START, self.badges[i])
+
+    def badge_histogram(self) -> dict[int, int]:
+        return dict(Counter(k for k in self.badges if k > 0))
+
+    def badge_facts(self) -> BadgeFacts:
+        return BadgeFacts(self.size, self.joined_at(min(range(self.size), key=self.joined_s.__getitem__)))
 
     def stats(self) -> dict[str, Any]:
         ranked = len(self.ranked)
@@ -105,6 +114,7 @@ class Members:
             "largest_tie_score": str(Decimal(top_score).scaleb(-2)),
             "distinct_joined_at": len(set(self.joined_s)),
             "ranked_activity": sum(1 for a in self.activity if a > 0),
+            "badge_holders": sum(1 for k in self.badges if k > 0),
             "top_conviction": str(self.conviction_decimal(self.ranked[0])) if ranked else "0",
             "median_conviction": str(self.conviction_decimal(self.ranked[ranked // 2])) if ranked else "0",
         }
@@ -112,11 +122,24 @@ class Members:
 
 def generate(size: int, shape: str = DEFAULT_SHAPE, seed: int = SEED) -> Members:
     """A community of the shape (see the module's docstring); the same seed, shape and size give the same data."""
-    if shape == "long_tail":
-        return _long_tail(size, seed)
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
-    return _tied(size, seed, everyone_equal=shape == "all_equal")
+    m = _long_tail(size, seed) if shape == "long_tail" else _tied(size, seed, everyone_equal=shape == "all_equal")
+    _award(m)
+    return m
+
+
+BADGE_HOLDERS = 0.08  # the share of members holding at least one badge
+
+
+def _award(m: Members) -> None:
+    """Badges for a few members, most holding one or two and a few many (a generator of its own, so the
+    scores and join times of a seed stay what earlier runs measured)."""
+    rng = random.Random(m.seed * 7_919 + m.size + SHAPES.index(m.shape))
+    m.badges = [
+        min(len(BADGE_TYPES), 1 + int(rng.expovariate(0.6))) if rng.random() < BADGE_HOLDERS else 0
+        for _ in range(m.size)
+    ]
 
 
 def _long_tail(size: int, seed: int) -> Members:
@@ -244,6 +267,7 @@ async def load_postgres(
                         f"{m.activity[i]}\t{START.isoformat()}\n"
                     )
                 await copy.write(buf.getvalue())
+        await _copy_badges(conn, m, gid, step)
     copied = time.perf_counter()
     # What autovacuum would do soon after a bulk load: statistics, and the visibility map that lets
     # count(*) over the board index skip heap pages where it can.
@@ -278,6 +302,25 @@ async def load_postgres(
     }
 
 
+async def _copy_badges(conn: Any, m: Members, gid: int, step: int) -> None:
+    """Each holder's badges (the first k types) and their count on the badge board, as awards leave them."""
+    awarded = START.isoformat()
+    async with conn.cursor().copy("COPY badges (community_id, profile_id, badge_type, awarded_at) FROM STDIN") as copy:
+        for lo in range(0, m.size, step):
+            buf = io.StringIO()
+            for i in range(lo, min(lo + step, m.size)):
+                for kind in BADGE_TYPES[: m.badges[i]]:
+                    buf.write(f"{gid}\t{m.profile_ids[i]}\t{kind}\t{awarded}\n")
+            await copy.write(buf.getvalue())
+    async with conn.cursor().copy("COPY badge_counts (community_id, profile_id, joined_at, held) FROM STDIN") as copy:
+        for lo in range(0, m.size, step):
+            buf = io.StringIO()
+            for i in range(lo, min(lo + step, m.size)):
+                if m.badges[i]:
+                    buf.write(f"{gid}\t{m.profile_ids[i]}\t{m.joined_at(i).isoformat()}\t{m.badges[i]}\n")
+            await copy.write(buf.getvalue())
+
+
 # --- Scylla --------------------------------------------------------------------------------------
 
 
@@ -299,6 +342,7 @@ async def load_scylla(scylla: ScyllaBackend, m: Members, c: Community, version: 
             await replica.put_states(gid, states, version)
 
     await asyncio.gather(*(chunk(lo) for lo in range(0, m.size, LOAD_CHUNK)))
+    await replica.put_badge_counts(gid, m.badge_histogram(), m.badge_facts(), version)
     elapsed = time.perf_counter() - started
     await replica.put_score_version(gid, version)
     await replica.put_backfill_state(BackfillState(gid, "complete", None, m.size, version))

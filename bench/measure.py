@@ -81,7 +81,7 @@ async def timed(
     return out, False
 
 
-OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page", "tiers")
+OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page", "tiers", "badges")
 
 
 async def measure_service(
@@ -119,6 +119,8 @@ async def measure_service(
         "deep_page": lambda i: service.get_leaderboard(ctx(i), "conviction", max(1, pages - i % 10)),
         # /leaderboard tiers: the board's first ten and the caller's own entry
         "tiers": lambda i: service.get_tier_board(ctx(i), sample.profile_ids[i % n]),
+        # /leaderboard badges: the first ten by badge count and the caller's own rank
+        "badges": lambda i: service.get_badge_board(ctx(i), sample.profile_ids[i % n]),
     }
     results: dict[str, Any] = {}
     raw: dict[str, list[float]] = {}

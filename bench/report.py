@@ -19,6 +19,7 @@ OP_LABELS = {
     "deep_page": "leaderboard deep page (last 10 pages)",
     "context": "tenant context (`open_context`)",
     "tiers": "tier progression board and the caller's entry (`get_tier_board`)",
+    "badges": "badge board and the caller's rank (`get_badge_board`)",
 }
 LEGACY_LABELS = {
     "scan_position": "legacy position: `ORDER BY conviction DESC`, scanned in Python until found",
@@ -402,6 +403,14 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
     w("")
     w(f"![p99 latency against community size]({plot_name})")
     w("")
+    apart = res.get("ops_apart")
+    if apart:  # some reads timed by a run of their own (see bench/__main__.py --merge-ops)
+        w(
+            f"The rows {', '.join(OP_LABELS.get(op, op) for op in apart['ops'])} were timed apart from the rest of"
+            f" this report ({', '.join(apart['communities'])}): {apart.get('date')}, commit `{apart.get('commit')}`,"
+            f" by `{apart.get('command')}` on the machine above, the communities loaded afresh."
+        )
+        w("")
     for shape in shapes:
         for s in sizes_of(res, shape):
             _size_table(res, shape, s, w)

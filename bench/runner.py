@@ -178,10 +178,18 @@ class Run:
         self.note_load(f"reads {shape} {size}")
         for name, service in self.services.items():
             ops, raw = await measure.measure_service(
-                service, c, sample, len(m.ranked), calls, budget_s=args.op_budget, min_calls=measure.MIN_CALLS
+                service,
+                c,
+                sample,
+                len(m.ranked),
+                calls,
+                only=args.ops,
+                budget_s=args.op_budget,
+                min_calls=measure.MIN_CALLS,
             )
             at["ops"][name] = ops
-            at["position_by_decile"][name] = measure.by_rank_decile(raw["position"], sample, len(m.ranked))
+            if "position" in raw:
+                at["position_by_decile"][name] = measure.by_rank_decile(raw["position"], sample, len(m.ranked))
             log.info("%s %s %s %s", shape, size, name, {k: (v["p50"], v["p99"], v["calls"]) for k, v in ops.items()})
             self.save()
         if self.runs("legacy") and shape in args.legacy_shapes:
