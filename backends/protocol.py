@@ -131,6 +131,19 @@ class RankedEntry:
 
 
 @dataclass(frozen=True)
+class PositionRows:
+    """What /position reads: the caller's profile (None when not a member), their conviction entry and
+    the entries beside it (None when not ranked), and the entry at the rank asked for when they rank
+    below it (None otherwise)."""
+
+    profile: Profile | None
+    above: RankedEntry | None = None
+    me: RankedEntry | None = None
+    below: RankedEntry | None = None
+    entry: RankedEntry | None = None
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """When a board's data was true and from which score version; live stores say `live=True`. A snapshot
     store also says when the snapshot itself was built (changes applied on top since move `as_of` on)."""
@@ -330,6 +343,11 @@ class Backend(Protocol):
 
     async def get_range(self, ctx: TenantContext, board: Board, first_rank: int, last_rank: int) -> list[RankedEntry]:
         """Entries with first_rank <= rank <= last_rank, in rank order; fewer (or none) past the end."""
+
+    async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
+        """/position's reads in one: `get_profile_by_user`, its conviction `get_neighbours`, and the
+        conviction entry at `entry_rank` when the member ranks below it (`backends.position_rows`
+        composes them; a store that can read them at once should)."""
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int: ...
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from backends.memory.replica import MemoryReplica, Snapshot, as_utc
+from backends.position_rows import compose_position_rows
 from backends.protocol import (
     BOARDS,
     BadgeEntry,
@@ -24,6 +25,7 @@ from backends.protocol import (
     Community,
     EligibilityResult,
     InvalidInput,
+    PositionRows,
     Profile,
     RankedEntry,
     ScoreRecord,
@@ -114,6 +116,9 @@ class MemoryBackend:
             return []
         first, last = max(first_rank, 1), min(last_rank, len(snap.entries))
         return list(snap.entries[first - 1 : last]) if first <= last else []
+
+    async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
+        return await compose_position_rows(self, ctx, discord_user_id, entry_rank)
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = self._pinned(ctx, board)

@@ -25,6 +25,7 @@ from backends.protocol import (
     Community,
     EligibilityResult,
     InvalidInput,
+    PositionRows,
     Profile,
     RankedEntry,
     ScoreBatches,
@@ -54,12 +55,11 @@ _FROM_MEMBER = f"""
        AND {_FENCE_KEY} <= (-m.score, m.joined_at, m.profile_id)
      ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC LIMIT 1
   ) mf"""
-_MEMBER = f"""
-WITH m AS (
-    SELECT s.profile_id, s.{{s}} AS score, s.joined_at, p.nym, p.wallet_address
+_MEMBER_ROW = """
+    SELECT s.profile_id, s.{s} AS score, s.joined_at, p.nym, p.wallet_address
       FROM scores s JOIN profiles p USING (profile_id)
-     WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{{s}} > 0
-)
+     WHERE s.community_id = %(community)s AND s.profile_id = %(profile_id)s AND s.{s} > 0"""
+_MEMBER_SELECT = f"""
 SELECT m.profile_id, m.score, m.nym, m.wallet_address,
        1 + (SELECT coalesce(sum(f.members), 0) FROM board_fences f
              WHERE f.community_id = %(community)s AND f.board = %(board)s
@@ -68,6 +68,7 @@ SELECT m.profile_id, m.score, m.nym, m.wallet_address,
              WHERE x.community_id = %(community)s AND x.{{s}} > 0
                AND {_KEY} >= (mf.neg_score, mf.joined_at, mf.profile_id)
                AND {_KEY} < (-m.score, m.joined_at, m.profile_id)) AS rank"""
+_MEMBER = "WITH m AS (" + _MEMBER_ROW + ")" + _MEMBER_SELECT
 
 # The nearest row before (`<`, descending) or after (`>`, ascending) the member's key.
 _BESIDE = """
@@ -78,8 +79,8 @@ _BESIDE = """
      ORDER BY -x.{{s}} {order}, x.joined_at {order}, x.profile_id {order} LIMIT 1
   ) {alias} ON true"""
 
-_NEIGHBOURS = (
-    _MEMBER
+_NEIGHBOURS_SELECT = (
+    _MEMBER_SELECT
     + """,
        a.profile_id AS a_id, a.score AS a_score, a.nym AS a_nym, a.wallet_address AS a_wallet,
        b.profile_id AS b_id, b.score AS b_score, b.nym AS b_nym, b.wallet_address AS b_wallet
@@ -88,6 +89,7 @@ _NEIGHBOURS = (
     + _BESIDE.format(op="<", order="DESC", alias="a")
     + _BESIDE.format(op=">", order="ASC", alias="b")
 )
+_NEIGHBOURS = "WITH m AS (" + _MEMBER_ROW + ")" + _NEIGHBOURS_SELECT
 
 # A range starts at the fence holding its first rank: the members before that fence come from the fence
 # counts, and only the rest of the way is walked in the index.
@@ -127,6 +129,31 @@ SELECT (SELECT coalesce(sum(f.members), 0) FROM board_fences f, kf
          WHERE x.community_id = %(community)s AND x.{{s}} > 0
            AND {_KEY} >= (kf.neg_score, kf.joined_at, kf.profile_id)
            AND {_KEY} < (k.neg, k.joined_at, k.profile_id)) AS ahead"""
+# /position in one statement: the caller's profile by Discord id, their neighbours as above (on the
+# conviction board), and the entry row by `_RANGE`, gated on the member ranking below it (a filter on the
+# outer row alone, so the range is not read at all for a member inside the top F or not ranked).
+_POSITION_OF_USER = (
+    """
+WITH u AS (
+    SELECT profile_id, community_id, joined_at, discord_user_id, wallet_address, nym FROM profiles
+     WHERE community_id = %(community)s AND discord_user_id = %(user)s
+), m AS (
+    SELECT s.profile_id, s.conviction AS score, s.joined_at, u.nym, u.wallet_address
+      FROM u JOIN scores s ON s.community_id = %(community)s AND s.profile_id = u.profile_id AND s.conviction > 0
+), n AS ("""
+    + _NEIGHBOURS_SELECT
+    + """
+)
+SELECT u.profile_id AS u_id, u.community_id AS u_community, u.joined_at AS u_joined_at,
+       u.discord_user_id AS u_user, u.wallet_address AS u_wallet, u.nym AS u_nym,
+       n.profile_id, n.score, n.nym, n.wallet_address, n.rank,
+       n.a_id, n.a_score, n.a_nym, n.a_wallet, n.b_id, n.b_score, n.b_nym, n.b_wallet,
+       e.profile_id AS e_id, e.score AS e_score, e.nym AS e_nym, e.wallet_address AS e_wallet
+  FROM u LEFT JOIN n ON true
+  LEFT JOIN LATERAL (SELECT * FROM ("""
+    + _RANGE
+    + """) r WHERE n.rank > %(first)s) e ON true"""
+)
 _FIRST_UUID = UUID(int=0)
 _LAST_UUID = UUID(int=2**128 - 1)
 
@@ -208,6 +235,37 @@ class PostgresBackend:
             RankedEntry(rank + 1, row["b_id"], row["b_score"], row["b_nym"], row["b_wallet"]) if row["b_id"] else None
         )
         return above, me, below
+
+    async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
+        """One statement: the profile, the member and the rows beside them, and the entry row when needed."""
+        first = max(entry_rank, 1)
+        params = {
+            "community": ctx.community_id,
+            "user": discord_user_id,
+            "board": "conviction",
+            "first": first,
+            "limit": 1,
+        }
+        async with self.connection() as conn:
+            cur = await conn.execute(sql.SQL(_POSITION_OF_USER).format(s=_col("conviction")), params)
+            row = await cur.fetchone()
+        if row is None:
+            return PositionRows(None)
+        profile = Profile(
+            row["u_id"], row["u_community"], row["u_joined_at"], row["u_user"], row["u_wallet"], row["u_nym"]
+        )
+        if row["profile_id"] is None:
+            return PositionRows(profile)
+        rank = int(row["rank"])
+        me = RankedEntry(rank, row["profile_id"], row["score"], row["nym"], row["wallet_address"])
+        above = (
+            RankedEntry(rank - 1, row["a_id"], row["a_score"], row["a_nym"], row["a_wallet"]) if row["a_id"] else None
+        )
+        below = (
+            RankedEntry(rank + 1, row["b_id"], row["b_score"], row["b_nym"], row["b_wallet"]) if row["b_id"] else None
+        )
+        entry = RankedEntry(first, row["e_id"], row["e_score"], row["e_nym"], row["e_wallet"]) if row["e_id"] else None
+        return PositionRows(profile, above, me, below, entry)
 
     async def _fetch_member(
         self, query: str, ctx: TenantContext, board: Board, profile_id: UUID

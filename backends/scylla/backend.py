@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from backends.position_rows import compose_position_rows
 from backends.protocol import (
     BOARDS,
     BadgeEntry,
@@ -22,6 +23,7 @@ from backends.protocol import (
     Community,
     EligibilityResult,
     InvalidInput,
+    PositionRows,
     Profile,
     RankedEntry,
     ScoreRecord,
@@ -329,6 +331,9 @@ class ScyllaBackend:
             )
         )
         return [RankedEntry(r.rank, r.profile_id, r.score, r.nym, r.wallet_address) for rows in parts for r in rows]
+
+    async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
+        return await compose_position_rows(self, ctx, discord_user_id, entry_rank)
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = await self._pinned(ctx, board)

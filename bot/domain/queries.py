@@ -41,18 +41,16 @@ class Query[T]:
 
 async def _position(service: HotPathService, ctx: TenantContext) -> PositionData:
     assert ctx.user_id is not None
-    profile = await service.get_profile_for_user(ctx, ctx.user_id)
+    profile, data = await service.get_position_of_user(ctx, ctx.user_id)
     if profile is None:
         raise Refused(messages.NOT_A_MEMBER, "not_a_member")
-    data = await service.get_position(ctx, profile.profile_id)
     if data is None:
         raise Refused(messages.NOT_RANKED, "not_ranked")
     return data
 
 
 async def _threshold(service: HotPathService, ctx: TenantContext) -> ThresholdView:
-    threshold = await service.get_threshold(ctx)
-    return ThresholdView(threshold, await service.get_waitlist(ctx, limit=WAITLIST_SHOWN))
+    return await service.get_threshold_view(ctx, WAITLIST_SHOWN)
 
 
 def leaderboard(board: Board, page: int) -> Query[LeaderboardView]:

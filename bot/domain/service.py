@@ -38,6 +38,7 @@ from bot.domain.records import (
     LeaderboardPage,
     PositionData,
     ThresholdData,
+    ThresholdView,
     TierBoard,
     TierEntry,
     WaitlistEntry,
@@ -118,35 +119,46 @@ class HotPathService:
         return await self.backend.get_scores(ctx, profile_ids)
 
     async def get_position(self, ctx: TenantContext, profile_id: UUID) -> PositionData | None:
-        settings = _settings(ctx)
-        f = settings.fedaykin
+        f = _settings(ctx).fedaykin
         above, me, below = await self.backend.get_neighbours(ctx, "conviction", profile_id)
         if me is None:
             return None
-        pos, score = me.rank, me.score
         # Read after the member, not alongside: concurrent reads would hold two pooled connections per
         # command on PostgreSQL, and members inside the top F need no entry row.
-        entry = _by_rank(await self.backend.get_range(ctx, "conviction", f, f)).get(f) if pos > f else None
-        entry_score: Decimal | None = entry.score if entry is not None else None
-        return PositionData(
-            position=pos,
-            conviction=score,
-            distance_to_above=subtract(above.score, score) if above else None,
-            distance_to_below=subtract(score, below.score) if below else None,
-            distance_to_entry=subtract(entry_score, score) if entry_score is not None else None,
-            is_naib=pos <= settings.naib,
-            is_fedaykin=pos <= f,
-            is_at_risk=settings.at_risk < pos <= f,
-        )
+        entry = _by_rank(await self.backend.get_range(ctx, "conviction", f, f)).get(f) if me.rank > f else None
+        return _position(ctx, above, me, below, entry)
+
+    async def get_position_of_user(
+        self, ctx: TenantContext, discord_user_id: int
+    ) -> tuple[Profile | None, PositionData | None]:
+        """The caller's profile and position (None, None when not a member; a profile and None when not
+        ranked), from the backend's one read of what /position shows."""
+        rows = await self.backend.get_position_rows(ctx, discord_user_id, _settings(ctx).fedaykin)
+        if rows.profile is None or rows.me is None:
+            return rows.profile, None
+        return rows.profile, _position(ctx, rows.above, rows.me, rows.below, rows.entry)
 
     async def get_threshold(self, ctx: TenantContext) -> ThresholdData:
+        return (await self.get_threshold_view(ctx, 0)).threshold
+
+    async def get_waitlist(self, ctx: TenantContext, limit: int = 5) -> list[WaitlistEntry]:
+        settings = _settings(ctx)
+        f, last = settings.fedaykin, min(settings.fedaykin + max(limit, 0), settings.waitlist_end)
+        if last <= f:
+            return []
+        return _waitlist(_by_rank(await self.backend.get_range(ctx, "conviction", f, last)), f, last)
+
+    async def get_threshold_view(self, ctx: TenantContext, waitlist_limit: int) -> ThresholdView:
+        """The entry bar and the first `waitlist_limit` of the waiting pool, from one range read of the
+        ranks F..F+limit (F+1 at least: the gap to entry)."""
         settings = _settings(ctx)
         f, w = settings.fedaykin, settings.waitlist_end
+        last = min(f + max(waitlist_limit, 0), w)
         ranked = await self.backend.count_ranked(ctx, "conviction")
-        edge = _by_rank(await self.backend.get_range(ctx, "conviction", f, f + 1)) if ranked >= f else {}
+        rows = _by_rank(await self.backend.get_range(ctx, "conviction", f, max(f + 1, last))) if ranked >= f else {}
         info = await self.backend.snapshot_info(ctx, "conviction")
-        entry, first_waiting = edge.get(f), edge.get(f + 1)
-        return ThresholdData(
+        entry, first_waiting = rows.get(f), rows.get(f + 1)
+        threshold = ThresholdData(
             ranked=ranked,
             eligible_count=min(ranked, f),
             waitlist_count=min(max(ranked - f, 0), w - f),
@@ -156,29 +168,7 @@ class HotPathService:
             fedaykin=f,
             waitlist_end=w,
         )
-
-    async def get_waitlist(self, ctx: TenantContext, limit: int = 5) -> list[WaitlistEntry]:
-        settings = _settings(ctx)
-        f, w = settings.fedaykin, settings.waitlist_end
-        last = min(f + max(limit, 0), w)
-        if last <= f:
-            return []
-        rows = await self.backend.get_range(ctx, "conviction", f, last)
-        by_rank = _by_rank(rows)
-        if f not in by_rank:
-            return []
-        entry_score = by_rank[f].score
-        return [
-            WaitlistEntry(
-                position=row.rank,
-                profile_id=row.profile_id,
-                name=display_name(row.nym, row.wallet_address),
-                conviction=row.score,
-                distance_to_entry=subtract(entry_score, row.score),
-            )
-            for row in rows
-            if row.rank > f
-        ]
+        return ThresholdView(threshold, _waitlist(rows, f, last))
 
     async def get_leaderboard(
         self, ctx: TenantContext, board: Board, page: int = 1, page_size: int | None = None
@@ -379,3 +369,44 @@ def _entry(row: RankedEntry) -> LeaderboardEntry:
         score=row.score,
         tier=tier(row.rank),
     )
+
+
+def _position(
+    ctx: TenantContext,
+    above: RankedEntry | None,
+    me: RankedEntry,
+    below: RankedEntry | None,
+    entry: RankedEntry | None,
+) -> PositionData:
+    """The position the member's rows give (docs/domain.md, "/position")."""
+    settings = _settings(ctx)
+    f = settings.fedaykin
+    pos, score = me.rank, me.score
+    return PositionData(
+        position=pos,
+        conviction=score,
+        distance_to_above=subtract(above.score, score) if above else None,
+        distance_to_below=subtract(score, below.score) if below else None,
+        distance_to_entry=subtract(entry.score, score) if entry is not None else None,
+        is_naib=pos <= settings.naib,
+        is_fedaykin=pos <= f,
+        is_at_risk=settings.at_risk < pos <= f,
+    )
+
+
+def _waitlist(rows: dict[int, RankedEntry], f: int, last: int) -> list[WaitlistEntry]:
+    """Ranks F+1..last with their distance to the entry (rank F); none without the entry row."""
+    entry = rows.get(f)
+    if entry is None:
+        return []
+    return [
+        WaitlistEntry(
+            position=row.rank,
+            profile_id=row.profile_id,
+            name=display_name(row.nym, row.wallet_address),
+            conviction=row.score,
+            distance_to_entry=subtract(entry.score, row.score),
+        )
+        for rank, row in sorted(rows.items())
+        if f < rank <= last
+    ]

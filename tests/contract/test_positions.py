@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from tests.contract.conftest import World
@@ -135,3 +136,36 @@ async def test_exact_decimals_survive_storage(world: World) -> None:
     assert scores[ids[0]].conviction == D("1234.567890123456789")
     p = await world.service.get_position(ctx, ids[0])
     assert p is not None and p.distance_to_below == D("1234.567889123456789")
+
+
+async def test_the_position_read_by_discord_id_is_the_position_of_its_member(world: World) -> None:
+    """/position reads the caller by Discord id in one read where the backend can: the same answer as the
+    profile, then the position, for members inside and below the top F, ties, an unranked member and a
+    stranger."""
+    ctx = await world.community(fedaykin=5, naib=2, at_risk=3, waitlist_end=9)
+    scores = [900, 800, 800, 700, 600, 500, 500, 400, 0, -3, 300, "0.000001"]
+    ids = await world.seed(ctx, scores)
+    service = world.service
+    for i, pid in enumerate(ids):
+        profile, data = await service.get_position_of_user(ctx, 1000 + i)
+        assert profile is not None and profile.profile_id == pid
+        assert profile == await service.get_profile_for_user(ctx, 1000 + i)
+        assert data == await service.get_position(ctx, pid), f"member {i}"
+    below = (await service.get_position_of_user(ctx, 1000 + 11))[1]
+    assert below is not None and below.position == 10 and below.distance_to_entry == D("599.999999")
+    assert (await service.get_position_of_user(ctx, 1000 + 8))[1] is None  # a member holding nothing
+    assert await service.get_position_of_user(ctx, 999) == (None, None)
+
+
+async def test_the_threshold_read_once_is_the_threshold_and_the_waiting_pool(world: World) -> None:
+    """/threshold reads the entry and the head of the pool with one range read: the same as each alone,
+    with the pool cut at W, a community short of F and one short of F + 1."""
+    for ranked, w in ((12, 9), (12, 20), (5, 9), (6, 9), (0, 9)):
+        ctx = await world.community(world.guild_id + ranked * 100 + w, fedaykin=6, naib=2, at_risk=4, waitlist_end=w)
+        await world.seed(ctx, descending(ranked, top=500, step=7))
+        service = world.service
+        for limit in (0, 1, 2, 5, 50):
+            view = await service.get_threshold_view(ctx, limit)
+            alone = await service.get_threshold(ctx)
+            assert replace(view.threshold, as_of=alone.as_of) == alone, (ranked, w, limit)
+            assert view.waitlist == await service.get_waitlist(ctx, limit), (ranked, w, limit)
