@@ -104,32 +104,35 @@ class Server:
         self.dir = Path(tempfile.mkdtemp(prefix="redis-", dir=self.workdir))
         self.port = _free_port()
         log = self.dir / "redis.log"
-        self.proc = await asyncio.create_subprocess_exec(
-            self.path,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.dir),
-            "--logfile",
-            str(log),
-            "--daemonize",
-            "no",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        early = self.dir / "redis.out"  # what it says before its log file is open (a bad argument, a taken port)
+        with early.open("wb") as said_early:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.path,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(log),
+                "--daemonize",
+                "no",
+                stdin=subprocess.DEVNULL,
+                stdout=said_early,
+                stderr=subprocess.STDOUT,
+            )
         client = client_module.Redis(host="127.0.0.1", port=self.port)
         deadline = time.monotonic() + START_WAIT_S
         while True:
             if self.proc.returncode is not None:
                 await client.aclose()
-                tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
+                said = [f.read_text(errors="replace").strip() for f in (early, log) if f.exists()]
+                tail = " / ".join(x for x in said if x)[-600:]
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode} at start: {tail.strip()}")
             try:
                 await client.ping()
@@ -164,7 +167,7 @@ def _version(path: str) -> str:
     for part in out.split():
         if part.startswith("v="):
             return part[2:]
-    return out.strip() or "unknown"
+    return out.strip().split("\n")[0] or "unknown"
 
 
 async def _load(client: Any, m: Members, keys: list[bytes]) -> dict[str, Any]:

@@ -523,7 +523,9 @@ def _machine(res: dict[str, Any], w: Any) -> None:
         f"`tools/cql-node`, heap 1 GiB unless `SIETCH_CQL_HEAP` sets it, {res['cql']['node']}), "
         f"keyspace `{keyspace}`, consistency LOCAL_ONE"
     )
-    versions = sorted({str(rd["server"]["version"]) for _, _, rd in redis_rows(res) if rd.get("server")})
+    versions = sorted(
+        {str(rd["server"]["version"]) for _, _, rd in redis_rows(res) if rd.get("ops") and rd.get("server")}
+    )
     if versions:
         w(
             f"- Redis {', '.join(versions)} (`redis-server`, Debian's package; a server of the benchmark's own, "
