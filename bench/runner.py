@@ -207,6 +207,12 @@ class Run:
     async def redis_row(self, m: data.Members, sample: measure.Sample, calls: int) -> dict[str, Any]:
         """The Redis sorted-set row (bench/redis_row.py) right after the community's reads, the same members
         and calls; at every size of the main shape. Its failure is reported with the row, never fatal."""
+        if "position" not in self.args.ops:
+            return {
+                "shape": m.shape,
+                "community_size": m.size,
+                "not_measured": "the run did not time the position read",
+            }
         started = time.perf_counter()
         self.note_load(f"redis {m.shape} {m.size}")
         try:
