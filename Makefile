@@ -84,10 +84,20 @@ test-cluster: venv
 # Benchmarks (not part of `make test`): PostgreSQL vs Scylla reads at 10k/100k/1M members, the legacy query
 # shapes, snapshot rebuilds and the bot's interactions per second; writes BENCHMARKS.md (see bench/).
 # Takes about an hour; BENCH_ARGS=--quick for a smoke run (results under .run/bench-quick/).
-.PHONY: bench
-bench: venv
+.PHONY: bench bench-redis
+bench: venv bench-redis
 	$(PY) -m pip install -q --require-hashes -r $(BENCH_LOCK)
 	PYTHON=$(PY) $(PY) -m bench $(BENCH_ARGS)
+
+# The benchmark's Redis sorted-set row (bench/redis_row.py): Debian's redis-server, installed when it is not on
+# PATH (needs root, as on the benchmark machine). For the benchmark only, never for the bot: the row starts a
+# server of its own (not the service the package may set up). When the install fails the run goes on, and the
+# report says why the row was not measured.
+bench-redis:
+	@command -v redis-server >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; } || \
+	  echo "warning: redis-server not installed; the benchmark's Redis row will say it was not measured" >&2
 
 # ruff, ruff format and mypy strict at the versions setup.cfg pins; then no committed profile over 100 KB (the
 # benchmark's raw py-spy profiles, bench/profiles/*.raw, stay local: .gitignore).

@@ -14,7 +14,7 @@ from bench import data, env, fleet, measure, report
 from bench.env import ROOT
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("legacy", "bot", "bot2", "profiles", "staleness", "feed", "rss", "fleet")
+PHASES = ("legacy", "redis", "bot", "bot2", "profiles", "staleness", "feed", "rss", "fleet")
 
 
 def _names(text: str, known: tuple[str, ...], what: str, p: argparse.ArgumentParser) -> list[str]:

@@ -33,6 +33,8 @@ RSS_COMMANDS = ("migrate", "import", "backfill", "verify")
 MIB = 1.048576  # MB per MiB
 RSS_TARGETED = ("import", "verify")
 STALENESS_TARGET_S = 30.0
+REDIS_RATIO_TARGET = 2.0  # Scylla position p50 within this many times the Redis sorted set's
+REDIS_TARGET_SIZE = 100_000  # the Redis target is checked here (when the run has it) and at the largest size
 METHODOLOGY = Path(__file__).resolve().with_name("methodology.md")
 STOP_WAIT_S = 60.0  # bench/fleet.py's STOP_WAIT (not imported: the report renders without the bot's code)
 
@@ -195,6 +197,8 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
             f"{rc['conviction']['seconds']:.1f} s ({rc['both_seconds']:.1f} s)",
             rc["conviction"]["seconds"] <= 60,
         )
+    for name, value, met in redis_targets(res):
+        add(name, value, met)
     for backend, t in res.get("throughput", {}).items():
         add(
             f"bot throughput >= 500 interactions/s per process, one process ({backend})",
@@ -277,6 +281,61 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 add(name, f"{peak * MIB:.0f} MB, but the command failed (exit {step['exit']})", False)
             else:
                 add(name, f"{peak * MIB:.0f} MB ({peak:.0f} MiB)", peak * MIB < RSS_TARGET_MB)
+    return out
+
+
+def redis_rows(res: dict[str, Any]) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+    """(size, community, Redis result) of every size of the main shape the Redis row ran at."""
+    main = main_shape(res)
+    rows = []
+    for size in sizes_of(res, main):
+        c = at(res, main, size)
+        if c is not None and isinstance(c.get("redis"), dict):
+            rows.append((size, c, c["redis"]))
+    return rows
+
+
+def p50(community: dict[str, Any], backend: str, op: str) -> float | None:
+    try:
+        value: float | None = community["ops"][backend][op]["p50"]
+    except (KeyError, TypeError):
+        return None
+    return value
+
+
+def redis_targets(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """Scylla position p50 against the Redis sorted set's (one round trip), at 100k and the largest size."""
+    rows = redis_rows(res)
+    out: list[tuple[str, str, bool | None]] = []
+
+    def name(size: int) -> str:
+        return (
+            f"Scylla position p50 <= {REDIS_RATIO_TARGET:g}x Redis sorted set (ZREVRANK + ZSCORE + neighbours) "
+            f"at {fmt_size(size)}"
+        )
+
+    if not rows:
+        if "redis" in (res.get("args") or {}).get("skip", []):
+            sizes = sizes_of(res, main_shape(res))
+            if sizes:
+                out.append((name(sizes[-1]), "not measured: the redis phase was skipped (`--skip redis`)", None))
+        return out
+    wanted = {REDIS_TARGET_SIZE, rows[-1][0]}
+    for size, c, rd in rows:
+        if size not in wanted:
+            continue
+        reason = rd.get("not_measured")
+        sc = p50(c, "scylla", "position")
+        one = ((rd.get("ops") or {}).get("script") or {}).get("p50")
+        if reason:
+            out.append((name(size), f"not measured: {reason}", None))
+        elif sc is None or not one:
+            out.append((name(size), "not measured: the Scylla position read was not timed in this run", None))
+        else:
+            r = sc / one
+            out.append(
+                (name(size), f"{r:.2f}x ({ms(sc)} vs {ms(one)} ms, Redis in one round trip)", r <= REDIS_RATIO_TARGET)
+            )
     return out
 
 
@@ -415,6 +474,7 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         for s in sizes_of(res, shape):
             _size_table(res, shape, s, w)
     _legacy_ratios(res, w)
+    _redis(res, prose, w)
     _loading(res, w)
     _staleness(res, w)
     _feed(res, w)
@@ -463,6 +523,14 @@ def _machine(res: dict[str, Any], w: Any) -> None:
         f"`tools/cql-node`, heap 1 GiB unless `SIETCH_CQL_HEAP` sets it, {res['cql']['node']}), "
         f"keyspace `{keyspace}`, consistency LOCAL_ONE"
     )
+    versions = sorted(
+        {str(rd["server"]["version"]) for _, _, rd in redis_rows(res) if rd.get("ops") and rd.get("server")}
+    )
+    if versions:
+        w(
+            f"- Redis {', '.join(versions)} (`redis-server`, Debian's package; a server of the benchmark's own, "
+            "no persistence) for the sorted-set comparison row only"
+        )
     w(
         "- Everything on the one machine: the benchmark client, the bot processes, PostgreSQL and the CQL node "
         f"share the {mach['cores']} cores."
@@ -539,6 +607,9 @@ def _what(res: dict[str, Any], prose: Prose, w: Any) -> None:
             else prose("legacy.none")
         )
     )
+    redis_sizes = [size for size, _, _ in redis_rows(res)]
+    if redis_sizes:
+        w(prose("redis", main_shape=label(main), sizes=", ".join(fmt_size(s) for s in redis_sizes)))
     bot_sizes = sorted({t["community_size"] for t in res.get("throughput", {}).values() if "community_size" in t})
     community = (
         prose("bot.community", main_shape=label(main), sizes=", ".join(fmt_size(s) for s in bot_sizes))
@@ -637,6 +708,61 @@ def _size_table(res: dict[str, Any], shape: str, s: int, w: Any) -> None:
             + ", ".join(f"{x['decile']}: {ms(x['p50'])}" for x in dec)
             + " ms."
         )
+        w("")
+
+
+def _redis(res: dict[str, Any], prose: Prose, w: Any) -> None:
+    """Redis sorted set beside the position read: the Redis row (bench/redis_row.py) at each size it ran at."""
+    rows = redis_rows(res)
+    if not rows:
+        return
+    w(prose("redis_section", ratio=f"{REDIS_RATIO_TARGET:g}"))
+    w("")
+    w(
+        "| size | Redis one round trip p50 | p95 | p99 | Scylla position p50 | p95 | p99 "
+        "| PostgreSQL position p50 | p95 | p99 | Scylla ÷ Redis p50 | calls |"
+    )
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    measured = []
+    for size, c, rd in rows:
+        reason = rd.get("not_measured")
+        if reason:
+            w(f"| {fmt_size(size)} | not measured: {reason} |||||||||||")
+            continue
+        measured.append((size, rd))
+        one = rd["ops"]["script"]
+        sc = (c["ops"].get("scylla") or {}).get("position") or {}
+        pg = (c["ops"].get("postgres") or {}).get("position") or {}
+        r = ratio(sc.get("p50"), one.get("p50"))
+        calls = [f"{one['calls']:,}"] + [f"{x['calls']:,}" for x in (sc, pg) if x and x["calls"] != one["calls"]]
+        w(
+            f"| {fmt_size(size)} | {ms(one['p50'])} | {ms(one['p95'])} | {ms(one['p99'])} | "
+            f"{ms(sc.get('p50'))} | {ms(sc.get('p95'))} | {ms(sc.get('p99'))} | "
+            f"{ms(pg.get('p50'))} | {ms(pg.get('p95'))} | {ms(pg.get('p99'))} | "
+            f"{'–' if r is None else f'{r:.2f}x'} | {' / '.join(calls)} |"
+        )
+    w("")
+    if not measured:
+        return
+    w(
+        "| size | Redis two round trips p50 | p95 | p99 | members loaded | load s | members/s "
+        "| redis-server RSS MiB (peak) | used_memory MiB | rank mismatches |"
+    )
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, rd in measured:
+        two, load, server, parity = rd["ops"]["pipeline"], rd["load"], rd["server"], rd.get("parity") or {}
+        w(
+            f"| {fmt_size(size)} | {ms(two['p50'])} | {ms(two['p95'])} | {ms(two['p99'])} | {load['members']:,} | "
+            f"{load['seconds']} | {load['members_per_s']:,} | {server.get('rss_mib', '–')} "
+            f"({server.get('peak_rss_mib', '–')}) | {server.get('used_memory_mib', '–')} | "
+            f"{parity.get('mismatches', '–')} of {parity.get('checked', '–')} |"
+        )
+    w("")
+    cut = [
+        f"{fmt_size(size)} {op}" for size, rd in measured for op, v in rd["ops"].items() if v.get("stopped_by_budget")
+    ]
+    if cut:
+        w(f"Stopped by the time budget (fewer calls): {', '.join(cut)}.")
         w("")
 
 

@@ -22,7 +22,7 @@ from backends.postgres.backend import PostgresBackend
 from backends.postgres.migrations import migrate as migrate_postgres
 from backends.protocol import Community, TenantContext
 from backends.scylla.backend import ScyllaBackend
-from bench import botload, data, env, feed, fleet, measure, profiling, report, staleness
+from bench import botload, data, env, feed, fleet, measure, profiling, redis_row, report, staleness
 from bot.domain.service import HotPathService
 
 log = logging.getLogger("bench")
@@ -192,6 +192,9 @@ class Run:
                 at["position_by_decile"][name] = measure.by_rank_decile(raw["position"], sample, len(m.ranked))
             log.info("%s %s %s %s", shape, size, name, {k: (v["p50"], v["p99"], v["calls"]) for k, v in ops.items()})
             self.save()
+        if self.runs("redis") and shape == self.main_shape:
+            at["redis"] = await self.redis_row(m, sample, calls)
+            self.save()
         if self.runs("legacy") and shape in args.legacy_shapes:
             at["legacy"] = await measure.measure_legacy(self.pool, c, sample, args.calls, args.legacy_budget)
             log.info(
@@ -200,6 +203,35 @@ class Run:
         else:
             at["legacy"] = None
         at["minutes"] = round((time.perf_counter() - phase_started) / 60, 2)
+
+    async def redis_row(self, m: data.Members, sample: measure.Sample, calls: int) -> dict[str, Any]:
+        """The Redis sorted-set row (bench/redis_row.py) right after the community's reads, the same members
+        and calls; at every size of the main shape. Its failure is reported with the row, never fatal."""
+        if "position" not in self.args.ops:
+            return {
+                "shape": m.shape,
+                "community_size": m.size,
+                "not_measured": "the run did not time the position read",
+            }
+        started = time.perf_counter()
+        self.note_load(f"redis {m.shape} {m.size}")
+        try:
+            result = await redis_row.run(
+                m, sample, calls, self.workdir, budget_s=self.args.op_budget, min_calls=measure.MIN_CALLS
+            )
+        except Exception as exc:
+            log.exception("redis row failed")
+            result = {"shape": m.shape, "community_size": m.size, "not_measured": f"{type(exc).__name__}: {exc}"}
+        log.info(
+            "%s %s redis %s",
+            m.shape,
+            m.size,
+            result.get("not_measured")
+            or {k: (v["p50"], v["p99"], v["calls"]) for k, v in (result.get("ops") or {}).items()},
+        )
+        spent = self.res.get("phase_minutes", {}).get("redis", 0.0) * 60
+        self.phase_seconds("redis", spent + time.perf_counter() - started)
+        return result
 
     def calls(self, shape: str, size: int) -> int:
         """Timed calls per op: fewer for the other shapes at 1M members and more (the run's length)."""
