@@ -367,8 +367,11 @@ def plot(res: dict[str, Any], path: Path) -> None:
     sizes = sizes_of(res, main)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     styles = {"tied": "--", "all_equal": ":"}
+    # A run of some reads alone (--ops) plots those it timed.
+    timed = {op for s in sizes for b in ("postgres", "scylla") for op in res["shapes"][main][str(s)]["ops"].get(b, {})}
+    plotted = [op for op in PLOT_OPS if op in timed] or sorted(timed)
     for ax, backend in zip(axes, ("postgres", "scylla"), strict=True):
-        for op in PLOT_OPS:
+        for op in plotted:
             ys = [p99(res["shapes"][main][str(s)], backend, op) for s in sizes]
             ax.plot(sizes, ys, marker="o", label=f"{op} ({label(main)})")
         for shape in shapes_of(res):
@@ -376,6 +379,8 @@ def plot(res: dict[str, Any], path: Path) -> None:
                 continue
             xs = sizes_of(res, shape)
             ys = [p99(res["shapes"][shape][str(s)], backend, "position") for s in xs]
+            if all(y is None for y in ys):
+                continue
             ax.plot(xs, ys, marker="s", linestyle=styles.get(shape, "-."), label=f"position ({label(shape)})")
         if backend == "postgres":
             for op, style, color, name in (
