@@ -175,8 +175,9 @@ class PostgresBackend:
         self.outbox = outbox
 
     def connection(self) -> AbstractAsyncContextManager[Connection]:
-        """A pooled connection; driver failures leave as the Protocol's error types."""
-        return pooled(self.pool)
+        """A pooled connection in autocommit: every method here runs one statement, or several inside
+        `conn.transaction()`. Driver failures leave as the Protocol's error types."""
+        return pooled(self.pool, autocommit=True)
 
     async def health(self) -> None:
         async with self.connection() as conn:
