@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,19 +149,53 @@ class CqlSession:
         """Run one statement and return every row of every page; `prepare=False` for DDL and one-offs;
         `timeout` (seconds per page) instead of the session's request timeout; `consistency` (a
         `ConsistencyLevel`) instead of the session's."""
+        future = await self._start(query, params, prepare=prepare, timeout=timeout, consistency=consistency)
+        return await _all_pages(future)
+
+    async def pages(
+        self,
+        query: str,
+        params: Sequence[Any],
+        *,
+        fetch_size: int,
+        timeout: float | None = None,
+        consistency: int | None = None,
+    ) -> AsyncIterator[list[Any]]:
+        """The rows of one read a page of at most `fetch_size` at a time: the next page is fetched while the
+        caller handles this one, and no further, so a read of any size holds two pages at most."""
+        future = await self._start(query, params, timeout=timeout, consistency=consistency, fetch_size=fetch_size)
+        stream = _PageStream(future)
+        while True:
+            page, more = await stream.next()
+            yield page
+            if not more:
+                return
+
+    async def _start(
+        self,
+        query: str | PreparedStatement | BatchStatement,
+        params: Sequence[Any],
+        *,
+        prepare: bool = True,
+        timeout: float | None,
+        consistency: int | None,
+        fetch_size: int | None = None,
+    ) -> ResponseFuture:
         statement: Any = query
         if isinstance(query, str):
             statement = await self.prepare_async(query) if prepare else SimpleStatement(query)
-        if consistency is not None:
+        if consistency is not None or fetch_size is not None:
             if isinstance(statement, PreparedStatement):  # shared by every caller: set on a bound copy
                 statement, params = statement.bind(params), ()
-            statement.consistency_level = consistency
+            if consistency is not None:
+                statement.consistency_level = consistency
+            if fetch_size is not None:
+                statement.fetch_size = fetch_size
         try:
             extra = {} if timeout is None else {"timeout": timeout}
-            future = self.session.execute_async(statement, params or None, **extra)
+            return self.session.execute_async(statement, params or None, **extra)
         except Exception as exc:  # the driver raises synchronously when no connection is left
             raise translate(exc) from exc
-        return await _all_pages(future)
 
     async def execute_concurrently(
         self,
@@ -169,8 +203,13 @@ class CqlSession:
         concurrency: int = 64,
         *,
         timeout: float | None = None,
+        clear_batches: bool = False,
     ) -> int:
-        """Run many statements with at most `concurrency` in flight; stop at the first error and raise it."""
+        """Run many statements with at most `concurrency` in flight; stop at the first error and raise it.
+
+        `clear_batches`: empty each batch once its request is done, for statements nobody runs again. The
+        driver keeps a finished request, and its statement, until its timeout would have fired: at a
+        rebuild's pace, seconds of 1000-row batches (tens of MB)."""
         semaphore = asyncio.Semaphore(concurrency)
         pending: set[asyncio.Task[None]] = set()
         errors: list[BaseException] = []
@@ -182,6 +221,8 @@ class CqlSession:
             except Exception as exc:
                 errors.append(exc)
             finally:
+                if clear_batches and isinstance(query, BatchStatement):
+                    query.clear()  # in place: the driver's request message holds the same list
                 semaphore.release()
 
         try:
@@ -212,6 +253,8 @@ class CqlSession:
 
 
 def _all_pages(future: ResponseFuture) -> asyncio.Future[list[Any]]:
+    """Every page of `future`'s result. Its callbacks are dropped once it is done: they refer to it, and in
+    that cycle a statement (a snapshot batch: a megabyte) would wait for a full collection to be freed."""
     loop = asyncio.get_running_loop()
     result: asyncio.Future[list[Any]] = loop.create_future()
     rows: list[Any] = []
@@ -229,10 +272,49 @@ def _all_pages(future: ResponseFuture) -> asyncio.Future[list[Any]]:
         if future.has_more_pages:
             future.start_fetching_next_page()
         else:
+            future.clear_callbacks()
             loop.call_soon_threadsafe(settle, rows, None)
 
     def on_error(exc: BaseException) -> None:
+        future.clear_callbacks()
         loop.call_soon_threadsafe(settle, None, exc)
 
     future.add_callbacks(on_page, on_error)
     return result
+
+
+class _PageStream:
+    """The pages of one read as the driver delivers them, each asked for once the previous one is taken."""
+
+    def __init__(self, future: ResponseFuture) -> None:
+        self._future = future
+        self._loop = asyncio.get_running_loop()
+        self._page: asyncio.Future[list[Any]] = self._loop.create_future()
+        future.add_callbacks(self._on_page, self._on_error)
+
+    def _on_page(self, page: list[Any]) -> None:  # on a driver thread
+        if not self._future.has_more_pages:
+            self._future.clear_callbacks()  # as in _all_pages
+        self._loop.call_soon_threadsafe(self._settle, page or [], None)
+
+    def _on_error(self, exc: BaseException) -> None:  # on a driver thread
+        self._future.clear_callbacks()
+        self._loop.call_soon_threadsafe(self._settle, None, exc)
+
+    def _settle(self, page: list[Any] | None, error: BaseException | None) -> None:
+        if self._page.done():
+            return
+        if error is not None:
+            self._page.set_exception(translate(error))
+        else:
+            self._page.set_result(page or [])
+
+    async def next(self) -> tuple[list[Any], bool]:
+        """The next page, and whether another follows it (then already being fetched)."""
+        page = await self._page
+        more = bool(self._future.has_more_pages)
+        if more:
+            # Replaced before the fetch starts: its callback lands on the loop, after this.
+            self._page = self._loop.create_future()
+            self._future.start_fetching_next_page()
+        return page, more
