@@ -3,24 +3,31 @@
 A rebuild claims a new version, writes every row of it, marks it live and flips the pointer; readers
 pin the pointer once per request, so they see the old snapshot or the new one, never a mix. Versions
 older than the previous one are deleted afterwards (the previous one stays for readers still on it).
+
+A rebuild never holds the board: the scores are read a few shards at a time into an external sort
+(board_sort.py), and the sorted board streams past once, written as it goes; the by-profile rows, which
+are written by partition, not by rank, take a second external sort.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
+from pathlib import Path
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from backends.protocol import Board, RankedEntry
+from backends.scylla.board_sort import Record, SpillSort
 from backends.scylla.overlay import Overlay
 from backends.scylla.session import CqlSession
 from backends.scylla.tables import SCORE_SHARDS, Tables
@@ -49,6 +56,10 @@ WRITE_CONCURRENCY = 8  # as fast as 16 with 1000-row batches, and half the rows 
 # Every FENCE_RANKS-th key is kept in the version's fences: a changed member's place in the snapshot is
 # found in memory to within this many rows, then read (31k fences for 1M members, loaded once a version).
 FENCE_RANKS = 32
+# Shards of the scores read at once, and rows per page of each: what a rebuild holds of the scores it reads
+# (two pages a shard: the one handled and the next one on its way), at any community size.
+READ_CONCURRENCY = 4
+READ_PAGE_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -205,55 +216,72 @@ def _marks(columns: str) -> str:
     return ", ".join("?" for _ in columns.split(","))
 
 
-def _by_rank_batches(by_rank: _PartitionBatches, ranked: list[_Row]) -> Iterator[tuple[BatchStatement, tuple[()]]]:
-    """The board in rank order, one batch per (part of a) rank partition, generated as they are sent."""
-    encode = by_rank.row_encoder()
-    start = 0
-    while start < len(ranked):
-        bucket = start // RANK_WIDTH
-        stop = min(start + BATCH_ROWS, (bucket + 1) * RANK_WIDTH, len(ranked))
-        rows = [
-            encode((rank, r.profile_id, r.score, r.nym, r.wallet_address, r.joined_at_us))
-            for rank, r in zip(range(start + 1, stop + 1), ranked[start:stop], strict=True)
-        ]
-        yield by_rank.batch(bucket, rows), ()
-        start = stop
+def _side(r: _Row | None) -> tuple[Any, ...]:
+    return (r.profile_id, r.score, r.nym, r.wallet_address) if r is not None else _NO_NEIGHBOUR
 
 
-def _fence_batches(fences: _PartitionBatches, ranked: list[_Row]) -> Iterator[tuple[BatchStatement, tuple[()]]]:
-    """The key of every FENCE_RANKS-th rank, in one partition."""
-    encode = fences.row_encoder()
-    rows = [
-        encode((i + 1, r.score, r.joined_at_us, r.profile_id))
-        for i, r in zip(range(0, len(ranked), FENCE_RANKS), ranked[::FENCE_RANKS], strict=True)
-    ]
-    for lo in range(0, len(rows), BATCH_ROWS):
-        yield fences.batch(None, rows[lo : lo + BATCH_ROWS]), ()
+def _rank_pass(
+    by_rank: _PartitionBatches,
+    fences: _PartitionBatches,
+    by_profile: _PartitionBatches,
+    board: Iterator[Record],
+    buckets: int,
+    profiles: SpillSort,
+) -> Iterator[tuple[BatchStatement, tuple[()]]]:
+    """The by-rank batches (one per (part of a) rank partition) and the fences (the key of every
+    FENCE_RANKS-th rank, in one partition), generated as the board streams past in rank order. Each
+    member's by-profile row goes to `profiles` once the member below it is known: only three members wait.
+    """
+    encode_rank, encode_fence, encode_profile = by_rank.row_encoder(), fences.row_encoder(), by_profile.row_encoder()
+    rank_rows: list[_Values] = []
+    fence_rows: list[_Values] = []
+    above: _Row | None = None
+    held: _Row | None = None  # the member at `rank - 1`, waiting for the one below it
+
+    def to_profiles(rank: int, r: _Row, below: _Row | None) -> None:
+        values = encode_profile((r.profile_id, rank, r.score, r.nym, r.wallet_address, *_side(above), *_side(below)))
+        # Unset is a driver singleton a pickle would copy; no serialised value is None.
+        profiles.add((r.profile_id.int % buckets, rank, *(None if v is UNSET_VALUE else v for v in values)))
+
+    rank = 0
+    for neg_score, joined_at_us, profile_int, nym, wallet_address in board:
+        rank += 1
+        r = _Row(UUID(int=profile_int), neg_score.copy_negate(), joined_at_us, nym, wallet_address)
+        rank_rows.append(encode_rank((rank, r.profile_id, r.score, r.nym, r.wallet_address, r.joined_at_us)))
+        if len(rank_rows) == BATCH_ROWS or rank % RANK_WIDTH == 0:
+            yield by_rank.batch((rank - 1) // RANK_WIDTH, rank_rows), ()
+            rank_rows = []
+        if (rank - 1) % FENCE_RANKS == 0:
+            fence_rows.append(encode_fence((rank, r.score, r.joined_at_us, r.profile_id)))
+            if len(fence_rows) == BATCH_ROWS:
+                yield fences.batch(None, fence_rows), ()
+                fence_rows = []
+        if held is not None:
+            to_profiles(rank - 1, held, r)
+        above, held = held, r
+    if held is not None:
+        to_profiles(rank, held, None)
+    if rank_rows:
+        yield by_rank.batch((rank - 1) // RANK_WIDTH, rank_rows), ()
+    if fence_rows:
+        yield fences.batch(None, fence_rows), ()
 
 
 def _by_profile_batches(
-    by_profile: _PartitionBatches, ranked: list[_Row], buckets: int
+    by_profile: _PartitionBatches, profiles: SpillSort
 ) -> Iterator[tuple[BatchStatement, tuple[()]]]:
-    """Each member's row with its neighbours, partition by partition (only rank numbers wait in memory)."""
-    encode = by_profile.row_encoder()
-    members: list[list[int]] = [[] for _ in range(buckets)]
-    for i, r in enumerate(ranked):
-        members[r.profile_id.int % buckets].append(i)
-    last = len(ranked) - 1
-
-    def side(i: int) -> tuple[Any, ...]:
-        if 0 <= i <= last:
-            r = ranked[i]
-            return (r.profile_id, r.score, r.nym, r.wallet_address)
-        return _NO_NEIGHBOUR
-
-    def values(i: int) -> tuple[Any, ...]:
-        r = ranked[i]
-        return (r.profile_id, i + 1, r.score, r.nym, r.wallet_address, *side(i - 1), *side(i + 1))
-
-    for bucket, indexes in enumerate(members):
-        for lo in range(0, len(indexes), BATCH_ROWS):
-            yield by_profile.batch(bucket, [encode(values(i)) for i in indexes[lo : lo + BATCH_ROWS]]), ()
+    """Each member's row with its neighbours, partition by partition, in rank order within one; sorted only
+    once the rank pass has given every row."""
+    bucket = -1
+    rows: list[_Values] = []
+    for row_bucket, _rank, *values in profiles.sorted():
+        if row_bucket != bucket or len(rows) == BATCH_ROWS:
+            if rows:
+                yield by_profile.batch(bucket, rows), ()
+            bucket, rows = row_bucket, []
+        rows.append(tuple(UNSET_VALUE if v is None else v for v in values))
+    if rows:
+        yield by_profile.batch(bucket, rows), ()
 
 
 class SnapshotWriter:
@@ -273,12 +301,18 @@ class SnapshotWriter:
         # change it may have missed was logged after `changes_from`.
         changes_from = datetime.now(UTC)
         score_version = await self._score_version(community_id)
-        ranked = sorted(
-            (row for row in await self._scores(community_id, board) if row.score > 0),
-            key=lambda r: (r.score.copy_negate(), r.joined_at_us, r.profile_id.int),  # unary minus would round
-        )
-        version = await self._claim(community_id, board, score_version, len(ranked), changes_from)
-        await self._write_rows(community_id, board, version, ranked)
+        # Removed however the rebuild ends, cancelled included.
+        with tempfile.TemporaryDirectory(prefix="sietch-rebuild-") as tmp:
+            order = SpillSort(Path(tmp), "board")
+            profiles = SpillSort(Path(tmp), "profiles")
+            try:
+                await self._scores(community_id, board, order)
+                ranked = order.count
+                version = await self._claim(community_id, board, score_version, ranked, changes_from)
+                await self._write_rows(community_id, board, version, ranked, order.sorted(), profiles)
+            finally:
+                order.close()
+                profiles.close()
         await self._run(
             f"UPDATE {self.t.versions} SET state = 'live', built_at = ? WHERE community_id = ? AND board = ?"
             f" AND version = ?",
@@ -291,10 +325,10 @@ class SnapshotWriter:
             community_id,
             board,
             version,
-            len(ranked),
+            ranked,
             time.monotonic() - started,
         )
-        return len(ranked)
+        return ranked
 
     async def _read_scores(self, query: str, params: tuple[Any, ...]) -> list[Any]:
         """A read of what the snapshot is built from, at a quorum at least: at LOCAL_ONE it could come from
@@ -311,18 +345,41 @@ class SnapshotWriter:
         )
         return rows[0].score_version if rows else 0
 
-    async def _scores(self, community_id: int, board: Board) -> list[_Row]:
+    async def _scores(self, community_id: int, board: Board, order: SpillSort) -> None:
+        """Every ranked member's board key and row into `order`, READ_CONCURRENCY shards at a time (at a
+        quorum at least, as `_read_scores`)."""
         query = (
             f"SELECT profile_id, {board} AS score, joined_at_us, nym, wallet_address FROM {self.t.scores}"
             f" WHERE community_id = ? AND shard = ?"
         )
-        shards = await asyncio.gather(*(self._read_scores(query, (community_id, s)) for s in range(SCORE_SHARDS)))
-        return [
-            _Row(r.profile_id, r.score, r.joined_at_us, r.nym, r.wallet_address)
-            for rows in shards
-            for r in rows
-            if r.score is not None
-        ]
+        shards = iter(range(SCORE_SHARDS))
+        consistency = self.cql.quorum_at_least()
+
+        async def read() -> None:
+            for shard in shards:  # shared: each reader takes the next shard left
+                pages = self.cql.pages(
+                    query,
+                    (community_id, shard),
+                    fetch_size=READ_PAGE_ROWS,
+                    timeout=BULK_TIMEOUT_SECONDS,
+                    consistency=consistency,
+                )
+                async for page in pages:
+                    for r in page:
+                        score = r.score
+                        if score is not None and score > 0:
+                            # The board order ascending; unary minus would round the score.
+                            order.add((score.copy_negate(), r.joined_at_us, r.profile_id.int, r.nym, r.wallet_address))
+
+        readers = [asyncio.ensure_future(read()) for _ in range(READ_CONCURRENCY)]
+        try:
+            await asyncio.gather(*readers)
+        except BaseException:
+            # The others stop before the sort's files go.
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            raise
 
     async def _claim(
         self, community_id: int, board: Board, score_version: int, ranked: int, changes_from: datetime
@@ -354,7 +411,17 @@ class SnapshotWriter:
                 return version
             version += 1
 
-    async def _write_rows(self, community_id: int, board: Board, version: int, ranked: list[_Row]) -> None:
+    async def _write_rows(
+        self,
+        community_id: int,
+        board: Board,
+        version: int,
+        ranked: int,
+        order: Iterator[Record],
+        profiles: SpillSort,
+    ) -> None:
+        """Every row of the snapshot from `order`, the board in rank order of `ranked` members; `profiles`
+        is the (empty) sort the by-profile rows go through."""
         by_rank = _PartitionBatches(
             self.cql.prepare(f"INSERT INTO {self.t.by_rank} ({_ROW_COLUMNS}) VALUES ({_marks(_ROW_COLUMNS)})"),
             (community_id, board, version),
@@ -369,15 +436,15 @@ class SnapshotWriter:
             self.cql.prepare(f"INSERT INTO {self.t.fences} ({_FENCE_COLUMNS}) VALUES ({_marks(_FENCE_COLUMNS)})"),
             (community_id, board, version),
         )
-        buckets = max(1, -(-len(ranked) // PROFILE_ROWS))
+        buckets = max(1, -(-ranked // PROFILE_ROWS))
         await self.cql.execute_concurrently(
             chain(
-                _by_rank_batches(by_rank, ranked),
-                _by_profile_batches(by_profile, ranked, buckets),
-                _fence_batches(fences, ranked),
+                _rank_pass(by_rank, fences, by_profile, order, buckets, profiles),
+                _by_profile_batches(by_profile, profiles),
             ),
             WRITE_CONCURRENCY,
             timeout=BULK_TIMEOUT_SECONDS,
+            clear_batches=True,
         )
 
     async def _flip(self, community_id: int, board: Board, version: int) -> None:
