@@ -6,7 +6,9 @@ older than the previous one are deleted afterwards (the previous one stays for r
 
 A rebuild never holds the board: the scores are read a few shards at a time into an external sort
 (board_sort.py), and the sorted board streams past once, written as it goes; the by-profile rows, which
-are written by partition, not by rank, take a second external sort.
+are written by partition, not by rank, take a second external sort. Its files go in the temporary
+directory (TMPDIR), about 370 bytes a ranked member at the most (350 MB at 1M), removed as they are read
+and in any case when the rebuild ends.
 """
 
 from __future__ import annotations
