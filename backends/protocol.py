@@ -144,6 +144,16 @@ class PositionRows:
 
 
 @dataclass(frozen=True)
+class ThresholdRows:
+    """What /threshold reads: the members ranked on the conviction board, its entries at ranks
+    first..last (fewer past the end), and the snapshot they come from."""
+
+    ranked: int
+    rows: list[RankedEntry]
+    snapshot: SnapshotInfo
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """When a board's data was true and from which score version; live stores say `live=True`. A snapshot
     store also says when the snapshot itself was built (changes applied on top since move `as_of` on)."""
@@ -348,6 +358,11 @@ class Backend(Protocol):
         """/position's reads in one: `get_profile_by_user`, its conviction `get_neighbours`, and the
         conviction entry at `entry_rank` when the member ranks below it (`backends.position_rows`
         composes them; a store that can read them at once should)."""
+
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        """/threshold's reads in one: `count_ranked`, `get_range` of ranks first..last (none when fewer
+        than `first_rank` are ranked) and `snapshot_info`, all of the conviction board
+        (`backends.position_rows` composes them; a store that can read them at once should)."""
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int: ...
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from backends.memory.replica import MemoryReplica, Snapshot, as_utc
-from backends.position_rows import compose_position_rows
+from backends.position_rows import compose_position_rows, compose_threshold_rows
 from backends.protocol import (
     BOARDS,
     BadgeEntry,
@@ -31,6 +31,7 @@ from backends.protocol import (
     ScoreRecord,
     SnapshotInfo,
     TenantContext,
+    ThresholdRows,
     utcnow,
 )
 
@@ -119,6 +120,9 @@ class MemoryBackend:
 
     async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
         return await compose_position_rows(self, ctx, discord_user_id, entry_rank)
+
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        return await compose_threshold_rows(self, ctx, first_rank, last_rank)
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = self._pinned(ctx, board)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from backends.position_rows import compose_position_rows
+from backends.position_rows import compose_position_rows, compose_threshold_rows
 from backends.protocol import (
     BOARDS,
     BadgeEntry,
@@ -29,6 +29,7 @@ from backends.protocol import (
     ScoreRecord,
     SnapshotInfo,
     TenantContext,
+    ThresholdRows,
 )
 from backends.scylla.live import LiveChanges
 from backends.scylla.replica import ScyllaReplica
@@ -334,6 +335,9 @@ class ScyllaBackend:
 
     async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
         return await compose_position_rows(self, ctx, discord_user_id, entry_rank)
+
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        return await compose_threshold_rows(self, ctx, first_rank, last_rank)
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = await self._pinned(ctx, board)

@@ -149,14 +149,13 @@ class HotPathService:
         return _waitlist(_by_rank(await self.backend.get_range(ctx, "conviction", f, last)), f, last)
 
     async def get_threshold_view(self, ctx: TenantContext, waitlist_limit: int) -> ThresholdView:
-        """The entry bar and the first `waitlist_limit` of the waiting pool, from one range read of the
-        ranks F..F+limit (F+1 at least: the gap to entry)."""
+        """The entry bar and the first `waitlist_limit` of the waiting pool, from the backend's one read of
+        the ranked count and the ranks F..F+limit (F+1 at least: the gap to entry)."""
         settings = _settings(ctx)
         f, w = settings.fedaykin, settings.waitlist_end
         last = min(f + max(waitlist_limit, 0), w)
-        ranked = await self.backend.count_ranked(ctx, "conviction")
-        rows = _by_rank(await self.backend.get_range(ctx, "conviction", f, max(f + 1, last))) if ranked >= f else {}
-        info = await self.backend.snapshot_info(ctx, "conviction")
+        read = await self.backend.get_threshold_rows(ctx, f, max(f + 1, last))
+        ranked, rows, info = read.ranked, _by_rank(read.rows), read.snapshot
         entry, first_waiting = rows.get(f), rows.get(f + 1)
         threshold = ThresholdData(
             ranked=ranked,
