@@ -18,10 +18,12 @@ from uuid import UUID
 from backends.memory.replica import MemoryReplica, Snapshot, as_utc
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeEntry,
     BadgeFacts,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     Profile,
@@ -174,6 +176,10 @@ class MemoryBackend:
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         return self.replica.badge_counts(ctx.community_id)[1]
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        council = self.replica.council(ctx.community_id)
+        return replace(council, former=council.former[: max(0, min(former_limit, FORMER_KEPT))])
 
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from backends.postgres.council import settle_seats
 from backends.protocol import MAX_SCORE_EXPONENT, InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, each_batch
 
 Conn = AsyncConnection[dict[str, Any]]
@@ -104,7 +105,8 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
     update whose tx hash was already applied to that member's board (by this call or an earlier one) is
     skipped; when nothing is left the version does not move. A score an `add` would take out of range
     (its first significant digit past the 10^±MAX_SCORE_EXPONENT place) refuses the whole call
-    (`InvalidInput`, so the caller's transaction writes nothing).
+    (`InvalidInput`, so the caller's transaction writes nothing). The naib seats are settled once, after
+    the scores are written.
     """
     relation, params = source
     params = params | {"c": community_id, "mirrored": mirrored, "above": _ABOVE, "below": _BELOW}
@@ -130,7 +132,10 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
             f" after adding {done['value']:.5e}: out of range (its first significant digit must lie between"
             f" the 10^-{MAX_SCORE_EXPONENT} and the 10^{MAX_SCORE_EXPONENT} place)"
         )
-    return int(done["version"] if done["version"] is not None else row["score_version"])
+    if done["version"] is None:
+        return int(row["score_version"])  # nothing applied: no seat can have moved
+    await settle_seats(conn, community_id)  # once per community per write, after its scores
+    return int(done["version"])
 
 
 # The named profiles that are not members of the community. No member can be removed meanwhile: removal
