@@ -25,13 +25,12 @@ _READ = """
 SELECT c.naib, now() AS at, e.ids, e.convictions, t.held, t.since
   FROM communities c LEFT JOIN community_roles r ON r.community_id = c.community_id
  CROSS JOIN LATERAL (
-    SELECT coalesce(array_agg(x.profile_id ORDER BY x.n), '{}') AS ids,
-           coalesce(array_agg(x.conviction ORDER BY x.n), '{}') AS convictions
-      FROM (SELECT s.profile_id, s.conviction, row_number() OVER () AS n FROM (
-              SELECT profile_id, conviction FROM scores
-               WHERE community_id = c.community_id AND conviction > 0
-                 AND (r.minimum_balance IS NULL OR conviction >= r.minimum_balance)
-               ORDER BY -conviction, joined_at, profile_id LIMIT c.fedaykin) s) x) e
+    SELECT coalesce(array_agg(x.profile_id ORDER BY -x.conviction, x.joined_at, x.profile_id), '{}') AS ids,
+           coalesce(array_agg(x.conviction ORDER BY -x.conviction, x.joined_at, x.profile_id), '{}') AS convictions
+      FROM (SELECT profile_id, conviction, joined_at FROM scores
+             WHERE community_id = c.community_id AND conviction > 0
+               AND (r.minimum_balance IS NULL OR conviction >= r.minimum_balance)
+             ORDER BY -conviction, joined_at, profile_id LIMIT c.fedaykin) x) e
  CROSS JOIN LATERAL (
     SELECT coalesce(array_agg(profile_id), '{}') AS held, coalesce(array_agg(seated_at), '{}') AS since
       FROM naib_terms WHERE community_id = c.community_id AND unseated_at IS NULL) t
