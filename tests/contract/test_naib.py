@@ -352,7 +352,9 @@ async def test_random_histories_match_the_pure_rules(world: World, pool: AsyncCo
             at += timedelta(minutes=rng.choice([1, 20, 61, 600]))
             kind = rng.random()
             if kind < 0.7:
-                chosen = rng.sample(sorted(oracle.joined, key=lambda p: p.int), rng.randint(1, 3))
+                chosen = rng.sample(
+                    sorted(oracle.joined, key=lambda p: p.int), rng.randint(1, min(3, len(oracle.joined)))
+                )
                 values = {pid: D(rng.choice(["0", "1", "2", "2", "3", "3.000001", "5"])) for pid in chosen}
                 await world.writer.apply(
                     ctx, [ScoreUpdate(p, "conviction", v, "token_hold") for p, v in values.items()]
