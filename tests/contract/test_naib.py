@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from backends.members import MemberRow
 from backends.postgres.standing import StandingStore
-from backends.protocol import BOARDS, FORMER_KEPT, Council, FormerSeat, ScoreUpdate, Seat, TenantContext
+from backends.protocol import BOARDS, FORMER_KEPT, BadgeChange, Council, FormerSeat, ScoreUpdate, Seat, TenantContext
 from backends.roles import RoleConfig
 from bot.discord.embeds import naib_current_embed, naib_former_embed, naib_overview_embed
 from bot.domain.council import Eligible, Held, former_key, settle
@@ -391,3 +391,16 @@ async def test_random_histories_match_the_pure_rules(world: World, pool: AsyncCo
                 oracle.council().seats, key=lambda s: (order[s.profile_id][0], s.seated_at, order[s.profile_id][1])
             )
             assert [s.profile_id for s in answer.seats] == [s.profile_id for s in expected]
+
+
+async def test_the_naib_progression_tier_follows_the_seat_not_the_position(world: World) -> None:
+    """A tie at position N: Fay, who joined first, is at position 1 with the seat holder's conviction; the
+    seat and the `naib` tier stay with Ada."""
+    ctx = await world.community(fedaykin=3, naib=1, at_risk=0)
+    ids = await members(world, ctx, ["Fay", "Ada"])
+    await write(world, ctx, ids, Ada=300)
+    await write(world, ctx, ids, Fay=300)
+    await world.badges(ctx, [BadgeChange(ids["Fay"], "award", "og"), BadgeChange(ids["Ada"], "award", "og")])
+    board = await world.service.get_badge_board(ctx, None)
+    assert [(e.name, e.tier) for e in board.entries] == [("Fay", "fedaykin"), ("Ada", "naib")]
+    assert [(s.name, s.rank) for s in (await council(world, ctx, DAY1)).seats] == [("Ada", 2)]
