@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 from uuid import UUID
@@ -286,6 +286,48 @@ class BadgeFacts:
 
 
 @dataclass(frozen=True)
+class Seat:
+    """A naib seat's holder: their current term began at `seated_at`, their first at `first_seated_at`."""
+
+    profile_id: UUID
+    seated_at: datetime
+    first_seated_at: datetime
+    nym: str | None = None
+    wallet_address: str | None = None
+
+
+@dataclass(frozen=True)
+class FormerSeat:
+    """A member who held a seat and holds none now: their terms added up (`tenure`), how many, when the
+    last one ended."""
+
+    profile_id: UUID
+    first_seated_at: datetime
+    tenure: timedelta
+    terms: int
+    left_at: datetime
+    nym: str | None = None
+    wallet_address: str | None = None
+
+
+# The former members a council keeps (and `get_council` gives at most): what /naib former shows.
+FORMER_KEPT = 25
+
+
+@dataclass(frozen=True)
+class Council:
+    """A community's naib council (docs/domain.md, "Naib seats"): the seats (in profile id order; seat
+    order needs the convictions, read from the board), the first former members in their order and how
+    many there are, the community's first seat time, and the score version of the last seat change."""
+
+    seats: tuple[Seat, ...] = ()
+    former: tuple[FormerSeat, ...] = ()
+    former_count: int = 0
+    first_seated_at: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
 class ScoreEvent:
     """One applied score update, as kept in score history."""
 
@@ -393,6 +435,9 @@ class Backend(Protocol):
         """The members holding more than `held` badges."""
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts: ...
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        """The naib council, with at most `former_limit` (up to FORMER_KEPT) former members."""
 
 
 @runtime_checkable

@@ -19,10 +19,12 @@ from backends.memory.replica import MemoryReplica, Snapshot, as_utc
 from backends.position_rows import compose_position_rows, compose_threshold_rows
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeEntry,
     BadgeFacts,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     PositionRows,
@@ -183,6 +185,10 @@ class MemoryBackend:
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         return self.replica.badge_counts(ctx.community_id)[1]
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        council = self.replica.council(ctx.community_id)
+        return replace(council, former=council.former[: max(0, min(former_limit, FORMER_KEPT))])
 
 
 if TYPE_CHECKING:

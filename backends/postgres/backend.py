@@ -13,16 +13,19 @@ from uuid import UUID
 from psycopg import sql
 
 from backends.postgres import badges
+from backends.postgres.council import read_council
 from backends.postgres.pool import Connection, Pool, fetch_community, pooled
 from backends.postgres.score_writes import apply_score_stream
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeChange,
     BadgeEntry,
     BadgeFacts,
     BadgeOutcome,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     PositionRows,
@@ -432,6 +435,12 @@ class PostgresBackend:
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         async with self.connection() as conn:
             return await badges.badge_facts(conn, ctx.community_id)
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        """Read at one moment: the seats, the former members and their count agree."""
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return await read_council(conn, ctx.community_id, former_limit)
 
     async def apply_badge_changes(
         self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None

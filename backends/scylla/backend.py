@@ -17,10 +17,12 @@ from uuid import UUID
 from backends.position_rows import compose_position_rows, compose_threshold_rows
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeEntry,
     BadgeFacts,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     PositionRows,
@@ -450,6 +452,11 @@ class ScyllaBackend:
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         return await self.replica.badges.facts(ctx.community_id)
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        """One keyed read at any community size."""
+        council = await self.replica.council.get(ctx.community_id)
+        return replace(council, former=council.former[: max(0, min(former_limit, FORMER_KEPT))])
 
     async def _rebuild_board(self, community_id: int, board: Board) -> int:
         ranked = await self.snapshots.rebuild(community_id, board)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
@@ -11,6 +12,7 @@ from cachetools import TTLCache
 
 from backends.exact import subtract
 from backends.protocol import (
+    FORMER_KEPT,
     Backend,
     Board,
     Community,
@@ -22,20 +24,25 @@ from backends.protocol import (
     ScoreRecord,
     ScoreSource,
     ScoreUpdate,
+    Seat,
     TenantContext,
     utcnow,
 )
 from bot.domain.badges import badge_rank, tenure_category
+from bot.domain.council import is_founding
 from bot.domain.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
 from bot.domain.formatting import display_name, tier
 from bot.domain.progression import BAND_TIERS, Band, ProgressionTier, band_of, bands, conviction_tier
 from bot.domain.records import (
     BadgeBoard,
     BadgeBoardEntry,
+    CouncilSeat,
     Eligibility,
     EligibilityRule,
+    FormerNaib,
     LeaderboardEntry,
     LeaderboardPage,
+    NaibCouncil,
     PositionData,
     ThresholdData,
     ThresholdView,
@@ -281,9 +288,48 @@ class HotPathService:
         held = await self.backend.get_badge_count(ctx, profile_id)
         return badge_rank(await self.backend.count_badge_holders_above(ctx, held)) if held > 0 else None
 
+    async def get_council(self, ctx: TenantContext) -> NaibCouncil:
+        """The naib council (docs/domain.md, "Naib seats"): seats in seat order with their holders' ranks,
+        from one read of positions 1..F (every seat holder is in it after a settling; one missing from an
+        older snapshot is looked up alone), and the first former members; tenures count to the request's
+        moment."""
+        settings = _settings(ctx)
+        council = await self.backend.get_council(ctx, FORMER_KEPT)
+        head: dict[UUID, RankedEntry] = {}
+        if council.seats:
+            rows = await self.backend.get_range(ctx, "conviction", 1, settings.fedaykin)
+            head = {row.profile_id: row for row in rows}
+        for seat in council.seats:
+            if seat.profile_id not in head and (row := await self.backend.get_rank(ctx, "conviction", seat.profile_id)):
+                head[seat.profile_id] = row
+
+        def order(seat: Seat) -> tuple[int, Decimal, datetime, int]:
+            row = head.get(seat.profile_id)
+            if row is None:  # not on the board this answer read: after every ranked holder
+                return (1, Decimal(0), seat.seated_at, 0)
+            return (0, row.score.copy_negate(), seat.seated_at, row.rank)
+
+        seats = [
+            CouncilSeat(
+                seat=i,
+                profile_id=seat.profile_id,
+                name=display_name(seat.nym, seat.wallet_address),
+                rank=row.rank if (row := head.get(seat.profile_id)) else None,
+                seated_at=seat.seated_at,
+                founding=is_founding(seat.first_seated_at, council.first_seated_at),
+            )
+            for i, seat in enumerate(sorted(council.seats, key=order), start=1)
+        ]
+        former = [
+            FormerNaib(f.profile_id, display_name(f.nym, f.wallet_address), f.tenure, f.terms, f.left_at)
+            for f in council.former
+        ]
+        return NaibCouncil(seats, settings.naib, settings.fedaykin, former, council.former_count, ctx.started_at)
+
     async def _progression_tiers(self, ctx: TenantContext, ids: list[UUID]) -> dict[UUID, ProgressionTier]:
-        """Each member's progression tier: `naib` at positions 1..N, `fedaykin` at 1..F, else by conviction.
-        Until naib seats are kept, a seat is position 1..N, as /position counts it."""
+        """Each member's progression tier: `naib` for a seat holder, `fedaykin` at the other positions
+        1..F, else by conviction. The seats are read only when one of the members is in 1..F (every seat
+        holder is)."""
         if not ids:
             return {}
         settings = _settings(ctx)
@@ -292,10 +338,13 @@ class HotPathService:
         }
         rest = [pid for pid in ids if pid not in head]
         scores = await self.backend.get_scores(ctx, rest) if rest else {}
+        seated: set[UUID] = set()
+        if len(rest) < len(ids):
+            seated = {seat.profile_id for seat in (await self.backend.get_council(ctx, 0)).seats}
         tiers: dict[UUID, ProgressionTier] = {}
         for pid in ids:
             if pid in head:
-                tiers[pid] = "naib" if head[pid] <= settings.naib else "fedaykin"
+                tiers[pid] = "naib" if pid in seated else "fedaykin"
             else:
                 score = scores.get(pid)
                 tiers[pid] = conviction_tier(score.conviction) if score is not None else "fremen"
