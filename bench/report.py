@@ -20,6 +20,7 @@ OP_LABELS = {
     "context": "tenant context (`open_context`)",
     "tiers": "tier progression board and the caller's entry (`get_tier_board`)",
     "badges": "badge board and the caller's rank (`get_badge_board`)",
+    "naib": "naib council: seats, former members, seat holders' ranks (`get_council`)",
 }
 LEGACY_LABELS = {
     "scan_position": "legacy position: `ORDER BY conviction DESC`, scanned in Python until found",

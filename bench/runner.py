@@ -248,7 +248,8 @@ class Run:
             version = max(pg_version or 0, await self.scylla.replica.score_version(c.community_id) or 0) + 1
             out["load_postgres"] = await data.load_postgres(self.pool, m, c, version)
             log.info("%s postgres %s", label, out["load_postgres"])
-            out["load_scylla"] = await data.load_scylla(self.scylla, m, c, version)
+            council = await data.read_council(self.pool, c.community_id)
+            out["load_scylla"] = await data.load_scylla(self.scylla, m, c, version, council)
             log.info("%s scylla %s", label, out["load_scylla"])
         self.note_load(f"recalc {label}")
         out["recalc"] = await data.recalculate(self.scylla, c.community_id)
