@@ -373,6 +373,9 @@ class Backend(Protocol):
     """
 
     name: str
+    # Whether one request's independent reads may run side by side: a copy's reads share nothing, while
+    # on PostgreSQL each would hold a pooled connection of its own (one per command is the budget).
+    concurrent_reads: bool
 
     async def health(self) -> None:
         """Return when the store answers; raise BackendUnavailable otherwise."""

@@ -58,6 +58,7 @@ class MemoryBackend:
     """
 
     name = "memory"
+    concurrent_reads = True
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] = utcnow) -> None:
         self.replica = MemoryReplica(clock=clock, now=now)

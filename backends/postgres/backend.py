@@ -183,6 +183,7 @@ class PostgresBackend:
     """Implements `backends.protocol.Backend` on a psycopg async pool."""
 
     name = "postgres"
+    concurrent_reads = False
 
     def __init__(self, pool: Pool, *, outbox: bool = False) -> None:
         """`outbox=True` leaves every score event unmirrored until a copy (Scylla) has it."""

@@ -69,6 +69,7 @@ class ScyllaBackend:
     """Implements `backends.protocol.Backend` on a CQL session; see schema/001_initial.cql."""
 
     name = "scylla"
+    concurrent_reads = True
 
     def __init__(self, cql: CqlSession, keyspace: str, *, pointer_ttl: float = POINTER_TTL_SECONDS) -> None:
         self.cql = cql

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Protocol
 from uuid import UUID
 
@@ -205,16 +207,35 @@ class HotPathService:
         row = await self.backend.get_rank(ctx, board, profile_id)
         return _entry(row) if row else None
 
+    async def _together[T](self, reads: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """One request's independent reads: side by side where the backend takes that (`concurrent_reads`),
+        else one after another. Started lazily, so a failure leaves no read unawaited."""
+        if self.backend.concurrent_reads:
+            return list(await asyncio.gather(*(read() for read in reads)))
+        return [await read() for read in reads]
+
+    async def _both[A, B](self, first: Callable[[], Awaitable[A]], second: Callable[[], Awaitable[B]]) -> tuple[A, B]:
+        """Two independent reads, as `_together` runs them."""
+        if self.backend.concurrent_reads:
+            return await asyncio.gather(first(), second())
+        return await first(), await second()
+
     async def get_tier_board(self, ctx: TenantContext, profile_id: UUID | None, limit: int = 10) -> TierBoard:
         """The tier progression board's first `limit` entries and the caller's own entry when they are on it
         (docs/domain.md, "Tier progression"): each band's first `limit` members, merged by (distance, rank)."""
         found = await self._tier_bands(ctx)
-        heads: list[tuple[Decimal, int, Band, RankedEntry]] = []
-        for band in found:
-            shown = min(limit, band.size)
-            if shown > 0:
-                rows = await self.backend.get_range(ctx, "conviction", band.after + 1, band.after + shown)
-                heads += [(band.distance(row.score), row.rank, band, row) for row in rows]
+        shown = [band for band in found if band.size > 0]
+        ranges = await self._together(
+            [
+                partial(self.backend.get_range, ctx, "conviction", band.after + 1, band.after + min(limit, band.size))
+                for band in shown
+            ]
+        )
+        heads: list[tuple[Decimal, int, Band, RankedEntry]] = [
+            (band.distance(row.score), row.rank, band, row)
+            for band, rows in zip(shown, ranges, strict=True)
+            for row in rows
+        ]
         heads.sort(key=lambda head: (head[0], head[1]))
         entries = [_tier_entry(i, band, row) for i, (_, _, band, row) in enumerate(heads[:limit], start=1)]
         caller = None
@@ -229,10 +250,10 @@ class HotPathService:
         ranked = await self.backend.count_ranked(ctx, "conviction")
         if ranked <= fedaykin:
             return []  # everyone ranked holds a rank tier
-        at_or_above = {}
-        for _, _, _, threshold in BAND_TIERS:
-            at_or_above[threshold] = await self.backend.count_above(ctx, "conviction", threshold, inclusive=True)
-        return bands(fedaykin, ranked, at_or_above)
+        thresholds = [threshold for _, _, _, threshold in BAND_TIERS]
+        above = partial(self.backend.count_above, ctx, "conviction", inclusive=True)
+        counts = await self._together([partial(above, threshold) for threshold in thresholds])
+        return bands(fedaykin, ranked, dict(zip(thresholds, counts, strict=True)))
 
     async def _tier_entry_of(self, ctx: TenantContext, found: list[Band], profile_id: UUID) -> TierEntry | None:
         """The member's entry on the tier board, ranked 1 + the members before them in (distance, rank) order:
@@ -244,6 +265,8 @@ class HotPathService:
             return None
         distance = band.distance(me.score)
         ahead = me.rank - band.after - 1
+        counted: list[Band] = []
+        reads = []
         for other in found:
             if other is band or other.size == 0:
                 continue
@@ -253,8 +276,10 @@ class HotPathService:
             if bound < other.floor:
                 ahead += other.size
             elif bound < other.threshold:
-                counted = await self.backend.count_above(ctx, "conviction", bound, inclusive=inclusive)
-                ahead += min(max(counted, other.after), other.last) - other.after
+                counted.append(other)
+                reads.append(partial(self.backend.count_above, ctx, "conviction", bound, inclusive=inclusive))
+        for other, above in zip(counted, await self._together(reads), strict=True):
+            ahead += min(max(above, other.after), other.last) - other.after
         return _tier_entry(1 + ahead, band, me)
 
     async def get_badge_board(self, ctx: TenantContext, profile_id: UUID | None, limit: int = 10) -> BadgeBoard:
@@ -262,8 +287,10 @@ class HotPathService:
         among them (docs/domain.md, "Badges"). Each entry's progression tier comes from one read of
         positions 1..F and the others' convictions; tenure categories are taken at the request's moment."""
         rows = await self.backend.get_badge_board(ctx, limit)
-        facts = await self.backend.get_badge_facts(ctx)
-        tiers = await self._progression_tiers(ctx, [row.profile_id for row in rows])
+        facts, tiers = await self._both(
+            partial(self.backend.get_badge_facts, ctx),
+            partial(self._progression_tiers, ctx, [row.profile_id for row in rows]),
+        )
         entries: list[BadgeBoardEntry] = []
         for i, row in enumerate(rows):
             # The entries before with more badges are all the members with more: the board is in count order.
@@ -294,11 +321,11 @@ class HotPathService:
         older snapshot is looked up alone), and the first former members; tenures count to the request's
         moment."""
         settings = _settings(ctx)
-        council = await self.backend.get_council(ctx, FORMER_KEPT)
-        head: dict[UUID, RankedEntry] = {}
-        if council.seats:
-            rows = await self.backend.get_range(ctx, "conviction", 1, settings.fedaykin)
-            head = {row.profile_id: row for row in rows}
+        council, rows = await self._both(
+            partial(self.backend.get_council, ctx, FORMER_KEPT),
+            partial(self.backend.get_range, ctx, "conviction", 1, settings.fedaykin),
+        )
+        head: dict[UUID, RankedEntry] = {row.profile_id: row for row in rows}
         for seat in council.seats:
             if seat.profile_id not in head and (row := await self.backend.get_rank(ctx, "conviction", seat.profile_id)):
                 head[seat.profile_id] = row
@@ -337,10 +364,16 @@ class HotPathService:
             row.profile_id: row.rank for row in await self.backend.get_range(ctx, "conviction", 1, settings.fedaykin)
         }
         rest = [pid for pid in ids if pid not in head]
-        scores = await self.backend.get_scores(ctx, rest) if rest else {}
+        scores: dict[UUID, ScoreRecord] = {}
         seated: set[UUID] = set()
-        if len(rest) < len(ids):
-            seated = {seat.profile_id for seat in (await self.backend.get_council(ctx, 0)).seats}
+
+        async def read_scores() -> None:
+            scores.update(await self.backend.get_scores(ctx, rest))
+
+        async def read_seats() -> None:
+            seated.update(seat.profile_id for seat in (await self.backend.get_council(ctx, 0)).seats)
+
+        await self._together([*([read_scores] if rest else []), *([read_seats] if len(rest) < len(ids) else [])])
         tiers: dict[UUID, ProgressionTier] = {}
         for pid in ids:
             if pid in head:
