@@ -474,7 +474,8 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         w(
             f"The rows {', '.join(OP_LABELS.get(op, op) for op in apart['ops'])} were timed apart from the rest of"
             f" this report ({', '.join(apart['communities'])}): {apart.get('date')}, commit `{apart.get('commit')}`,"
-            f" by `{apart.get('command')}` on the machine above, the communities loaded afresh."
+            f" by `{apart.get('command')}` on the machine above"
+            + (", on the communities and snapshots an earlier run of it loaded." if apart.get("reused") else ".")
         )
         w("")
     for shape in shapes:
