@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 from uuid import UUID
 
-from backends.protocol import Backend, BadgeFacts, Community, MemberState, ScoreEvent
+from backends.protocol import Backend, BadgeFacts, Community, Council, MemberState, ScoreEvent
 
 BackfillPhase = Literal["running", "complete"]
 
@@ -49,6 +49,12 @@ class SourceView(Protocol):
         """How many members hold each count of badges (1..12; counts nobody holds are left out)."""
 
     async def badge_facts(self, community_id: int) -> BadgeFacts: ...
+
+    async def council_version(self, community_id: int) -> int:
+        """The score version of the last change that moved the naib seats (0: none ever did)."""
+
+    async def council(self, community_id: int) -> Council:
+        """The naib council, its first FORMER_KEPT former members with it."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,9 @@ class Replica(Protocol):
         `version`, from the same view as the states stored with it. A member's own count travels in their
         state (`MemberState.badges`, listed on the board by `put_states`); `cleared` names the board places
         (member, count) members held before this write, which they hold no more."""
+
+    async def put_council(self, community_id: int, council: Council, version: int) -> None:
+        """The whole naib council as the source held it at score version `version` (a newer one stays)."""
 
     async def put_score_version(self, community_id: int, version: int) -> None: ...
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 from uuid import UUID
@@ -141,6 +141,16 @@ class PositionRows:
     me: RankedEntry | None = None
     below: RankedEntry | None = None
     entry: RankedEntry | None = None
+
+
+@dataclass(frozen=True)
+class ThresholdRows:
+    """What /threshold reads: the members ranked on the conviction board, its entries at ranks
+    first..last (fewer past the end), and the snapshot they come from."""
+
+    ranked: int
+    rows: list[RankedEntry]
+    snapshot: SnapshotInfo
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,48 @@ class BadgeFacts:
 
 
 @dataclass(frozen=True)
+class Seat:
+    """A naib seat's holder: their current term began at `seated_at`, their first at `first_seated_at`."""
+
+    profile_id: UUID
+    seated_at: datetime
+    first_seated_at: datetime
+    nym: str | None = None
+    wallet_address: str | None = None
+
+
+@dataclass(frozen=True)
+class FormerSeat:
+    """A member who held a seat and holds none now: their terms added up (`tenure`), how many, when the
+    last one ended."""
+
+    profile_id: UUID
+    first_seated_at: datetime
+    tenure: timedelta
+    terms: int
+    left_at: datetime
+    nym: str | None = None
+    wallet_address: str | None = None
+
+
+# The former members a council keeps (and `get_council` gives at most): what /naib former shows.
+FORMER_KEPT = 25
+
+
+@dataclass(frozen=True)
+class Council:
+    """A community's naib council (docs/domain.md, "Naib seats"): the seats (in profile id order; seat
+    order needs the convictions, read from the board), the first former members in their order and how
+    many there are, the community's first seat time, and the score version of the last seat change."""
+
+    seats: tuple[Seat, ...] = ()
+    former: tuple[FormerSeat, ...] = ()
+    former_count: int = 0
+    first_seated_at: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
 class ScoreEvent:
     """One applied score update, as kept in score history."""
 
@@ -321,6 +373,9 @@ class Backend(Protocol):
     """
 
     name: str
+    # Whether one request's independent reads may run side by side: a copy's reads share nothing, while
+    # on PostgreSQL each would hold a pooled connection of its own (one per command is the budget).
+    concurrent_reads: bool
 
     async def health(self) -> None:
         """Return when the store answers; raise BackendUnavailable otherwise."""
@@ -348,6 +403,11 @@ class Backend(Protocol):
         """/position's reads in one: `get_profile_by_user`, its conviction `get_neighbours`, and the
         conviction entry at `entry_rank` when the member ranks below it (`backends.position_rows`
         composes them; a store that can read them at once should)."""
+
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        """/threshold's reads in one: `count_ranked`, `get_range` of ranks first..last (none when fewer
+        than `first_rank` are ranked) and `snapshot_info`, all of the conviction board
+        (`backends.position_rows` composes them; a store that can read them at once should)."""
 
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int: ...
 
@@ -378,6 +438,9 @@ class Backend(Protocol):
         """The members holding more than `held` badges."""
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts: ...
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        """The naib council, with at most `former_limit` (up to FORMER_KEPT) former members."""
 
 
 @runtime_checkable

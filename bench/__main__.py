@@ -182,7 +182,8 @@ def _ops_apart(res: dict[str, Any], run: dict[str, Any]) -> None:
         "commit": f"{code.get('head')}{changed}",
         "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
         f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')} --ops {','.join(ops)}"
-        f" --skip {','.join(args.get('skip', []))}",
+        f" --skip {','.join(args.get('skip', []))}{' --reuse' if args.get('reuse') else ''}",
+        "reused": bool(args.get("reuse")),
     }
 
 

@@ -26,11 +26,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from backends.copies import BackfillState
 from backends.postgres.community_writes import CommunityWrites
-from backends.protocol import BADGE_TYPES, BadgeFacts, Community, MemberState, Profile, TenantContext
+from backends.postgres.council import read_council as council_of
+from backends.postgres.council import settle_seats
+from backends.protocol import BADGE_TYPES, BadgeFacts, Community, Council, MemberState, Profile, TenantContext
 from backends.scylla.backend import ScyllaBackend
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
@@ -238,8 +241,8 @@ async def load_postgres(
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("DELETE FROM profiles WHERE community_id = %s", (gid,))
         await conn.execute(
-            "UPDATE communities SET score_version = %s, ranked_conviction = 0, ranked_activity = 0"
-            " WHERE community_id = %s",
+            "UPDATE communities SET score_version = %s, ranked_conviction = 0, ranked_activity = 0,"
+            " first_seated_at = NULL, council_version = 0 WHERE community_id = %s",
             (version, gid),
         )
         step = 50_000
@@ -268,6 +271,9 @@ async def load_postgres(
                     )
                 await copy.write(buf.getvalue())
         await _copy_badges(conn, m, gid, step)
+        # The seats as the first write after an import would settle them (the load writes no history).
+        conn.row_factory = dict_row
+        await settle_seats(conn, gid)
     copied = time.perf_counter()
     # What autovacuum would do soon after a bulk load: statistics, and the visibility map that lets
     # count(*) over the board index skip heap pages where it can.
@@ -324,7 +330,16 @@ async def _copy_badges(conn: Any, m: Members, gid: int, step: int) -> None:
 # --- Scylla --------------------------------------------------------------------------------------
 
 
-async def load_scylla(scylla: ScyllaBackend, m: Members, c: Community, version: int = VERSION) -> dict[str, Any]:
+async def read_council(pool: AsyncConnectionPool[Any], gid: int) -> Council:
+    """The council the load settled, as the copies are given it."""
+    async with pool.connection() as conn, conn.transaction():
+        conn.row_factory = dict_row
+        return await council_of(conn, gid)
+
+
+async def load_scylla(
+    scylla: ScyllaBackend, m: Members, c: Community, version: int = VERSION, council: Council | None = None
+) -> dict[str, Any]:
     """Concurrent prepared writes through `ScyllaReplica.put_states`, then the backfill marked complete.
 
     States are written at `version` (their write timestamp): reloading a community that score updates
@@ -343,6 +358,8 @@ async def load_scylla(scylla: ScyllaBackend, m: Members, c: Community, version: 
 
     await asyncio.gather(*(chunk(lo) for lo in range(0, m.size, LOAD_CHUNK)))
     await replica.put_badge_counts(gid, m.badge_histogram(), m.badge_facts(), version)
+    if council is not None:
+        await replica.put_council(gid, council, version)
     elapsed = time.perf_counter() - started
     await replica.put_score_version(gid, version)
     await replica.put_backfill_state(BackfillState(gid, "complete", None, m.size, version))

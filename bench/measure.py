@@ -81,7 +81,10 @@ async def timed(
     return out, False
 
 
-OPS = ("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page", "tiers", "badges")
+OPS = (
+    *("context", "position", "rank", "threshold", "waitlist", "page1", "mid_page", "deep_page"),
+    *("tiers", "badges", "naib"),
+)
 
 
 async def measure_service(
@@ -121,6 +124,8 @@ async def measure_service(
         "tiers": lambda i: service.get_tier_board(ctx(i), sample.profile_ids[i % n]),
         # /leaderboard badges: the first ten by badge count and the caller's own rank
         "badges": lambda i: service.get_badge_board(ctx(i), sample.profile_ids[i % n]),
+        # /naib: the seats, the former members and the seat holders' ranks
+        "naib": lambda i: service.get_council(ctx(i)),
     }
     results: dict[str, Any] = {}
     raw: dict[str, list[float]] = {}

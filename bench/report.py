@@ -20,6 +20,7 @@ OP_LABELS = {
     "context": "tenant context (`open_context`)",
     "tiers": "tier progression board and the caller's entry (`get_tier_board`)",
     "badges": "badge board and the caller's rank (`get_badge_board`)",
+    "naib": "naib council: seats, former members, seat holders' ranks (`get_council`)",
 }
 LEGACY_LABELS = {
     "scan_position": "legacy position: `ORDER BY conviction DESC`, scanned in Python until found",
@@ -192,11 +193,12 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                     min(r50, r99) >= 20,
                 )
         rc = top["recalc"]
-        add(
-            f"recalculation of {fmt_size(big)} <= 60 s (conviction board; both boards in brackets) [{label(main)}]",
-            f"{rc['conviction']['seconds']:.1f} s ({rc['both_seconds']:.1f} s)",
-            rc["conviction"]["seconds"] <= 60,
-        )
+        if "conviction" in rc:  # not when the snapshots were kept from an earlier run (--reuse)
+            add(
+                f"recalculation of {fmt_size(big)} <= 60 s (conviction board; both boards in brackets) [{label(main)}]",
+                f"{rc['conviction']['seconds']:.1f} s ({rc['both_seconds']:.1f} s)",
+                rc["conviction"]["seconds"] <= 60,
+            )
     for name, value, met in redis_targets(res):
         add(name, value, met)
     for backend, t in res.get("throughput", {}).items():
@@ -472,7 +474,8 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
         w(
             f"The rows {', '.join(OP_LABELS.get(op, op) for op in apart['ops'])} were timed apart from the rest of"
             f" this report ({', '.join(apart['communities'])}): {apart.get('date')}, commit `{apart.get('commit')}`,"
-            f" by `{apart.get('command')}` on the machine above, the communities loaded afresh."
+            f" by `{apart.get('command')}` on the machine above"
+            + (", on the communities and snapshots an earlier run of it loaded." if apart.get("reused") else ".")
         )
         w("")
     for shape in shapes:
@@ -823,12 +826,16 @@ def _loading(res: dict[str, Any], w: Any) -> None:
             if c is None:
                 continue
             pl, sl, rc = c.get("load_postgres") or {}, c.get("load_scylla") or {}, c["recalc"]
+            rebuilt = (
+                f"{rc['conviction']['seconds']} s | {rc['conviction']['rows_per_s']:,} | {rc['activity']['seconds']} s"
+                f" | {rc['activity']['rows_per_s']:,}"
+                if "conviction" in rc
+                else "reused | | reused | "
+            )
             w(
                 f"| {fmt_size(s)} | {label(shape)} | {pl.get('copy_s', '–')} s | {pl.get('rows_per_s', 0):,} | "
-                f"{pl.get('vacuum_analyze_s', '–')} s | "
-                f"{sl.get('load_s', '–')} s | {sl.get('rows_per_s', 0):,} | {rc['conviction']['seconds']} s | "
-                f"{rc['conviction']['rows_per_s']:,} | {rc['activity']['seconds']} s | "
-                f"{rc['activity']['rows_per_s']:,} |"
+                f"{pl.get('vacuum_analyze_s', '–')} s | {sl.get('load_s', '–')} s | {sl.get('rows_per_s', 0):,} | "
+                f"{rebuilt} |"
             )
             name = f"{label(shape)} {fmt_size(s)}"
             checks.append(f"{name}: {pl.get('trigger_counts_ok', 'reused')}")

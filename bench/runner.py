@@ -242,18 +242,29 @@ class Run:
     async def load(self, label: str, m: data.Members, c: Community) -> dict[str, Any]:
         """Load the community into both backends (unless `--reuse` finds it) and build its snapshots."""
         out: dict[str, Any] = {}
-        if not (self.args.reuse and await self._loaded(label, m, c)):
+        reused = self.args.reuse and await self._loaded(label, m, c)
+        if not reused:
             self.note_load(f"load {label}")
             pg_version, _ = await self._pg_community(c.community_id)
             version = max(pg_version or 0, await self.scylla.replica.score_version(c.community_id) or 0) + 1
             out["load_postgres"] = await data.load_postgres(self.pool, m, c, version)
             log.info("%s postgres %s", label, out["load_postgres"])
-            out["load_scylla"] = await data.load_scylla(self.scylla, m, c, version)
+            council = await data.read_council(self.pool, c.community_id)
+            out["load_scylla"] = await data.load_scylla(self.scylla, m, c, version, council)
             log.info("%s scylla %s", label, out["load_scylla"])
+        if reused and await self._snapshots_current(c.community_id):
+            log.info("%s snapshots reused", label)
+            return out | {"recalc": {"reused": True}}
         self.note_load(f"recalc {label}")
         out["recalc"] = await data.recalculate(self.scylla, c.community_id)
         log.info("%s recalc %s", label, out["recalc"])
         return out
+
+    async def _snapshots_current(self, gid: int) -> bool:
+        """`--reuse`: both boards' live snapshots were built at the community's score version."""
+        version = await self.scylla.replica.score_version(gid)
+        infos = [await self.scylla.snapshot_info(TenantContext(gid), board) for board in ("conviction", "activity")]
+        return all(info.score_version == version and not info.live for info in infos)
 
     async def _pg_community(self, gid: int) -> tuple[int | None, str | None]:
         """(score version, name) of the community in PostgreSQL, Nones when it is not there."""

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from backends.memory.replica import MemoryReplica, Snapshot, as_utc
-from backends.position_rows import compose_position_rows
+from backends.position_rows import compose_position_rows, compose_threshold_rows
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeEntry,
     BadgeFacts,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     PositionRows,
@@ -31,6 +33,7 @@ from backends.protocol import (
     ScoreRecord,
     SnapshotInfo,
     TenantContext,
+    ThresholdRows,
     utcnow,
 )
 
@@ -55,6 +58,7 @@ class MemoryBackend:
     """
 
     name = "memory"
+    concurrent_reads = True
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] = utcnow) -> None:
         self.replica = MemoryReplica(clock=clock, now=now)
@@ -120,6 +124,9 @@ class MemoryBackend:
     async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
         return await compose_position_rows(self, ctx, discord_user_id, entry_rank)
 
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        return await compose_threshold_rows(self, ctx, first_rank, last_rank)
+
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = self._pinned(ctx, board)
         return 0 if snap is None else len(snap.entries)
@@ -179,6 +186,10 @@ class MemoryBackend:
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         return self.replica.badge_counts(ctx.community_id)[1]
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        council = self.replica.council(ctx.community_id)
+        return replace(council, former=council.former[: max(0, min(former_limit, FORMER_KEPT))])
 
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from backends.protocol import (
     BadgeFacts,
     Board,
     Community,
+    Council,
     InvalidInput,
     MemberState,
     RankedEntry,
@@ -84,6 +85,18 @@ def _stored(community_id: int, state: MemberState) -> MemberState:
     return replace(state, profile=profile, updated_at=as_utc(state.updated_at))
 
 
+def _council_in_utc(council: Council) -> Council:
+    """The council as the copy gives it back: every time in UTC."""
+    first = None if council.first_seated_at is None else as_utc(council.first_seated_at)
+    seats = tuple(
+        replace(s, seated_at=as_utc(s.seated_at), first_seated_at=as_utc(s.first_seated_at)) for s in council.seats
+    )
+    former = tuple(
+        replace(f, first_seated_at=as_utc(f.first_seated_at), left_at=as_utc(f.left_at)) for f in council.former
+    )
+    return replace(council, seats=seats, former=former, first_seated_at=first)
+
+
 def _score(state: MemberState, board: Board) -> Decimal:
     return state.conviction if board == "conviction" else state.activity
 
@@ -105,6 +118,7 @@ class MemoryReplica:
         self._backfill: dict[int, BackfillState] = {}
         self._snapshots: dict[tuple[int, Board], Snapshot] = {}
         self._badge_counts: dict[int, _Stamped[tuple[dict[int, int], BadgeFacts]]] = {}
+        self._councils: dict[int, _Stamped[Council]] = {}
 
     # --- reads of the copy (MemoryBackend's) --------------------------------------------------------
 
@@ -136,6 +150,10 @@ class MemoryReplica:
         if stamped is None or stamped.value is None:
             return {}, BadgeFacts(0, None)
         return stamped.value
+
+    def council(self, community_id: int) -> Council:
+        stamped = self._councils.get(community_id)
+        return Council() if stamped is None or stamped.value is None else stamped.value
 
     # --- Replica ------------------------------------------------------------------------------------
 
@@ -190,6 +208,9 @@ class MemoryReplica:
         """The board is read from the members' states here, so nothing is left to clear."""
         launched = None if facts.launched_at is None else as_utc(facts.launched_at)
         _write(self._badge_counts, community_id, version, (dict(histogram), BadgeFacts(facts.members, launched)))
+
+    async def put_council(self, community_id: int, council: Council, version: int) -> None:
+        _write(self._councils, community_id, version, _council_in_utc(council))
 
     async def put_score_version(self, community_id: int, version: int) -> None:
         self._versions[community_id] = max(version, self._versions.get(community_id, version))

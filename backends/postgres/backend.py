@@ -13,16 +13,19 @@ from uuid import UUID
 from psycopg import sql
 
 from backends.postgres import badges
+from backends.postgres.council import read_council
 from backends.postgres.pool import Connection, Pool, fetch_community, pooled
 from backends.postgres.score_writes import apply_score_stream
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeChange,
     BadgeEntry,
     BadgeFacts,
     BadgeOutcome,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     PositionRows,
@@ -33,6 +36,7 @@ from backends.protocol import (
     ScoreUpdate,
     SnapshotInfo,
     TenantContext,
+    ThresholdRows,
     utcnow,
 )
 
@@ -103,7 +107,7 @@ WITH fences AS (
     SELECT * FROM fences WHERE before < %(first)s AND before + members >= %(first)s
      ORDER BY neg_score, fence_joined_at, fence_profile_id LIMIT 1
 )
-SELECT s.profile_id, s.score, p.nym, p.wallet_address FROM start CROSS JOIN LATERAL (
+SELECT s.profile_id, s.score, s.joined_at, p.nym, p.wallet_address FROM start CROSS JOIN LATERAL (
     SELECT x.profile_id, x.{{s}} AS score, x.joined_at FROM scores x
      WHERE x.community_id = %(community)s AND x.{{s}} > 0
        AND {_KEY} >= (start.neg_score, start.fence_joined_at, start.fence_profile_id)
@@ -154,6 +158,17 @@ SELECT u.profile_id AS u_id, u.community_id AS u_community, u.joined_at AS u_joi
     + _RANGE
     + """) r WHERE n.rank > %(first)s) e ON true"""
 )
+# /threshold in one statement: the community's ranked count and score version, and `_RANGE` beside them
+# (no rows when fewer than `first` are ranked), in board order.
+_THRESHOLD = (
+    """
+SELECT c.ranked_conviction AS ranked, c.score_version, r.profile_id, r.score, r.nym, r.wallet_address
+  FROM communities c LEFT JOIN LATERAL (SELECT * FROM ("""
+    + _RANGE
+    + """) q WHERE c.ranked_conviction >= %(first)s) r ON true
+ WHERE c.community_id = %(community)s
+ ORDER BY -r.score, r.joined_at, r.profile_id"""
+)
 _FIRST_UUID = UUID(int=0)
 _LAST_UUID = UUID(int=2**128 - 1)
 
@@ -168,6 +183,7 @@ class PostgresBackend:
     """Implements `backends.protocol.Backend` on a psycopg async pool."""
 
     name = "postgres"
+    concurrent_reads = False
 
     def __init__(self, pool: Pool, *, outbox: bool = False) -> None:
         """`outbox=True` leaves every score event unmirrored until a copy (Scylla) has it."""
@@ -267,6 +283,25 @@ class PostgresBackend:
         )
         entry = RankedEntry(first, row["e_id"], row["e_score"], row["e_nym"], row["e_wallet"]) if row["e_id"] else None
         return PositionRows(profile, above, me, below, entry)
+
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        """One statement: the ranked count, the rows first..last and the score version they are at."""
+        first = max(first_rank, 1)
+        if last_rank < first:
+            ranked = await self.count_ranked(ctx, "conviction")
+            return ThresholdRows(ranked, [], await self.snapshot_info(ctx, "conviction"))
+        params = {"community": ctx.community_id, "board": "conviction", "first": first, "limit": last_rank - first + 1}
+        async with self.connection() as conn:
+            cur = await conn.execute(sql.SQL(_THRESHOLD).format(s=_col("conviction")), params)
+            rows = await cur.fetchall()
+        if not rows:  # the community is not in the source of truth
+            return ThresholdRows(0, [], SnapshotInfo(as_of=utcnow(), score_version=0, live=True))
+        entries = [
+            RankedEntry(first + i, r["profile_id"], r["score"], r["nym"], r["wallet_address"])
+            for i, r in enumerate(r for r in rows if r["profile_id"] is not None)
+        ]
+        info = SnapshotInfo(as_of=utcnow(), score_version=int(rows[0]["score_version"]), live=True)
+        return ThresholdRows(int(rows[0]["ranked"]), entries, info)
 
     async def _fetch_member(
         self, query: str, ctx: TenantContext, board: Board, profile_id: UUID
@@ -401,6 +436,12 @@ class PostgresBackend:
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         async with self.connection() as conn:
             return await badges.badge_facts(conn, ctx.community_id)
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        """Read at one moment: the seats, the former members and their count agree."""
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return await read_council(conn, ctx.community_id, former_limit)
 
     async def apply_badge_changes(
         self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None

@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 
 from backends.copies import FloorMove
 from backends.members import MemberRow, RepeatedKey, StagedCheck
+from backends.postgres.council import settle_seats
 from backends.postgres.pool import Pool, fetch_community, pooled
 from backends.protocol import Community, InvalidInput
 
@@ -58,7 +59,9 @@ class CommunityWrites:
                     community.rate_limit_per_minute,
                 ),
             )
-            return await raise_copy_floor(conn, community.community_id)
+            move = await raise_copy_floor(conn, community.community_id)
+            await settle_seats(conn, community.community_id)  # a new F or N
+            return move
 
     async def remove_member(self, community_id: int, discord_user_id: int) -> tuple[UUID, FloorMove] | None:
         """Delete a member (and their scores); return their profile id and how the copy floor moved.
@@ -74,7 +77,9 @@ class CommunityWrites:
             row = await cur.fetchone()
             if row is None:
                 return None
-            return row["profile_id"], await raise_copy_floor(conn, community_id)
+            move = await raise_copy_floor(conn, community_id)
+            await settle_seats(conn, community_id)  # their terms went with them: a seat may be empty
+            return row["profile_id"], move
 
     async def get_community(self, community_id: int) -> Community | None:
         async with pooled(self._pool) as conn:
@@ -163,6 +168,7 @@ async def _stage_and_merge(
     await _refuse_identity_changes(conn, where)
     await _refuse_ambiguous_rows(conn, where, community_id)
     await _merge_incoming(conn, community_id)
+    await settle_seats(conn, community_id)
     return count
 
 

@@ -13,8 +13,9 @@ from psycopg import AsyncConnection
 
 from backends.copies import BadgeMove
 from backends.postgres.badges import badge_facts, badge_histogram
+from backends.postgres.council import read_council
 from backends.postgres.pool import Pool, fetch_community, pooled
-from backends.protocol import BadgeFacts, Community, MemberState, Profile, ScoreEvent
+from backends.protocol import BadgeFacts, Community, Council, MemberState, Profile, ScoreEvent
 
 _STATE = (
     "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
@@ -181,6 +182,16 @@ class _View:
 
     async def badge_facts(self, community_id: int) -> BadgeFacts:
         return await badge_facts(self._conn, community_id)
+
+    async def council_version(self, community_id: int) -> int:
+        cur = await self._conn.execute(
+            "SELECT council_version FROM communities WHERE community_id = %s", (community_id,)
+        )
+        row = await cur.fetchone()
+        return int(row["council_version"]) if row else 0
+
+    async def council(self, community_id: int) -> Council:
+        return await read_council(self._conn, community_id)
 
 
 class _Batch(_View):

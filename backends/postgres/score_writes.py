@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from backends.postgres.council import settle_seats
 from backends.protocol import MAX_SCORE_EXPONENT, InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, each_batch
 
 Conn = AsyncConnection[dict[str, Any]]
@@ -104,7 +105,8 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
     update whose tx hash was already applied to that member's board (by this call or an earlier one) is
     skipped; when nothing is left the version does not move. A score an `add` would take out of range
     (its first significant digit past the 10^±MAX_SCORE_EXPONENT place) refuses the whole call
-    (`InvalidInput`, so the caller's transaction writes nothing).
+    (`InvalidInput`, so the caller's transaction writes nothing). The naib seats are settled once, after
+    the scores are written.
     """
     relation, params = source
     params = params | {"c": community_id, "mirrored": mirrored, "above": _ABOVE, "below": _BELOW}
@@ -130,7 +132,11 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
             f" after adding {done['value']:.5e}: out of range (its first significant digit must lie between"
             f" the 10^-{MAX_SCORE_EXPONENT} and the 10^{MAX_SCORE_EXPONENT} place)"
         )
-    return int(done["version"] if done["version"] is not None else row["score_version"])
+    if done["version"] is None:
+        return int(row["score_version"])  # nothing applied: no seat can have moved
+    if done["conviction_written"]:  # seats follow conviction alone
+        await settle_seats(conn, community_id)  # once per community per write, after its scores
+    return int(done["version"])
 
 
 # The named profiles that are not members of the community. No member can be removed meanwhile: removal
@@ -147,7 +153,8 @@ SELECT w.profile_id, count(*) OVER () AS total FROM wanted w
 # One statement: the tx hashes seen for the first time (the rest skipped), each update's value after it
 # (a `set` starts a run, each `add` adds to the run's value, the first run starts from the stored score),
 # the version, the events in update order, the scores, the cached eligibilities they invalidate; then
-# the first value out of range, if any (the caller refuses the call and its transaction is undone).
+# the first value out of range, if any (the caller refuses the call and its transaction is undone), and
+# whether any conviction was written (only then can a naib seat move).
 _APPLY = sql.SQL(
     """
 WITH src AS MATERIALIZED ({source}),
@@ -199,7 +206,8 @@ scored AS (
        activity = EXCLUDED.activity, updated_at = now()),
 forgotten AS (  -- a cached eligibility was checked against the scores these updates replace
     DELETE FROM eligibility WHERE community_id = %(c)s AND profile_id IN (SELECT profile_id FROM totals))
-SELECT (SELECT score_version FROM version) AS version, bad.* FROM (SELECT 1) one
+SELECT (SELECT score_version FROM version) AS version,
+       EXISTS (SELECT 1 FROM kept WHERE board = 'conviction') AS conviction_written, bad.* FROM (SELECT 1) one
   LEFT JOIN LATERAL (
     SELECT e.board, e.after, e.value, p.discord_user_id, p.wallet_address, p.profile_id
       FROM valued e JOIN profiles p USING (profile_id)

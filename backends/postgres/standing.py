@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from backends.copies import FloorMove
+from backends.postgres.community_writes import raise_copy_floor
+from backends.postgres.council import settle_seats
 from backends.postgres.pool import Pool, pooled
 from backends.protocol import NotConfigured
 from backends.roles import DueAlert, Ranked, RoleConfig, Standing, Subscription
@@ -34,9 +37,14 @@ class StandingStore:
             row["rule_id"],
         )
 
-    async def put_role_config(self, config: RoleConfig) -> None:
-        async with pooled(self._pool) as conn:
-            cur = await conn.execute("SELECT 1 FROM communities WHERE community_id = %s", (config.community_id,))
+    async def put_role_config(self, config: RoleConfig) -> FloorMove | None:
+        """Set the community's roles; a new minimum balance may move the naib seats, settled in the same
+        transaction: then the copies learn of it outside the outbox (the FloorMove returned)."""
+        async with pooled(self._pool) as conn, conn.transaction():
+            # Locked as every write that settles the seats locks it.
+            cur = await conn.execute(
+                "SELECT 1 FROM communities WHERE community_id = %s FOR UPDATE", (config.community_id,)
+            )
             if await cur.fetchone() is None:
                 raise NotConfigured(f"community {config.community_id} is not configured")
             await conn.execute(  # roles set again: what Discord said of the old ones is tried anew
@@ -59,6 +67,25 @@ class StandingStore:
                     config.rule_id,
                 ),
             )
+            if not await settle_seats(conn, config.community_id):
+                return None
+            # The seats moved with no score version of their own: the change takes one, as settings do.
+            move = await raise_copy_floor(conn, config.community_id)
+            await conn.execute(
+                "UPDATE communities SET council_version = score_version WHERE community_id = %s",
+                (config.community_id,),
+            )
+            return move
+
+    async def seated(self, community_id: int) -> set[int]:
+        """The Discord accounts of the naib seat holders: the open terms (at most N rows)."""
+        async with pooled(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT p.discord_user_id FROM naib_terms t JOIN profiles p USING (profile_id)"
+                " WHERE t.community_id = %s AND t.unseated_at IS NULL AND p.discord_user_id IS NOT NULL",
+                (community_id,),
+            )
+            return {r["discord_user_id"] for r in await cur.fetchall()}
 
     async def first_positions(self, community_id: int, last: int) -> list[Ranked]:
         """Positions 1..`last` on the conviction board (its order: score, then joined_at, then profile id),

@@ -14,13 +14,15 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from backends.position_rows import compose_position_rows
+from backends.position_rows import compose_position_rows, compose_threshold_rows
 from backends.protocol import (
     BOARDS,
+    FORMER_KEPT,
     BadgeEntry,
     BadgeFacts,
     Board,
     Community,
+    Council,
     EligibilityResult,
     InvalidInput,
     PositionRows,
@@ -29,6 +31,7 @@ from backends.protocol import (
     ScoreRecord,
     SnapshotInfo,
     TenantContext,
+    ThresholdRows,
 )
 from backends.scylla.live import LiveChanges
 from backends.scylla.replica import ScyllaReplica
@@ -66,6 +69,7 @@ class ScyllaBackend:
     """Implements `backends.protocol.Backend` on a CQL session; see schema/001_initial.cql."""
 
     name = "scylla"
+    concurrent_reads = True
 
     def __init__(self, cql: CqlSession, keyspace: str, *, pointer_ttl: float = POINTER_TTL_SECONDS) -> None:
         self.cql = cql
@@ -335,6 +339,9 @@ class ScyllaBackend:
     async def get_position_rows(self, ctx: TenantContext, discord_user_id: int, entry_rank: int) -> PositionRows:
         return await compose_position_rows(self, ctx, discord_user_id, entry_rank)
 
+    async def get_threshold_rows(self, ctx: TenantContext, first_rank: int, last_rank: int) -> ThresholdRows:
+        return await compose_threshold_rows(self, ctx, first_rank, last_rank)
+
     async def count_ranked(self, ctx: TenantContext, board: Board) -> int:
         snap = await self._pinned(ctx, board)
         if snap is None:
@@ -446,6 +453,11 @@ class ScyllaBackend:
 
     async def get_badge_facts(self, ctx: TenantContext) -> BadgeFacts:
         return await self.replica.badges.facts(ctx.community_id)
+
+    async def get_council(self, ctx: TenantContext, former_limit: int = FORMER_KEPT) -> Council:
+        """One keyed read at any community size."""
+        council = await self.replica.council.get(ctx.community_id)
+        return replace(council, former=council.former[: max(0, min(former_limit, FORMER_KEPT))])
 
     async def _rebuild_board(self, community_id: int, board: Board) -> int:
         ranked = await self.snapshots.rebuild(community_id, board)

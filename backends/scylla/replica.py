@@ -15,8 +15,9 @@ from uuid import UUID, uuid4
 from cassandra.query import UNSET_VALUE
 
 from backends.copies import BackfillState
-from backends.protocol import BOARDS, BadgeFacts, Board, Community, MemberState, ScoreEvent
+from backends.protocol import BOARDS, BadgeFacts, Board, Community, Council, MemberState, ScoreEvent
 from backends.scylla.badges import BadgeTables
+from backends.scylla.council import CouncilTable
 from backends.scylla.session import CqlSession
 from backends.scylla.snapshots import current_version
 from backends.scylla.tables import CLOSED, SCORE_SHARDS, Tables, change_slot, score_shard, to_micros
@@ -36,6 +37,7 @@ class ScyllaReplica:
         self.t = tables
         self._rebuild_board = rebuild_board
         self.badges = BadgeTables(cql, tables)
+        self.council = CouncilTable(cql, tables)
 
     async def rebuild(self, community_id: int, *, force: bool = False) -> int:
         latest = await self.score_version(community_id)
@@ -252,6 +254,9 @@ class ScyllaReplica:
             f"INSERT INTO {self.t.changes} (community_id, slot, at, write_id, profile_id) VALUES (?, ?, ?, ?, ?)",
             (*key, CLOSED),
         )
+
+    async def put_council(self, community_id: int, council: Council, version: int) -> None:
+        await self.council.put(community_id, council, version)
 
     async def put_score_version(self, community_id: int, version: int) -> None:
         await self.cql.execute(

@@ -105,3 +105,7 @@ class Tables:
     @property
     def badge_facts(self) -> str:
         return self._t("badge_facts")
+
+    @property
+    def naib_council(self) -> str:
+        return self._t("naib_council")

@@ -53,7 +53,10 @@ async def _roles_and_token(app: App, args: argparse.Namespace) -> None:
         if args.minimum_balance is not None:
             changes["minimum_balance"] = None if args.minimum_balance == CLEAR else args.minimum_balance
         config = dataclasses.replace(current, **changes)
-        await store.put_role_config(config)
+        move = await store.put_role_config(config)
+        if move is not None:  # the new minimum balance moved the naib seats
+            for replica in (await replicas(app, required=False)).values():
+                await acknowledge(app, replica, args.guild, move)
         shown = ", ".join(f"{k} {config.role(k) or 'not set'}" for k in ROLE_KINDS)
         print(f"roles of guild {args.guild}: {shown}; minimum balance {config.minimum_balance or 'none'}")
     if args.new_ingest_token:

@@ -46,12 +46,15 @@ async def acknowledge(app: App, replica: Replica, guild: int, move: FloorMove) -
     state = await replica.backfill_state(guild)
     if state is None or state.state != "complete" or state.score_version < move.before:
         return
-    # A removal or an import moves the member count, the launch and the badge histogram: the copy is given
-    # them as they are now, stamped with the version they were read at.
+    # A removal or an import moves the member count, the launch and the badge histogram, and any of these
+    # changes may move the naib seats: the copy is given them as they are now, stamped with the version
+    # they were read at.
     async with app.copy_source.consistent_view() as view:
         version = await view.score_version(guild) or 0
         histogram, facts = await view.badge_histogram(guild), await view.badge_facts(guild)
+        council = await view.council(guild)
     await replica.put_badge_counts(guild, histogram, facts, version)
+    await replica.put_council(guild, council, version)
     await replica.put_backfill_state(replace(state, score_version=move.after))
     if not await app.copy_source.pending(guild):
         await replica.put_score_version(guild, move.after)

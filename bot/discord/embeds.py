@@ -10,6 +10,7 @@ import nextcord
 from nextcord.utils import escape_markdown
 
 from bot.domain.badges import TENURE_EMOJI
+from bot.domain.council import days, tenure_text
 from bot.domain.formatting import TIER_EMOJI, bgt, rank_label, score_short, whole
 from bot.domain.progression import TIER_EMOJI as PROGRESSION_EMOJI
 from bot.domain.progression import TIER_NAMES
@@ -17,6 +18,7 @@ from bot.domain.records import (
     BadgeBoard,
     LeaderboardEntry,
     LeaderboardPage,
+    NaibCouncil,
     PositionData,
     ThresholdData,
     TierBoard,
@@ -206,4 +208,110 @@ def badge_board_embed(board: BadgeBoard) -> nextcord.Embed:
             inline=False,
         )
     embed.set_footer(text=f"Rankings based on badge count • {board.members} total members")
+    return embed
+
+
+# --- /naib (docs/domain.md, "/naib") ---------------------------------------------------------------------
+
+KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
+FOUNDING = " 🏛️"
+SEATS_PER_FIELD = 10
+FORMER_PER_FIELD = 5
+
+
+def seat_label(seat: int) -> str:
+    return KEYCAPS[seat - 1] if seat <= len(KEYCAPS) else f"#{seat}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _council_embed(title: str, colour: int, council: NaibCouncil) -> nextcord.Embed:
+    return nextcord.Embed(title=title, colour=colour, timestamp=council.as_of)
+
+
+def _rank(rank: int | None) -> str:
+    return f"#{rank}" if rank is not None else "#?"
+
+
+def naib_current_embed(council: NaibCouncil) -> nextcord.Embed:
+    embed = _council_embed("👑 Naib Council", GOLD, council)
+    embed.description = (
+        f"The {council.naib} members with the highest BGT holdings.\n"
+        "Seats are defended by BGT amount, with tenure as tie-breaker."
+    )
+    if not council.seats:
+        embed.add_field(
+            name="No Current Naib",
+            value=f"All {council.naib} seats are open. Complete onboarding to claim a seat!",
+            inline=False,
+        )
+        return embed
+    blocks = [
+        f"{seat_label(s.seat)} **{_name(s.name)}**{FOUNDING if s.founding else ''}\n"
+        f"   └ Rank {_rank(s.rank)} • {tenure_text(council.as_of - s.seated_at)} tenure"
+        for s in council.seats
+    ]
+    for i in range(0, len(blocks), SEATS_PER_FIELD):
+        name = f"Active Seats ({len(council.seats)}/{council.naib})" if i == 0 else SPACER
+        embed.add_field(name=name, value=_fit(blocks[i : i + SEATS_PER_FIELD], "\n\n", FIELD_LIMIT), inline=False)
+    empty = council.naib - len(council.seats)
+    if empty > 0:
+        embed.add_field(
+            name="🪑 Empty Seats",
+            value=f"{_plural(empty, 'seat')} available. Complete onboarding as a top {council.fedaykin} BGT holder"
+            " to claim!",
+            inline=False,
+        )
+    embed.set_footer(text=f"🏛️ = Founding Naib (first {council.naib} members)")
+    return embed
+
+
+def naib_former_embed(council: NaibCouncil) -> nextcord.Embed:
+    embed = _council_embed("📜 Former Naib", SILVER, council)
+    embed.description = (
+        "Members who previously held Naib seats. Their service is honored with the Former Naib distinction."
+    )
+    if not council.former:
+        embed.add_field(
+            name="No Former Naib Yet", value="No members have been bumped from Naib seats yet.", inline=False
+        )
+        return embed
+    blocks = [
+        f"{i}. **{_name(f.name)}**\n"
+        f"   └ {tenure_text(f.tenure)} total tenure • {_plural(f.terms, 'term')}"
+        f" • left {days(council.as_of - f.left_at)}d ago"
+        for i, f in enumerate(council.former, start=1)
+    ]
+    for i in range(0, len(blocks), FORMER_PER_FIELD):
+        name = f"Former Members ({council.former_count})" if i == 0 else SPACER
+        embed.add_field(name=name, value=_fit(blocks[i : i + FORMER_PER_FIELD], "\n\n", FIELD_LIMIT), inline=False)
+    embed.set_footer(text="Ranked by total time served as Naib")
+    return embed
+
+
+def naib_overview_embed(council: NaibCouncil) -> nextcord.Embed:
+    embed = _council_embed("👑 Naib Council Overview", GOLD, council)
+    embed.description = (
+        f"The Naib Council comprises the top {council.naib} BGT holders. Seats can be challenged by newcomers"
+        " with higher BGT holdings.\n\n🏛️ = Founding Naib"
+    )
+    lines = [
+        f"{seat_label(s.seat)} **{_name(s.name)}**{FOUNDING if s.founding else ''} (Rank {_rank(s.rank)})"
+        for s in council.seats
+    ]
+    embed.add_field(
+        name=f"Current Council ({len(council.seats)}/{council.naib})",
+        value=_fit(lines, "\n", FIELD_LIMIT) if lines else "_All seats empty_",
+        inline=False,
+    )
+    empty = council.naib - len(council.seats)
+    if empty > 0:
+        embed.add_field(name="🪑 Available", value=f"{_plural(empty, 'seat')} open", inline=True)
+    if council.former_count > 0:
+        names = ", ".join(_name(f.name) for f in council.former[:5])
+        more = f" +{council.former_count - 5} more" if council.former_count > 5 else ""
+        embed.add_field(name=f"📜 Former Naib ({council.former_count})", value=names + more, inline=False)
+    embed.set_footer(text="Use /naib current or /naib former for detailed views")
     return embed

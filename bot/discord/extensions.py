@@ -12,7 +12,7 @@ from bot.discord.dispatch import CommandDispatcher
 from bot.domain.service import HotPathService
 from bot.roles.stores import StandingStore
 
-EXTENSIONS = ("cogs.position", "cogs.threshold", "cogs.leaderboard", "cogs.backends", "cogs.alerts")
+EXTENSIONS = ("cogs.position", "cogs.threshold", "cogs.leaderboard", "cogs.naib", "cogs.backends", "cogs.alerts")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ FAILED = {
     "position": "An error occurred while loading your position. Please try again.",
     "threshold": "An error occurred while loading the threshold. Please try again.",
     "leaderboard": "An error occurred while loading the leaderboard. Please try again.",
+    "naib": "An error occurred while loading Naib Council data. Please try again.",
     "alerts": "Alerts are not available right now. Please try again in a minute.",
     "roles": "The roles are not available right now. Please try again in a minute.",
     "backends": "The backends' status is not available right now. Please try again in a minute.",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from backends.protocol import Board, TenantContext
 from bot.domain import messages
-from bot.domain.records import BadgeBoard, LeaderboardView, PositionData, ThresholdView, TierBoard
+from bot.domain.records import BadgeBoard, LeaderboardView, NaibCouncil, PositionData, ThresholdView, TierBoard
 from bot.domain.service import HotPathService
 
 WAITLIST_SHOWN = 5  # the head of the waiting pool /threshold lists
@@ -83,3 +83,11 @@ THRESHOLD: Query[ThresholdView] = Query("conviction", _threshold)
 TIERS: Query[TierBoard] = Query("conviction", _tiers)
 # Its tiers come from the conviction board; the badge counts are live on every backend.
 BADGES: Query[BadgeBoard] = Query("conviction", _badges)
+
+
+async def _council(service: HotPathService, ctx: TenantContext) -> NaibCouncil:
+    return await service.get_council(ctx)
+
+
+# Every /naib view reads the whole council; the seat holders' ranks come from the conviction board.
+NAIB: Query[NaibCouncil] = Query("conviction", _council)

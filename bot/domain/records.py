@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -146,3 +146,40 @@ class LeaderboardView:
 
     page: LeaderboardPage
     caller: LeaderboardEntry | None
+
+
+@dataclass(frozen=True)
+class CouncilSeat:
+    """A seat as /naib shows it: its number in seat order, its holder, their rank on the conviction board
+    (None: not on the board this answer read), when their current term began, whether founding."""
+
+    seat: int
+    profile_id: UUID
+    name: str
+    rank: int | None
+    seated_at: datetime
+    founding: bool
+
+
+@dataclass(frozen=True)
+class FormerNaib:
+    """A former member as /naib former shows them: their terms added up, how many, when the last ended."""
+
+    profile_id: UUID
+    name: str
+    tenure: timedelta
+    terms: int
+    left_at: datetime
+
+
+@dataclass(frozen=True)
+class NaibCouncil:
+    """What /naib shows: the seats in seat order, N and F, the first former members and how many there
+    are, and `as_of`, the moment of the answer (tenures are counted to it)."""
+
+    seats: list[CouncilSeat]
+    naib: int
+    fedaykin: int
+    former: list[FormerNaib]
+    former_count: int
+    as_of: datetime

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Protocol
 from uuid import UUID
 
@@ -11,6 +14,7 @@ from cachetools import TTLCache
 
 from backends.exact import subtract
 from backends.protocol import (
+    FORMER_KEPT,
     Backend,
     Board,
     Community,
@@ -22,20 +26,25 @@ from backends.protocol import (
     ScoreRecord,
     ScoreSource,
     ScoreUpdate,
+    Seat,
     TenantContext,
     utcnow,
 )
 from bot.domain.badges import badge_rank, tenure_category
+from bot.domain.council import is_founding
 from bot.domain.eligibility import BalanceChecker, MemoryEligibilityCache, conviction_balance
 from bot.domain.formatting import display_name, tier
 from bot.domain.progression import BAND_TIERS, Band, ProgressionTier, band_of, bands, conviction_tier
 from bot.domain.records import (
     BadgeBoard,
     BadgeBoardEntry,
+    CouncilSeat,
     Eligibility,
     EligibilityRule,
+    FormerNaib,
     LeaderboardEntry,
     LeaderboardPage,
+    NaibCouncil,
     PositionData,
     ThresholdData,
     ThresholdView,
@@ -149,14 +158,13 @@ class HotPathService:
         return _waitlist(_by_rank(await self.backend.get_range(ctx, "conviction", f, last)), f, last)
 
     async def get_threshold_view(self, ctx: TenantContext, waitlist_limit: int) -> ThresholdView:
-        """The entry bar and the first `waitlist_limit` of the waiting pool, from one range read of the
-        ranks F..F+limit (F+1 at least: the gap to entry)."""
+        """The entry bar and the first `waitlist_limit` of the waiting pool, from the backend's one read of
+        the ranked count and the ranks F..F+limit (F+1 at least: the gap to entry)."""
         settings = _settings(ctx)
         f, w = settings.fedaykin, settings.waitlist_end
         last = min(f + max(waitlist_limit, 0), w)
-        ranked = await self.backend.count_ranked(ctx, "conviction")
-        rows = _by_rank(await self.backend.get_range(ctx, "conviction", f, max(f + 1, last))) if ranked >= f else {}
-        info = await self.backend.snapshot_info(ctx, "conviction")
+        read = await self.backend.get_threshold_rows(ctx, f, max(f + 1, last))
+        ranked, rows, info = read.ranked, _by_rank(read.rows), read.snapshot
         entry, first_waiting = rows.get(f), rows.get(f + 1)
         threshold = ThresholdData(
             ranked=ranked,
@@ -199,16 +207,35 @@ class HotPathService:
         row = await self.backend.get_rank(ctx, board, profile_id)
         return _entry(row) if row else None
 
+    async def _together[T](self, reads: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        """One request's independent reads: side by side where the backend takes that (`concurrent_reads`),
+        else one after another. Started lazily, so a failure leaves no read unawaited."""
+        if self.backend.concurrent_reads:
+            return list(await asyncio.gather(*(read() for read in reads)))
+        return [await read() for read in reads]
+
+    async def _both[A, B](self, first: Callable[[], Awaitable[A]], second: Callable[[], Awaitable[B]]) -> tuple[A, B]:
+        """Two independent reads, as `_together` runs them."""
+        if self.backend.concurrent_reads:
+            return await asyncio.gather(first(), second())
+        return await first(), await second()
+
     async def get_tier_board(self, ctx: TenantContext, profile_id: UUID | None, limit: int = 10) -> TierBoard:
         """The tier progression board's first `limit` entries and the caller's own entry when they are on it
         (docs/domain.md, "Tier progression"): each band's first `limit` members, merged by (distance, rank)."""
         found = await self._tier_bands(ctx)
-        heads: list[tuple[Decimal, int, Band, RankedEntry]] = []
-        for band in found:
-            shown = min(limit, band.size)
-            if shown > 0:
-                rows = await self.backend.get_range(ctx, "conviction", band.after + 1, band.after + shown)
-                heads += [(band.distance(row.score), row.rank, band, row) for row in rows]
+        shown = [band for band in found if band.size > 0]
+        ranges = await self._together(
+            [
+                partial(self.backend.get_range, ctx, "conviction", band.after + 1, band.after + min(limit, band.size))
+                for band in shown
+            ]
+        )
+        heads: list[tuple[Decimal, int, Band, RankedEntry]] = [
+            (band.distance(row.score), row.rank, band, row)
+            for band, rows in zip(shown, ranges, strict=True)
+            for row in rows
+        ]
         heads.sort(key=lambda head: (head[0], head[1]))
         entries = [_tier_entry(i, band, row) for i, (_, _, band, row) in enumerate(heads[:limit], start=1)]
         caller = None
@@ -223,10 +250,10 @@ class HotPathService:
         ranked = await self.backend.count_ranked(ctx, "conviction")
         if ranked <= fedaykin:
             return []  # everyone ranked holds a rank tier
-        at_or_above = {}
-        for _, _, _, threshold in BAND_TIERS:
-            at_or_above[threshold] = await self.backend.count_above(ctx, "conviction", threshold, inclusive=True)
-        return bands(fedaykin, ranked, at_or_above)
+        thresholds = [threshold for _, _, _, threshold in BAND_TIERS]
+        above = partial(self.backend.count_above, ctx, "conviction", inclusive=True)
+        counts = await self._together([partial(above, threshold) for threshold in thresholds])
+        return bands(fedaykin, ranked, dict(zip(thresholds, counts, strict=True)))
 
     async def _tier_entry_of(self, ctx: TenantContext, found: list[Band], profile_id: UUID) -> TierEntry | None:
         """The member's entry on the tier board, ranked 1 + the members before them in (distance, rank) order:
@@ -238,6 +265,8 @@ class HotPathService:
             return None
         distance = band.distance(me.score)
         ahead = me.rank - band.after - 1
+        counted: list[Band] = []
+        reads = []
         for other in found:
             if other is band or other.size == 0:
                 continue
@@ -247,8 +276,10 @@ class HotPathService:
             if bound < other.floor:
                 ahead += other.size
             elif bound < other.threshold:
-                counted = await self.backend.count_above(ctx, "conviction", bound, inclusive=inclusive)
-                ahead += min(max(counted, other.after), other.last) - other.after
+                counted.append(other)
+                reads.append(partial(self.backend.count_above, ctx, "conviction", bound, inclusive=inclusive))
+        for other, above in zip(counted, await self._together(reads), strict=True):
+            ahead += min(max(above, other.after), other.last) - other.after
         return _tier_entry(1 + ahead, band, me)
 
     async def get_badge_board(self, ctx: TenantContext, profile_id: UUID | None, limit: int = 10) -> BadgeBoard:
@@ -256,8 +287,10 @@ class HotPathService:
         among them (docs/domain.md, "Badges"). Each entry's progression tier comes from one read of
         positions 1..F and the others' convictions; tenure categories are taken at the request's moment."""
         rows = await self.backend.get_badge_board(ctx, limit)
-        facts = await self.backend.get_badge_facts(ctx)
-        tiers = await self._progression_tiers(ctx, [row.profile_id for row in rows])
+        facts, tiers = await self._both(
+            partial(self.backend.get_badge_facts, ctx),
+            partial(self._progression_tiers, ctx, [row.profile_id for row in rows]),
+        )
         entries: list[BadgeBoardEntry] = []
         for i, row in enumerate(rows):
             # The entries before with more badges are all the members with more: the board is in count order.
@@ -282,9 +315,48 @@ class HotPathService:
         held = await self.backend.get_badge_count(ctx, profile_id)
         return badge_rank(await self.backend.count_badge_holders_above(ctx, held)) if held > 0 else None
 
+    async def get_council(self, ctx: TenantContext) -> NaibCouncil:
+        """The naib council (docs/domain.md, "Naib seats"): seats in seat order with their holders' ranks,
+        from one read of positions 1..F (every seat holder is in it after a settling; one missing from an
+        older snapshot is looked up alone), and the first former members; tenures count to the request's
+        moment."""
+        settings = _settings(ctx)
+        council, rows = await self._both(
+            partial(self.backend.get_council, ctx, FORMER_KEPT),
+            partial(self.backend.get_range, ctx, "conviction", 1, settings.fedaykin),
+        )
+        head: dict[UUID, RankedEntry] = {row.profile_id: row for row in rows}
+        for seat in council.seats:
+            if seat.profile_id not in head and (row := await self.backend.get_rank(ctx, "conviction", seat.profile_id)):
+                head[seat.profile_id] = row
+
+        def order(seat: Seat) -> tuple[int, Decimal, datetime, int]:
+            row = head.get(seat.profile_id)
+            if row is None:  # not on the board this answer read: after every ranked holder
+                return (1, Decimal(0), seat.seated_at, 0)
+            return (0, row.score.copy_negate(), seat.seated_at, row.rank)
+
+        seats = [
+            CouncilSeat(
+                seat=i,
+                profile_id=seat.profile_id,
+                name=display_name(seat.nym, seat.wallet_address),
+                rank=row.rank if (row := head.get(seat.profile_id)) else None,
+                seated_at=seat.seated_at,
+                founding=is_founding(seat.first_seated_at, council.first_seated_at),
+            )
+            for i, seat in enumerate(sorted(council.seats, key=order), start=1)
+        ]
+        former = [
+            FormerNaib(f.profile_id, display_name(f.nym, f.wallet_address), f.tenure, f.terms, f.left_at)
+            for f in council.former
+        ]
+        return NaibCouncil(seats, settings.naib, settings.fedaykin, former, council.former_count, ctx.started_at)
+
     async def _progression_tiers(self, ctx: TenantContext, ids: list[UUID]) -> dict[UUID, ProgressionTier]:
-        """Each member's progression tier: `naib` at positions 1..N, `fedaykin` at 1..F, else by conviction.
-        Until naib seats are kept, a seat is position 1..N, as /position counts it."""
+        """Each member's progression tier: `naib` for a seat holder, `fedaykin` at the other positions
+        1..F, else by conviction. The seats are read only when one of the members is in 1..F (every seat
+        holder is)."""
         if not ids:
             return {}
         settings = _settings(ctx)
@@ -292,11 +364,20 @@ class HotPathService:
             row.profile_id: row.rank for row in await self.backend.get_range(ctx, "conviction", 1, settings.fedaykin)
         }
         rest = [pid for pid in ids if pid not in head]
-        scores = await self.backend.get_scores(ctx, rest) if rest else {}
+        scores: dict[UUID, ScoreRecord] = {}
+        seated: set[UUID] = set()
+
+        async def read_scores() -> None:
+            scores.update(await self.backend.get_scores(ctx, rest))
+
+        async def read_seats() -> None:
+            seated.update(seat.profile_id for seat in (await self.backend.get_council(ctx, 0)).seats)
+
+        await self._together([*([read_scores] if rest else []), *([read_seats] if len(rest) < len(ids) else [])])
         tiers: dict[UUID, ProgressionTier] = {}
         for pid in ids:
             if pid in head:
-                tiers[pid] = "naib" if head[pid] <= settings.naib else "fedaykin"
+                tiers[pid] = "naib" if pid in seated else "fedaykin"
             else:
                 score = scores.get(pid)
                 tiers[pid] = conviction_tier(score.conviction) if score is not None else "fremen"

@@ -98,5 +98,7 @@ async def _pass(
                 version = await view.score_version(community_id) or 0
                 histogram = await view.badge_histogram(community_id)
                 facts = await view.badge_facts(community_id)
+                council = await view.council(community_id)
             await replica.put_badge_counts(community_id, histogram, facts, version)
+            await replica.put_council(community_id, council, version)
             return start, done + copied, copied

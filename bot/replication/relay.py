@@ -35,6 +35,9 @@ class OutboxRelay:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self.running = False
+        # The council version each community's seats were last copied at by this relay: a batch copies the
+        # council only when its view shows it moved since (once per community after a start).
+        self._councils: dict[int, int] = {}
 
     def nudge(self) -> None:
         """Ask the running loop to flush now rather than at its next interval."""
@@ -63,6 +66,7 @@ class OutboxRelay:
         badged: dict[int, dict[UUID, set[int]]] = defaultdict(lambda: defaultdict(set))
         for move in batch.badge_moves:
             badged[move.community_id][move.profile_id].add(move.held_before)
+        pending_councils: dict[int, int] = {}
         for community_id in dict.fromkeys([*by_community, *badged]):
             events = by_community.get(community_id, [])
             # One view: each state is exactly the state at the version it is stored with.
@@ -74,14 +78,24 @@ class OutboxRelay:
                 before = badged[community_id]
                 cleared = [(s, h) for s in states for h in before.get(s.profile.profile_id, ()) if 0 < h != s.badges]
                 counts = (await batch.badge_histogram(community_id), await batch.badge_facts(community_id), cleared)
+            council_version = await batch.council_version(community_id)
+            council = None
+            if self._councils.get(community_id) != council_version:
+                council = await batch.council(community_id)
             for replica in self.replicas.values():
                 await replica.put_states(community_id, states, version)
                 if counts is not None:
                     histogram, facts, cleared = counts
                     await replica.put_badge_counts(community_id, histogram, facts, version, cleared)
+                if council is not None:
+                    await replica.put_council(community_id, council, version)
                 await replica.put_history(community_id, events)
                 await replica.put_changes(community_id, states, version)
                 await replica.put_score_version(community_id, version)
+            if council is not None:
+                pending_councils[community_id] = council_version
+        # Only once the batch has landed everywhere (its events leave the outbox with it).
+        self._councils.update(pending_councils)
 
     async def pending(self, community_id: int | None = None) -> int:
         return await self.source.pending(community_id)

@@ -1,5 +1,5 @@
 """Compares what two backends answer for a community: thresholds, waitlists, pages, the tier progression
-and badge boards, positions and badge ranks.
+and badge boards, the naib council, positions and badge ranks.
 
 Members are walked in profile id order, a page at a time, and each difference is handed on as it is
 found: memory does not grow with the community (nor with the number of differences).
@@ -154,6 +154,7 @@ async def compare_each(
     # Tenure categories are taken at the request's moment: both read at one.
     same_moment = dataclasses.replace(ctx_a, started_at=ctx_e.started_at)
     check("badge board", await expected.get_badge_board(ctx_e, None), await actual.get_badge_board(same_moment, None))
+    check("naib council", await expected.get_council(ctx_e), await actual.get_council(same_moment))
     assert ctx_a.community is not None
     chunk: list[UUID] = []
     async for pid in _spread(profile_ids, members, sample):

@@ -8,20 +8,23 @@ from dataclasses import dataclass
 from backends.protocol import Community
 from backends.roles import RoleConfig
 
-# The parts of a standing, stored '+'-joined: naib (1..N), fedaykin (1..F, the eligible set), at_risk
-# (R+1..F), waiting (F+1..W), head (F+1, the head of the waiting pool). None of them: "none".
+# The parts of a standing, stored '+'-joined: naib (a seat holder), fedaykin (1..F, the eligible set),
+# at_risk (R+1..F), waiting (F+1..W), head (F+1, the head of the waiting pool). None of them: "none".
 NONE = "none"
 
 
-def standing_of(position: int | None, community: Community, eligible: bool = True) -> frozenset[str]:
-    """What `position` gives; a member who fails the community's eligibility rule (its minimum balance)
-    holds no part at all, the waiting pool included."""
+def standing_of(
+    position: int | None, community: Community, eligible: bool = True, seated: bool = False
+) -> frozenset[str]:
+    """What `position` gives, and `naib` to a seat holder (docs/domain.md, "Naib seats": seats, not
+    positions 1..N); a member who fails the community's eligibility rule (its minimum balance) holds no
+    part at all, the waiting pool included."""
     if position is None or not eligible:
         return frozenset()  # below the minimum balance: outside the eligible set and the waiting pool
     parts = set()
     if position <= community.fedaykin:
         parts.add("fedaykin")
-        if position <= community.naib:
+        if seated:  # every seat holder is in the eligible set; one read a moment apart from it is not
             parts.add("naib")
         if position > community.at_risk:
             parts.add("at_risk")

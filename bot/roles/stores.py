@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from backends.copies import FloorMove
 from backends.roles import DueAlert, Ranked, RoleConfig, Standing, Subscription
 
 
@@ -38,8 +39,12 @@ class Subscriptions(Protocol):
 class StandingStore(Subscriptions, Protocol):
     async def role_config(self, community_id: int) -> RoleConfig: ...
 
-    async def put_role_config(self, config: RoleConfig) -> None:
-        """Set the community's roles; what Discord said of its roles before is forgotten."""
+    async def put_role_config(self, config: RoleConfig) -> FloorMove | None:
+        """Set the community's roles; what Discord said of its roles before is forgotten. A new minimum
+        balance that moved the naib seats says how the copy floor moved (the copies learn of it directly)."""
+
+    async def seated(self, community_id: int) -> set[int]:
+        """The Discord accounts of the naib seat holders."""
 
     async def first_positions(self, community_id: int, last: int) -> list[Ranked]:
         """Positions 1..`last` on the conviction board, the members among them with a Discord account."""

@@ -1,8 +1,8 @@
-"""Keeps each member at exactly the roles their position gives, from the source of truth.
+"""Keeps each member at exactly the roles their position (and naib seat) gives, from the source of truth.
 
-A sync reads the first W positions from PostgreSQL, works out every member's standing (their parts of
-naib / fedaykin / at risk / waiting pool, and the head of the pool), compares it with the standing and
-the roles recorded at the last sync, and makes only the differences through Discord's member-role
+A sync reads the first W positions and the naib seat holders from PostgreSQL, works out every member's
+standing (their parts of naib / fedaykin / at risk / waiting pool, and the head of the pool), compares it
+with the standing and the roles recorded at the last sync, and makes only the differences through Discord's member-role
 routes, each with an audit-log reason. A member whose roles or standing changed less than one debounce
 window ago is left alone until the window has passed (a follow-up sync is scheduled), so nobody flaps.
 What Discord refuses (a role above the bot's own, an unknown role, a member who left) is logged and kept
@@ -136,6 +136,7 @@ class RoleSync:
         community = ctx.community
         config = await self.store.role_config(guild)
         ranked = {r.discord_user_id: r for r in await self.store.first_positions(guild, community.waitlist_end)}
+        seated = await self.store.seated(guild)
         recorded = await self.store.standings(guild)
         refused = await self.store.recent_problems(guild, now - PROBLEM_RETRY)
         unknown_roles = await self.store.unknown_roles(guild)
@@ -148,7 +149,7 @@ class RoleSync:
             eligible = True
             if rule is not None and member is not None and position is not None and position <= community.waitlist_end:
                 eligible = await self._eligible(ctx, member, rule)
-            parts = standing_of(position, community, eligible)
+            parts = standing_of(position, community, eligible, user in seated)
             before = recorded.get(user)
             held = (before.roles if before else frozenset()) - unknown_roles  # nor taken away if unknown
             had = decode(before.status) if before else frozenset()

@@ -18,7 +18,7 @@ from bot.routing.flags import CommandFlags, FlagFile, in_rollout
 from bot.routing.readiness import Readiness
 from bot.routing.rollback import RollbackMonitor
 
-COMMANDS = ("position", "threshold", "leaderboard")
+COMMANDS = ("position", "threshold", "leaderboard", "naib")
 
 
 @dataclass(frozen=True)

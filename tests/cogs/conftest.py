@@ -28,7 +28,7 @@ from tests.emulator.models import Member
 from tests.wiring import MEMORY
 
 SETTINGS = Path(__file__).parents[2] / "config" / "settings.yaml"
-COMMAND_NAMES = {"position", "threshold", "leaderboard", "backends"}
+COMMAND_NAMES = {"position", "threshold", "leaderboard", "naib", "backends"}
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 

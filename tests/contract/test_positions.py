@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
+from backends.position_rows import compose_threshold_rows
 from tests.contract.conftest import World
 
 D = Decimal
@@ -158,14 +158,19 @@ async def test_the_position_read_by_discord_id_is_the_position_of_its_member(wor
 
 
 async def test_the_threshold_read_once_is_the_threshold_and_the_waiting_pool(world: World) -> None:
-    """/threshold reads the entry and the head of the pool with one range read: the same as each alone,
-    with the pool cut at W, a community short of F and one short of F + 1."""
+    """/threshold reads the ranked count, the entry and the head of the pool at once where the backend can:
+    the same rows as the reads one by one, with the pool cut at W, a community short of F and one short
+    of F + 1; and the view built from it is the threshold and the waiting pool."""
     for ranked, w in ((12, 9), (12, 20), (5, 9), (6, 9), (0, 9)):
         ctx = await world.community(world.guild_id + ranked * 100 + w, fedaykin=6, naib=2, at_risk=4, waitlist_end=w)
         await world.seed(ctx, descending(ranked, top=500, step=7))
+        for first, last in ((6, 7), (6, 11), (1, 3), (6, 40), (13, 14), (4, 3)):
+            once = await world.backend.get_threshold_rows(ctx, first, last)
+            apart = await compose_threshold_rows(world.backend, ctx, first, last)
+            assert (once.ranked, once.rows) == (apart.ranked, apart.rows), (ranked, w, first, last)
+            assert once.snapshot.score_version == apart.snapshot.score_version
         service = world.service
         for limit in (0, 1, 2, 5, 50):
             view = await service.get_threshold_view(ctx, limit)
-            alone = await service.get_threshold(ctx)
-            assert replace(view.threshold, as_of=alone.as_of) == alone, (ranked, w, limit)
             assert view.waitlist == await service.get_waitlist(ctx, limit), (ranked, w, limit)
+            assert view.threshold.ranked == ranked and view.threshold.eligible_count == min(ranked, 6)

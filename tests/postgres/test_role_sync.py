@@ -120,3 +120,27 @@ async def test_members_who_stand_nowhere_are_forgotten(pool: AsyncConnectionPool
     ] == [(105, WAITING, False)]
     await _record(sync, guild, plan)
     assert 105 not in await sync.store.standings(guild)
+
+
+async def test_the_naib_role_follows_the_seat_on_a_tie_and_under_a_minimum_balance(
+    pool: AsyncConnectionPool[Any], new_guild_id: int
+) -> None:
+    """Members 100 and 101 join in that order; 101 holds the one seat. 100 rising to 101's conviction takes
+    position 1 but not the seat (tenure wins); a minimum balance above both unseats 101 in its transaction."""
+    guild = new_guild_id
+    sync = await _setup(pool, guild, [0, 80, 20])
+    first = await sync.plan(guild)
+    assert _held(first) == {101: {NAIB, FEDAYKIN}, 102: {FEDAYKIN}}  # 100 holds nothing: not ranked
+    await _record(sync, guild, first)
+    await _set_elsewhere(pool, guild, 100, Decimal(80), "token_hold")
+    tie = await sync.plan(guild, now=utcnow() + timedelta(seconds=10))
+    assert tie.standings[100].position == 1 and tie.standings[100].roles == {FEDAYKIN}
+    assert tie.standings[101].position == 2 and tie.standings[101].roles == {NAIB, FEDAYKIN}
+    assert not any("naib" in a.events for a in tie.alerts)
+    await _record(sync, guild, tie)
+    store = app(pool).standing_store()
+    assert await store.put_role_config(RoleConfig(guild, NAIB, FEDAYKIN, AT_RISK, WAITING, minimum_balance=Decimal(81)))
+    assert await store.seated(guild) == set()
+    moved = await sync.plan(guild, now=utcnow() + timedelta(seconds=20))
+    assert _held(moved)[100] == set() and _held(moved)[101] == set()
+    assert {a.discord_user_id: a.events for a in moved.alerts}[101] == ("lost_eligibility", "lost_naib")

@@ -182,3 +182,24 @@ async def test_a_member_removed_while_a_stream_is_staged_refuses_it_whole(
     assert {s.conviction for s in (await backend.get_scores(TenantContext(new_guild_id), ids[1:])).values()} == {
         Decimal(i) for i in range(1, MEMBERS)
     }
+
+
+async def test_a_staged_stream_settles_the_seats_once_with_one_moment(
+    pool: AsyncConnectionPool[Any], new_guild_id: int
+) -> None:
+    """A file longer than STAGE_FROM moves the seats through many orders on the way; only the end counts,
+    settled once: every term it closes and opens carries the one moment of its transaction."""
+    backend, ids = await _community(pool, new_guild_id)  # N = 7 of F = 69: the 7 highest (23..29) sit
+    council = await backend.get_council(TenantContext(new_guild_id))
+    assert {s.profile_id for s in council.seats} == set(ids[-7:])
+    rng = random.Random(new_guild_id)
+    updates = [
+        ScoreUpdate(rng.choice(ids), "conviction", Decimal(rng.randint(1, 1000)), "token_hold")
+        for _ in range(score_writes.STAGE_FROM + 500)
+    ]
+    updates += [ScoreUpdate(pid, "conviction", Decimal(2000 + i), "token_hold") for i, pid in enumerate(ids[:7])]
+    await backend.apply_score_batches([(new_guild_id, updates)])
+    after = await backend.get_council(TenantContext(new_guild_id))
+    assert {s.profile_id for s in after.seats} == set(ids[:7])
+    assert len({s.seated_at for s in after.seats} | {f.left_at for f in after.former}) == 1
+    assert after.former_count == 7 and all(f.terms == 1 for f in after.former)

@@ -25,7 +25,7 @@ HERE = Path(__file__).parent
 GOOD = (HERE / "flag_files" / "good.yaml").read_text(encoding="utf-8")
 SHIPPED = HERE.parents[1] / "config" / "flags.yaml"
 BACKENDS = ("postgres", "scylla")
-COMMANDS = ("position", "threshold", "leaderboard")
+COMMANDS = ("position", "threshold", "leaderboard", "naib")
 SOURCE = "flags.yaml"
 
 

@@ -30,14 +30,25 @@ ROLES = RoleConfig(1, naib=11, fedaykin=22, at_risk=33, waiting=44)
     ],
 )
 def test_positions_give_parts_and_roles(position: int | None, parts: set[str], roles: set[int]) -> None:
-    got = standing_of(position, C)
+    got = standing_of(position, C, seated=_seated(position))
     assert got == parts and roles_for(got, ROLES) == roles
     assert decode(encode(got)) == got
 
 
+def _seated(position: int | None) -> bool:
+    """The seats of a settled council with no tie at the Nth position and no minimum balance: 1..N."""
+    return position is not None and position <= C.naib
+
+
 def test_naib_inside_the_at_risk_band_holds_both() -> None:
     small = Community(1, fedaykin=4, naib=4, at_risk=2, waitlist_end=6)
-    assert standing_of(3, small) == {"naib", "fedaykin", "at_risk"}
+    assert standing_of(3, small, seated=True) == {"naib", "fedaykin", "at_risk"}
+
+
+def test_naib_follows_the_seat_not_the_position() -> None:
+    # A tie at the Nth position: the member at position N has no seat, the holder of it is at N + 1.
+    assert standing_of(7, C, seated=False) == {"fedaykin"}
+    assert standing_of(8, C, seated=True) == {"naib", "fedaykin"}
 
 
 def test_a_member_below_the_minimum_balance_holds_no_part_not_even_the_waiting_pool() -> None:
@@ -66,4 +77,7 @@ def test_unset_roles_are_left_out() -> None:
     ],
 )
 def test_events_between_standings(before: int | None, after: int, events: tuple[str, ...]) -> None:
-    assert events_between(standing_of(before, C), standing_of(after, C)) == events
+    assert (
+        events_between(standing_of(before, C, seated=_seated(before)), standing_of(after, C, seated=_seated(after)))
+        == events
+    )
