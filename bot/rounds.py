@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from backends.protocol import BackendUnavailable
+
 log = logging.getLogger(__name__)
 
 TRACEBACK_EVERY = 100  # failures in a row past the first are logged in one line, with a traceback this often
@@ -61,7 +63,9 @@ async def run_rounds(
         except Exception as exc:  # anything: a round that dies would stop this work for good
             failures += 1
             delay = backoff(rounds.interval, failures, rounds.max_backoff)
-            detail = failures == 1 or failures % TRACEBACK_EVERY == 0
+            # A store that is down or refused the round for contention (BackendUnavailable) says so in its
+            # message; a traceback is for what nobody expected.
+            detail = not isinstance(exc, BackendUnavailable) and (failures == 1 or failures % TRACEBACK_EVERY == 0)
             log.warning(
                 "background round failed work=%s failures=%s retry_in=%.1fs error=%r",
                 rounds.name,

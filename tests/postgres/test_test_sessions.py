@@ -63,6 +63,7 @@ def test_another_pytest_run_leaves_this_sessions_postgres_alone(
 @pytest.mark.postgres  # starts an embedded server of its own
 def test_a_dead_sessions_directory_and_server_are_removed_and_a_live_ones_kept() -> None:
     """As if a run had been killed (its server still running on its data), then another run started."""
+    own = session_root()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = RUN_ROOT / f"{int(gone.stdout)}-0dead"
     reused = RUN_ROOT / f"{os.getpid()}-01d"  # this pid, but recorded for a process started long ago
@@ -78,5 +79,20 @@ def test_a_dead_sessions_directory_and_server_are_removed_and_a_live_ones_kept()
     assert set(removed) >= {dead, reused}
     assert not dead.exists() and not reused.exists()
     assert not postmaster.is_running() or postmaster.status() == psutil.STATUS_ZOMBIE
-    assert session_root().is_dir()  # this session's own is kept
+    assert own.is_dir() and own not in removed  # this session's own is kept (not made again)
+    assert session_root() == own
     server.cleanup()  # the handle's bookkeeping (the server is gone already)
+
+
+def test_this_sessions_directory_is_kept_whatever_its_record_says() -> None:
+    """A record that no longer matches (as a wall-clock start time did after the boot time was adjusted)
+    never makes the running session's own directory, and the server on it, look dead."""
+    own = session_root()
+    record = own / "owner.json"
+    kept = record.read_text()
+    try:
+        record.write_text(json.dumps({"pid": os.getpid(), "started": 1.0}))
+        assert own not in postgres_dirs.remove_stale()
+        assert own.is_dir()
+    finally:
+        record.write_text(kept)
