@@ -3,19 +3,22 @@ the outbox of score events, versions."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection
 
 from backends.copies import BadgeMove
 from backends.postgres.badges import badge_facts, badge_histogram
 from backends.postgres.council import read_council
 from backends.postgres.pool import Pool, fetch_community, pooled
-from backends.protocol import BadgeFacts, Community, Council, MemberState, Profile, ScoreEvent
+from backends.protocol import BackendUnavailable, BadgeFacts, Community, Council, MemberState, Profile, ScoreEvent
 
 _STATE = (
     "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
@@ -204,6 +207,13 @@ class _Batch(_View):
         self.badge_event_ids = [event_id for event_id, _ in badge_events]
 
 
+CLAIM_ATTEMPTS = 5
+
+
+def _serialization_failure(exc: BaseException) -> bool:
+    return isinstance(exc.__cause__, psycopg.errors.SerializationFailure)
+
+
 class PostgresCopySource:
     """Implements `backends.copies.CopySource` on the source of truth's pool."""
 
@@ -219,12 +229,25 @@ class PostgresCopySource:
     @asynccontextmanager
     async def outbox_batch(self, limit: int) -> AsyncIterator[_Batch]:
         """Claimed events leave the outbox in the transaction that claimed them, once the caller's copy
-        landed (the block exits without an error)."""
-        async with pooled(self._pool) as conn, conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            batch = _Batch(conn, await claim_unmirrored(conn, limit), await claim_badge_events(conn, limit))
-            yield batch
-            await mark_mirrored(conn, [e.event_id for _, e in batch.events], batch.badge_event_ids)
+        landed (the block exits without an error).
+
+        Two relays claiming at once can meet on an event the other marked after this transaction's snapshot:
+        PostgreSQL refuses the claim as a serialization failure. The claim is then made again in a new
+        transaction (the other relay's events are gone from the outbox by then), a few times."""
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            claimed = False
+            try:
+                async with pooled(self._pool) as conn, conn.transaction():
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    batch = _Batch(conn, await claim_unmirrored(conn, limit), await claim_badge_events(conn, limit))
+                    claimed = True
+                    yield batch
+                    await mark_mirrored(conn, [e.event_id for _, e in batch.events], batch.badge_event_ids)
+                return
+            except BackendUnavailable as exc:
+                if claimed or attempt == CLAIM_ATTEMPTS or not _serialization_failure(exc):
+                    raise
+            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
 
     async def pending(self, community_id: int | None = None) -> int:
         async with pooled(self._pool) as conn:
