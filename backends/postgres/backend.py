@@ -96,16 +96,35 @@ _NEIGHBOURS_SELECT = (
 _NEIGHBOURS = "WITH m AS (" + _MEMBER_ROW + ")" + _NEIGHBOURS_SELECT
 
 # A range starts at the fence holding its first rank: the members before that fence come from the fence
-# counts, and only the rest of the way is walked in the index.
+# counts, and only the rest of the way is walked in the index. The fences are summed from the nearer end of
+# the board, so the last page reads as few fences as page 1 (from the bottom, the members before a fence
+# are the ranked count less those from it on); only the branch the one-time filter picks is read.
+_START_IN = """
+    SELECT * FROM (
+        SELECT f.neg_score, f.joined_at AS fence_joined_at, f.profile_id AS fence_profile_id, f.members,
+               {before} AS before
+          FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
+    ) fences
+     WHERE before < %(first)s AND before + members >= %(first)s AND {side}
+     ORDER BY neg_score {order}, fence_joined_at {order}, fence_profile_id {order} LIMIT 1"""
+_START_FROM_TOP = _START_IN.format(
+    before="sum(f.members) OVER (ORDER BY f.neg_score, f.joined_at, f.profile_id) - f.members",
+    side="%(first)s * 2 <= (SELECT n FROM ranked)",
+    order="ASC",
+)
+_START_FROM_BOTTOM = _START_IN.format(
+    before="(SELECT n FROM ranked)"
+    " - sum(f.members) OVER (ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC)",
+    side="%(first)s * 2 > (SELECT n FROM ranked)",
+    order="DESC",
+)
 _RANGE = f"""
-WITH fences AS (
-    SELECT f.neg_score, f.joined_at AS fence_joined_at, f.profile_id AS fence_profile_id, f.members,
-           sum(f.members) OVER (ORDER BY f.neg_score, f.joined_at, f.profile_id) - f.members AS before
-      FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
+WITH ranked AS (
+    SELECT {{ranked}} AS n FROM communities WHERE community_id = %(community)s
 ), start AS (
-    -- in board order, so the running sum stops at the fence holding the first rank (page 1: one fence)
-    SELECT * FROM fences WHERE before < %(first)s AND before + members >= %(first)s
-     ORDER BY neg_score, fence_joined_at, fence_profile_id LIMIT 1
+    ({_START_FROM_TOP}
+    ) UNION ALL ({_START_FROM_BOTTOM}
+    )
 )
 SELECT s.profile_id, s.score, s.joined_at, p.nym, p.wallet_address FROM start CROSS JOIN LATERAL (
     SELECT x.profile_id, x.{{s}} AS score, x.joined_at FROM scores x
@@ -177,6 +196,11 @@ def _col(board: Board) -> sql.Identifier:
     if board not in BOARDS:
         raise InvalidInput(f"unknown board {board!r}")
     return sql.Identifier(board)
+
+
+def _on_board(query: str, board: Board) -> sql.Composed:
+    """`query` with `{s}` the board's score column and `{ranked}` the community's ranked count of it."""
+    return sql.SQL(query).format(s=_col(board), ranked=sql.Identifier(f"ranked_{board}"))
 
 
 class PostgresBackend:
@@ -264,7 +288,7 @@ class PostgresBackend:
             "limit": 1,
         }
         async with self.connection() as conn:
-            cur = await conn.execute(sql.SQL(_POSITION_OF_USER).format(s=_col("conviction")), params)
+            cur = await conn.execute(_on_board(_POSITION_OF_USER, "conviction"), params)
             row = await cur.fetchone()
         if row is None:
             return PositionRows(None)
@@ -292,7 +316,7 @@ class PostgresBackend:
             return ThresholdRows(ranked, [], await self.snapshot_info(ctx, "conviction"))
         params = {"community": ctx.community_id, "board": "conviction", "first": first, "limit": last_rank - first + 1}
         async with self.connection() as conn:
-            cur = await conn.execute(sql.SQL(_THRESHOLD).format(s=_col("conviction")), params)
+            cur = await conn.execute(_on_board(_THRESHOLD, "conviction"), params)
             rows = await cur.fetchall()
         if not rows:  # the community is not in the source of truth
             return ThresholdRows(0, [], SnapshotInfo(as_of=utcnow(), score_version=0, live=True))
@@ -306,7 +330,7 @@ class PostgresBackend:
     async def _fetch_member(
         self, query: str, ctx: TenantContext, board: Board, profile_id: UUID
     ) -> dict[str, Any] | None:
-        statement = sql.SQL(query).format(s=_col(board))
+        statement = _on_board(query, board)
         async with self.connection() as conn:
             cur = await conn.execute(
                 statement, {"community": ctx.community_id, "profile_id": profile_id, "board": board}
@@ -324,7 +348,7 @@ class PostgresBackend:
             "limit": last_rank - first_rank + 1,
         }
         async with self.connection() as conn:
-            cur = await conn.execute(sql.SQL(_RANGE).format(s=_col(board)), params)
+            cur = await conn.execute(_on_board(_RANGE, board), params)
             rows = await cur.fetchall()
         return [
             RankedEntry(first_rank + i, r["profile_id"], r["score"], r["nym"], r["wallet_address"])
@@ -350,7 +374,7 @@ class PostgresBackend:
             "pid": _LAST_UUID if inclusive else _FIRST_UUID,
         }
         async with self.connection() as conn:
-            cur = await conn.execute(sql.SQL(_AHEAD_OF).format(s=_col(board)), params)
+            cur = await conn.execute(_on_board(_AHEAD_OF, board), params)
             row = await cur.fetchone()
         return int(row["ahead"]) if row else 0
 
