@@ -449,27 +449,31 @@ def plot_soak(res: dict[str, Any], path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    panels = (("rss_mib", "RSS (MiB)"), ("connections", "open TCP connections"), ("p99_ms", "command p99 (ms)"))
+    panels = (("rss_mib", "RSS (MiB)"), ("connections", "connections opened"), ("p99_ms", "command p99 (ms)"))
+    longest = max(len(r["series"]) for r in runs.values())
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 8.4), sharex=True)
     for ax, (key, name) in zip(axes, panels, strict=True):
         for backend, run in runs.items():
             minutes = [row["minute"] for row in run["series"]]
             ax.plot(minutes, [row.get(key) for row in run["series"]], marker="o", markersize=3, label=backend)
             if key == "connections":
-                for part, style in (("postgres", "--"), ("cql", ":")):
+                for part, style in (("postgres", "--"), ("cql", ":"), ("other", (0, (1, 4))), ("unix", "-.")):
                     ys = [row.get(part) for row in run["series"]]
-                    ax.plot(minutes, ys, linestyle=style, label=f"{backend}: to {part}")
+                    ax.plot(minutes, ys, linestyle=style, label=f"{backend}: {part}")
         verdict = next(iter(runs.values())).get("verdict") or {}
-        for window in ("from_minutes", "to_minutes"):
+        for window, color in (("from_minutes", "tab:blue"), ("to_minutes", "tab:orange")):
             shown = (verdict.get(key) or {}).get(window) or []
             if shown:
-                ax.axvspan(shown[0] - 0.5, shown[-1] + 0.5, color="grey", alpha=0.15)
+                ax.axvspan(shown[0] - 0.45, shown[-1] + 0.45, color=color, alpha=0.1)
         ax.set_ylabel(name)
         ax.set_ylim(bottom=0)
+        ax.set_xlim(0.5, longest + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    axes[-1].set_xlabel("minute of the soak (shaded: the windows the verdict compares)")
+    axes[-1].set_xlabel("minute of the soak (shaded: the two windows the verdict compares, medians of each)")
     run = next(iter(runs.values()))
     fig.suptitle(
         f"Sietch soak: the bot process over {run.get('minutes')} min at {fmt_size(run.get('community_size') or 0)} "
@@ -752,13 +756,14 @@ def _by_shape(res: dict[str, Any], prose: Prose, w: Any) -> None:
             c = at(res, shape, s)
             if c is None:
                 continue
-            pg, sc = c["ops"]["postgres"], c["ops"]["scylla"]
-            w(
-                f"| {fmt_size(s)} | {label(shape)} | {ms(pg['position']['p50'])} | {ms(pg['position']['p99'])} | "
-                f"{ms(pg['rank']['p99'])} | {ms(pg['page1']['p99'])} | {ms(p99(c, 'postgres', 'mid_page'))} | "
-                f"{ms(pg['deep_page']['p99'])} | {ms(sc['position']['p50'])} | {ms(sc['position']['p99'])} | "
-                f"{ms(sc['page1']['p99'])} | {ms(p99(c, 'scylla', 'mid_page'))} | {ms(sc['deep_page']['p99'])} |"
-            )
+            # a run of some reads alone (--ops) leaves the others' cells empty
+            pg = [ms(p50(c, "postgres", "position"))] + [
+                ms(p99(c, "postgres", op)) for op in ("position", "rank", "page1", "mid_page", "deep_page")
+            ]
+            sc = [ms(p50(c, "scylla", "position"))] + [
+                ms(p99(c, "scylla", op)) for op in ("position", "page1", "mid_page", "deep_page")
+            ]
+            w(f"| {fmt_size(s)} | {label(shape)} | {' | '.join(pg)} | {' | '.join(sc)} |")
     w("")
 
 
@@ -1163,6 +1168,7 @@ def _soak_run(backend: str, run: dict[str, Any], w: Any) -> None:
         w("")
         return
     cmd, wr, rb = run.get("commands") or {}, run.get("writes") or {}, run.get("rebuilds") or {}
+    mach = run.get("machine") or {}
     lat = cmd.get("latency_ms") or {}
     w(
         f"**{backend}**: {label(run.get('shape', DEFAULT_SHAPE))} community of {fmt_size(run['community_size'])} "
@@ -1172,6 +1178,12 @@ def _soak_run(backend: str, run: dict[str, Any], w: Any) -> None:
         f"{wr.get('acknowledged', 0):,} feed writes acknowledged ({run['feed_rate']:g}/s, {wr.get('errors', 0)} "
         f"refused, p99 {ms((wr.get('apply_ms') or {}).get('p99'))} ms); {rb.get('count', 0)} snapshots rebuilt "
         f"(p50 {secs((rb.get('seconds') or {}).get('p50'))} s each); {run.get('violations', 0)} emulator violations."
+        + (
+            f" Cores busy over the soak: the benchmark process (emulator, load) "
+            f"{_or_dash(mach.get('emulator_cores'))}, the whole machine {_or_dash(mach.get('machine_busy_cores'))}."
+            if mach
+            else ""
+        )
     )
     w("")
     verdict = run.get("verdict") or {}
@@ -1182,8 +1194,8 @@ def _soak_run(backend: str, run: dict[str, Any], w: Any) -> None:
         met = g.get("passed")
         mark = "not judged" if met is None else ("flat" if met else "**grew**")
         w(
-            f"| {name} | {_span(g.get('from_minutes'))} | {_or_dash(g.get('from'))} | {_span(g.get('to_minutes'))} "
-            f"| {_or_dash(g.get('to'))} | {pct(g.get('growth'))} | {mark} |"
+            f"| {name} | {_span(g.get('from_minutes'))} | {_num(g.get('from'))} | {_span(g.get('to_minutes'))} "
+            f"| {_num(g.get('to'))} | {pct(g.get('growth'))} | {mark} |"
         )
     w("")
     if any((verdict.get(k) or {}).get("shortened") for k in flatness.JUDGED):
@@ -1194,22 +1206,34 @@ def _soak_run(backend: str, run: dict[str, Any], w: Any) -> None:
         )
         w("")
     w(
-        "| minute | RSS MiB | TCP connections (PostgreSQL / CQL / other) | fds | commands | p50 ms | p99 ms "
-        "| errors / unanswered | feed writes (refused) | rebuild process RSS MiB |"
+        "Connections are those the bot process opened: TCP to PostgreSQL / CQL / anything else (the emulator), "
+        "and Unix sockets (PostgreSQL's when its DSN names a socket directory, and the event loop's own pair); the "
+        "feed's clients' connections to the door are counted apart (their number is the load generator's "
+        "keep-alive pool). Each minute's value is the median of its samples."
     )
-    w("|---:|---:|---|---:|---:|---:|---:|---|---|---:|")
+    w("")
+    w(
+        "| minute | RSS MiB | connections (PostgreSQL / CQL / other / Unix) | feed clients | fds | cores "
+        "| commands | p50 ms | p99 ms | errors / unanswered | feed writes (refused) | rebuild process RSS MiB |"
+    )
+    w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
     for row in run["series"]:
+        split = " / ".join(_num(row.get(k)) for k in ("postgres", "cql", "other", "unix"))
         w(
-            f"| {row['minute']} | {_or_dash(row.get('rss_mib'))} | {_or_dash(row.get('connections'))} "
-            f"({_or_dash(row.get('postgres'))} / {_or_dash(row.get('cql'))} / {_or_dash(row.get('other'))}) "
-            f"| {_or_dash(row.get('fds'))} | {row.get('commands', 0):,} | {ms(row.get('p50_ms'))} "
-            f"| {ms(row.get('p99_ms'))} | {row.get('errors', 0)} / {row.get('unanswered', 0)} "
-            f"| {row.get('writes', 0):,} ({row.get('write_errors', 0)}) | {_or_dash(row.get('rebuilds_rss_mib'))} |"
+            f"| {row['minute']} | {_num(row.get('rss_mib'))} | {_num(row.get('connections'))} ({split}) "
+            f"| {_num(row.get('feed_clients'))} | {_num(row.get('fds'))} | {_num(row.get('cores'))} "
+            f"| {row.get('commands', 0):,} | {ms(row.get('p50_ms'))} | {ms(row.get('p99_ms'))} "
+            f"| {row.get('errors', 0)} / {row.get('unanswered', 0)} | {row.get('writes', 0):,} "
+            f"({row.get('write_errors', 0)}) | {_num(row.get('rebuilds_rss_mib'))} |"
         )
     w("")
     if cmd.get("examples"):
         w("Failed commands, e.g.: " + " / ".join(f"`{e}`" for e in cmd["examples"][:3]))
         w("")
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:g}"
 
 
 def _span(minutes: list[int] | None) -> str:

@@ -48,7 +48,7 @@ log = logging.getLogger("bench.soak")
 COMMAND_RATE = 30.0  # interactions per second: modest, so a slow minute shows as latency, not a queue
 FEED_RATE = 30.0  # score updates per second through the door
 SAMPLE_SECONDS = 10.0
-COMMANDS = ("position", "threshold", "leaderboard")
+COMMANDS = (("position",), ("threshold",), ("leaderboard", "conviction"))  # name and sub-command
 COMMAND_TIMEOUT = 30.0
 WRITES_IN_FLIGHT = 256  # a bound for safety only, as in bench/staleness.py
 MIB = 1024 * 1024
@@ -65,6 +65,8 @@ class Load:
     write_errors: list[tuple[float, str]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    window: botload.Window | None = None  # CPU of the machine and of this process (the emulator, the load)
+    machine: dict[str, Any] = field(default_factory=dict)
 
     def since(self) -> float:
         return time.perf_counter() - self.started
@@ -90,11 +92,12 @@ async def steady(rate: float, seconds: float, each: Any) -> None:
         n += 1
 
 
-async def _command(emulator: DiscordEmulator, load: Load, name: str, guild_id: int, member: Any) -> None:
+async def _command(emulator: DiscordEmulator, load: Load, command: tuple[str, ...], guild_id: int, member: Any) -> None:
     at = load.since()
     t0 = time.perf_counter()
+    name = " ".join(command)
     try:
-        inter = emulator.invoke(name, guild_id=guild_id, user=member)
+        inter = emulator.invoke(*command, guild_id=guild_id, user=member)
         message = await inter.done(timeout=COMMAND_TIMEOUT)
     except TimeoutError as exc:
         load.outcomes.append((at, "unanswered"))
@@ -122,40 +125,56 @@ async def _write(door: staleness.FeedDoor, gate: asyncio.Semaphore, load: Load, 
 
 
 class Probe:
-    """RSS, TCP connections and descriptors of a process and its children, every SAMPLE_SECONDS."""
+    """RSS, CPU, connections and descriptors of a process and its children, every SAMPLE_SECONDS.
 
-    def __init__(self, pid: int, ports: dict[int, str]) -> None:
+    `connections` counts what the process opened: TCP connections to the stores and the emulator, and its
+    Unix sockets (PostgreSQL's when the DSN names a socket directory, as the embedded server's does, and
+    the event loop's own pair). The connections the feed's clients open to the door (`feed_clients`) are
+    counted apart: their number is the load generator's keep-alive pool, not the bot's."""
+
+    def __init__(self, pid: int, ports: dict[int, str], door_port: int | None = None) -> None:
         self.process = psutil.Process(pid)
         self.ports = ports  # remote port -> name, for the connections' split
+        self.door_port = door_port
         self.samples: list[dict[str, Any]] = []
+        self.cpu: tuple[float, float] | None = None  # (at, CPU seconds) of the previous sample
 
     def tree(self) -> list[Any]:
         return [self.process, *self.process.children(recursive=True)]
 
     def sample(self, at: float) -> None:
-        rss, fds = 0, 0
+        rss, fds, cpu = 0, 0, 0.0
         kinds: Counter[str] = Counter()
         try:
             for p in self.tree():
                 rss += int(p.memory_info().rss)
                 fds += int(p.num_fds())
+                times = p.cpu_times()
+                cpu += float(times.user) + float(times.system)
                 for conn in p.net_connections(kind="tcp"):
                     if conn.raddr:  # the feed door's listening socket is not a connection
-                        kinds[self._kind(int(conn.raddr.port))] += 1
+                        kinds[self._kind(conn)] += 1
+                kinds["unix"] += len(p.net_connections(kind="unix"))
         except psutil.Error:  # the process is gone: the soak notices on its own
             return
+        cores = None if self.cpu is None else (cpu - self.cpu[1]) / max(at - self.cpu[0], 1e-6)
+        self.cpu = (at, cpu)
+        opened = [*self.ports.values(), "unix", "other"]
         self.samples.append(
             {
                 "at_s": round(at, 1),
                 "rss_mib": round(rss / MIB, 1),
-                "connections": sum(kinds.values()),
-                **{k: kinds.get(k, 0) for k in [*self.ports.values(), "other"]},
+                "connections": sum(kinds[k] for k in opened),
+                **{k: kinds.get(k, 0) for k in [*opened, "feed_clients"]},
                 "fds": fds,
+                "cores": None if cores is None else round(cores, 2),
             }
         )
 
-    def _kind(self, port: int) -> str:
-        return self.ports.get(port, "other")
+    def _kind(self, conn: Any) -> str:
+        if self.door_port is not None and int(conn.laddr.port) == self.door_port:
+            return "feed_clients"
+        return self.ports.get(int(conn.raddr.port), "other")
 
 
 async def _probe_loop(probes: list[Probe], load: Load, stop: asyncio.Event) -> None:
@@ -189,7 +208,7 @@ def _minutes(load: Load, bot: Probe, rebuilds: Probe, minutes: int) -> list[dict
 
     def sampled(probe: Probe, key: str) -> list[float | None]:
         grouped = flatness.by_minute(((s["at_s"], s[key]) for s in probe.samples), minutes)
-        return [flatness.median(g) for g in grouped]
+        return [_round(flatness.median(g)) for g in grouped]
 
     keys = [k for k in (bot.samples[0] if bot.samples else {}) if k != "at_s"]
     columns = {k: sampled(bot, k) for k in keys}
@@ -255,7 +274,7 @@ async def run(
                 token = await app.ingest.new_token(gid)
             await emulator.wait_for_commands(botload.COMMANDS, timeout=60)
             ports = {_postgres_port(dsn): "postgres", cql_port(): "cql"}
-            probes = [Probe(bot.proc.pid, ports), Probe(rebuilder.pid, ports)]
+            probes = [Probe(bot.proc.pid, ports, int(env["SIETCH_FEED_PORT"])), Probe(rebuilder.pid, ports)]
             members = botload.interaction_members(emulator, [botload.Target(gid, sample)])
             door_url = f"http://127.0.0.1:{env['SIETCH_FEED_PORT']}/v1/guilds/{gid}/scores"
             connector = aiohttp.TCPConnector(limit=WRITES_IN_FLIGHT)
@@ -276,7 +295,7 @@ async def run(
         "guild": gid,
         "minutes": minutes,
         "command_rate": COMMAND_RATE,
-        "commands_each": list(COMMANDS),
+        "commands_each": [" ".join(c) for c in COMMANDS],
         "feed_rate": FEED_RATE,
         "sample_seconds": SAMPLE_SECONDS,
         "series": series,
@@ -299,6 +318,7 @@ async def run(
             "seconds": summary([r["seconds"] for r in rebuilt]) if rebuilt else None,
         },
         "violations": len(emulator.violations),
+        "machine": load.machine,
         "answered_by_process": stats.get("answered"),
         "samples": {"bot": probes[0].samples, "rebuilds": probes[1].samples},
         "logs": [str(workdir / f"{name}.log"), str(rebuild_log)],
@@ -331,10 +351,12 @@ async def _soak(
         member = str(m.user_ids[i]) if m.user_ids[i] is not None else m.wallets[i]
         load.spawn(_write(door, gate, load, member, Decimal(rng.randint(1, top)).scaleb(-2)))
 
+    load.window = botload.Window()
     stop = asyncio.Event()
     sampler = asyncio.create_task(_probe_loop(probes, load, stop))
     try:
         await asyncio.gather(steady(COMMAND_RATE, seconds, command), steady(FEED_RATE, seconds, write))
+        load.machine = load.window.result()
         if load.tasks:
             await asyncio.wait(list(load.tasks), timeout=COMMAND_TIMEOUT + 5)
     finally:
