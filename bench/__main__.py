@@ -52,7 +52,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1k and 5k members, every shape, 200 calls, 300 interactions, 20 s of updates",
+        help="smoke run: 1k and 5k members, every shape, 200 calls, 300 interactions, 20 s of updates, a 3-minute soak",
     )
     p.add_argument("--interactions", type=int, default=3000, help="bot interactions per backend (default 3000)")
     p.add_argument("--concurrency", type=int, default=50, help="bot interactions in flight (default 50)")
@@ -182,7 +182,8 @@ def _apart(run: dict[str, Any], phase: str) -> dict[str, Any]:
             "commit": f"{code.get('head')}{changed}",
             "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
             f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')}"
-            f" --skip {','.join(args.get('skip', []))}{extra}{' --reuse' if args.get('reuse') else ''}",
+            f" --skip {','.join(args.get('skip', []))}{extra}{' --reuse' if args.get('reuse') else ''}"
+            f"{' --quick' if args.get('quick') else ''}",
         }
     }
 

@@ -1,5 +1,5 @@
 """The benchmark run: servers, data per shape and size, reads, legacy shapes, recalculation, bot throughput
-(one process and two), profiles, freshness under writes, import/verify memory, report."""
+(one process and two), profiles, freshness under writes, the soak, import/verify memory, report."""
 
 from __future__ import annotations
 
