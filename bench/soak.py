@@ -58,7 +58,7 @@ MIB = 1024 * 1024
 class Load:
     """What the soak's commands and writes got, each stamped with its dispatch time since the start."""
 
-    started: float
+    started: float  # the event loop's clock
     commands: list[tuple[float, float]] = field(default_factory=list)  # (dispatched at, ms) answered
     outcomes: list[tuple[float, str]] = field(default_factory=list)  # (dispatched at, outcome) of every one
     writes: list[tuple[float, float]] = field(default_factory=list)  # (dispatched at, ms) acknowledged
@@ -69,7 +69,7 @@ class Load:
     machine: dict[str, Any] = field(default_factory=dict)
 
     def since(self) -> float:
-        return time.perf_counter() - self.started
+        return asyncio.get_running_loop().time() - self.started
 
     def example(self, text: str) -> None:
         if len(self.examples) < 5:
@@ -81,10 +81,10 @@ class Load:
         task.add_done_callback(self.tasks.discard)
 
 
-async def steady(rate: float, seconds: float, each: Any) -> None:
-    """`each(n)` every 1/rate s for `seconds`, on a fixed schedule (open loop: never waiting for an answer)."""
+async def steady(rate: float, seconds: float, each: Any, t0: float) -> None:
+    """`each(n)` at `t0 + n / rate` (the event loop's clock) for `seconds`: a fixed schedule, open loop (never
+    waiting for an answer)."""
     loop = asyncio.get_running_loop()
-    t0 = loop.time()
     n = 0
     while (due := t0 + n / rate) < t0 + seconds:
         await asyncio.sleep(max(0.0, due - loop.time()))
@@ -92,8 +92,10 @@ async def steady(rate: float, seconds: float, each: Any) -> None:
         n += 1
 
 
-async def _command(emulator: DiscordEmulator, load: Load, command: tuple[str, ...], guild_id: int, member: Any) -> None:
-    at = load.since()
+async def _command(
+    emulator: DiscordEmulator, load: Load, at: float, command: tuple[str, ...], guild_id: int, member: Any
+) -> None:
+    """`at`: when the schedule dispatched it, which decides its minute (the task may start a little later)."""
     t0 = time.perf_counter()
     name = " ".join(command)
     try:
@@ -112,8 +114,9 @@ async def _command(emulator: DiscordEmulator, load: Load, command: tuple[str, ..
     load.outcomes.append((at, "error" if failed else "ok"))
 
 
-async def _write(door: staleness.FeedDoor, gate: asyncio.Semaphore, load: Load, member: str, value: Decimal) -> None:
-    at = load.since()
+async def _write(
+    door: staleness.FeedDoor, gate: asyncio.Semaphore, load: Load, at: float, member: str, value: Decimal
+) -> None:
     t0 = time.perf_counter()
     try:
         async with gate:
@@ -340,22 +343,24 @@ async def _soak(
     ranked = list(m.ranked)
     top = max(m.conviction[i] for i in ranked)
     gate = asyncio.Semaphore(WRITES_IN_FLIGHT)
-    load = Load(time.perf_counter())
+    load = Load(asyncio.get_running_loop().time())
 
     def command(n: int) -> None:
         guild_id, member = members[n % len(members)]
-        load.spawn(_command(emulator, load, COMMANDS[n % len(COMMANDS)], guild_id, member))
+        load.spawn(_command(emulator, load, n / COMMAND_RATE, COMMANDS[n % len(COMMANDS)], guild_id, member))
 
-    def write(_: int) -> None:
+    def write(n: int) -> None:
         i = rng.choice(ranked)
         member = str(m.user_ids[i]) if m.user_ids[i] is not None else m.wallets[i]
-        load.spawn(_write(door, gate, load, member, Decimal(rng.randint(1, top)).scaleb(-2)))
+        load.spawn(_write(door, gate, load, n / FEED_RATE, member, Decimal(rng.randint(1, top)).scaleb(-2)))
 
     load.window = botload.Window()
     stop = asyncio.Event()
     sampler = asyncio.create_task(_probe_loop(probes, load, stop))
     try:
-        await asyncio.gather(steady(COMMAND_RATE, seconds, command), steady(FEED_RATE, seconds, write))
+        await asyncio.gather(
+            steady(COMMAND_RATE, seconds, command, load.started), steady(FEED_RATE, seconds, write, load.started)
+        )
         load.machine = load.window.result()
         if load.tasks:
             await asyncio.wait(list(load.tasks), timeout=COMMAND_TIMEOUT + 5)
