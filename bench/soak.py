@@ -25,6 +25,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -75,13 +76,13 @@ class Load:
         if len(self.examples) < 5:
             self.examples.append(text[:300])
 
-    def spawn(self, work: Any) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
 
-async def steady(rate: float, seconds: float, each: Any, t0: float) -> None:
+async def steady(rate: float, seconds: float, each: Callable[[int], None], t0: float) -> None:
     """`each(n)` at `t0 + n / rate` (the event loop's clock) for `seconds`: a fixed schedule, open loop (never
     waiting for an answer)."""
     loop = asyncio.get_running_loop()
@@ -181,7 +182,7 @@ class Probe:
 
 
 async def _probe_loop(probes: list[Probe], load: Load, stop: asyncio.Event) -> None:
-    minute = -1
+    minute = -1  # a line in the log once a minute, for a soak watched as it runs
     while not stop.is_set():
         at = load.since()
         for probe in probes:
@@ -190,8 +191,8 @@ async def _probe_loop(probes: list[Probe], load: Load, stop: asyncio.Event) -> N
             minute = int(at // 60)
             answered = [ms for t, ms in load.commands if t >= at - 60]
             log.info(
-                "soak minute %d: %s, last minute's p99 %s ms",
-                minute,
+                "soak at %.0f s: %s, p99 of the last minute's answers %s ms",
+                at,
                 probes[0].samples[-1],
                 flatness.percentile(answered, 0.99),
             )
