@@ -14,7 +14,9 @@ from bench import data, env, fleet, measure, report
 from bench.env import ROOT
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("legacy", "redis", "bot", "bot2", "profiles", "staleness", "feed", "rss", "fleet")
+PHASES = ("legacy", "redis", "bot", "bot2", "profiles", "staleness", "feed", "soak", "rss", "fleet")
+SOAK_MINUTES, QUICK_SOAK_MINUTES = 30, 3
+SOAK_BACKENDS = ("scylla", "postgres")
 
 
 def _names(text: str, known: tuple[str, ...], what: str, p: argparse.ArgumentParser) -> list[str]:
@@ -50,7 +52,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1k and 5k members, every shape, 200 calls, 300 interactions, 20 s of updates",
+        help="smoke run: 1k and 5k members, every shape, 200 calls, 300 interactions, 20 s of updates, a 3-minute soak",
     )
     p.add_argument("--interactions", type=int, default=3000, help="bot interactions per backend (default 3000)")
     p.add_argument("--concurrency", type=int, default=50, help="bot interactions in flight (default 50)")
@@ -80,6 +82,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"communities of the fleet phase (default {fleet.COMMUNITIES}; {fleet.QUICK_COMMUNITIES} with --quick)",
     )
     p.add_argument(
+        "--soak-minutes",
+        type=int,
+        default=None,
+        help=f"minutes of the soak phase (default {SOAK_MINUTES}; {QUICK_SOAK_MINUTES} with --quick)",
+    )
+    p.add_argument(
+        "--soak-backends",
+        default="scylla",
+        help=f"the backends the soak's commands are served from, one soak each, comma-separated: "
+        f"{', '.join(SOAK_BACKENDS)} (default scylla)",
+    )
+    p.add_argument(
         "--ops",
         default=",".join(measure.OPS),
         help=f"the reads to time per backend, comma-separated (default all: {', '.join(measure.OPS)})",
@@ -94,6 +108,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--merge-fleet",
         type=Path,
         help="with --report-only: take the fleet phase from this results.json (a run of that phase alone)",
+    )
+    p.add_argument(
+        "--merge-soak",
+        type=Path,
+        help="with --report-only: take the soak phase from this results.json (a run of that phase alone)",
     )
     p.add_argument(
         "--merge-ops",
@@ -123,6 +142,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.op_budget = min(args.op_budget, 10.0)
         args.staleness_seconds = min(args.staleness_seconds, 20.0)
         args.rss_sample = 500 if args.rss_sample is None else args.rss_sample
+    args.soak_backends = _names(args.soak_backends, SOAK_BACKENDS, "backend", p)
+    if args.soak_minutes is None:
+        args.soak_minutes = QUICK_SOAK_MINUTES if args.quick else SOAK_MINUTES
+    if args.soak_minutes < 1:
+        p.error("--soak-minutes: at least 1")
     if args.fleet_communities is None:
         args.fleet_communities = fleet.QUICK_COMMUNITIES if args.quick else fleet.COMMUNITIES
     if args.fleet_communities < 2:
@@ -141,20 +165,25 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _fleet_apart(run: dict[str, Any]) -> dict[str, Any]:
-    """The fleet phase of a run of its own, marked with that run's date, commit and command line."""
-    if "fleet" not in run:
-        raise SystemExit("--merge-fleet: that results.json has no fleet phase")
+def _apart(run: dict[str, Any], phase: str) -> dict[str, Any]:
+    """A phase of a run of its own (`--merge-fleet`, `--merge-soak`), marked with that run's date, commit
+    and command line."""
+    if phase not in run:
+        raise SystemExit(f"--merge-{phase}: that results.json has no {phase} phase")
     args, code = run.get("args") or {}, run.get("code") or {}
     changed = f" with changes to {', '.join(code['changed'])}" if code.get("changed") else ""
-    fleet: dict[str, Any] = run["fleet"]
-    return fleet | {
+    extra = ""
+    if phase == "soak":
+        extra = f" --soak-minutes {args.get('soak_minutes')} --soak-backends {','.join(args.get('soak_backends', []))}"
+    measured: dict[str, Any] = run[phase]
+    return measured | {
         "measured_apart": {
             "date": (run.get("machine") or {}).get("date"),
             "commit": f"{code.get('head')}{changed}",
             "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
             f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')}"
-            f" --skip {','.join(args.get('skip', []))}",
+            f" --skip {','.join(args.get('skip', []))}{extra}{' --reuse' if args.get('reuse') else ''}"
+            f"{' --quick' if args.get('quick') else ''}",
         }
     }
 
@@ -196,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         artefacts = Path(args.artefacts)
         res = json.loads((artefacts / "results.json").read_text())
         if args.merge_fleet:
-            res["fleet"] = _fleet_apart(json.loads(args.merge_fleet.read_text()))
+            res["fleet"] = _apart(json.loads(args.merge_fleet.read_text()), "fleet")
+        if args.merge_soak:
+            res["soak"] = _apart(json.loads(args.merge_soak.read_text()), "soak")
         if args.merge_ops:
             _ops_apart(res, json.loads(args.merge_ops.read_text()))
         from bench import profiling

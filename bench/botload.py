@@ -203,7 +203,7 @@ async def run_load(
     targets = [Target(guild_id, sample)]
     try:
         await emulator.wait_for_commands(COMMANDS, timeout=60)
-        members = _members(emulator, targets)
+        members = interaction_members(emulator, targets)
         # a short warm-up: connections opened, statements prepared, caches filled
         await _fire(emulator, members, 100, 10)
         if profile_to is not None:
@@ -297,7 +297,7 @@ async def run_two(
         await emulator.wait_for_commands(COMMANDS, timeout=60)
         if not await _identified_shards(emulator, timeout=60):
             return {"not_run": "the bot processes did not IDENTIFY with a shard: the bot does not shard yet"}
-        members = _members(emulator, targets)
+        members = interaction_members(emulator, targets)
         warm = await _fire(emulator, members, 50 * len(targets), 10, timeout=15)
         silent = [t.guild_id for t in targets if not warm.per_guild.get(t.guild_id)]
         if silent:
@@ -373,7 +373,7 @@ async def _identified_shards(emulator: DiscordEmulator, timeout: float) -> bool:
     return False
 
 
-def _members(emulator: DiscordEmulator, targets: list[Target]) -> list[tuple[int, Any]]:
+def interaction_members(emulator: DiscordEmulator, targets: list[Target]) -> list[tuple[int, Any]]:
     """(guild, member) pairs, the targets interleaved: consecutive interactions go to different guilds."""
     users: dict[int, Any] = {}
     per_target: list[list[tuple[int, Any]]] = []

@@ -1,4 +1,4 @@
-"""BENCHMARKS.md and latency.png from the raw results (results.json)."""
+"""BENCHMARKS.md, latency.png and soak.png from the raw results (results.json)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench import flatness
 from bench.data import DEFAULT_SHAPE, SHAPE_LABELS, SHAPES
 
 OP_LABELS = {
@@ -37,6 +38,7 @@ STALENESS_TARGET_S = 30.0
 REDIS_RATIO_TARGET = 2.0  # Scylla position p50 within this many times the Redis sorted set's
 REDIS_TARGET_SIZE = 100_000  # the Redis target is checked here (when the run has it) and at the largest size
 METHODOLOGY = Path(__file__).resolve().with_name("methodology.md")
+SOAK_JUDGED = (("rss_mib", "RSS"), ("connections", "connections"), ("p99_ms", "p99"))
 STOP_WAIT_S = 60.0  # bench/fleet.py's STOP_WAIT (not imported: the report renders without the bot's code)
 
 
@@ -283,7 +285,36 @@ def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 add(name, f"{peak * MIB:.0f} MB, but the command failed (exit {step['exit']})", False)
             else:
                 add(name, f"{peak * MIB:.0f} MB ({peak:.0f} MiB)", peak * MIB < RSS_TARGET_MB)
+    for backend, run in soak_runs(res).items():
+        minutes = run.get("minutes") or (res.get("soak") or {}).get("minutes")
+        name = (
+            f"flat over time [{backend}]: RSS, connections, command p99 grow <= {flatness.LIMIT:.0%} from minute "
+            f"{flatness.FIRST_MINUTE} to the last, {minutes} min soak at {fmt_size(run.get('community_size') or 0)}"
+        )
+        verdict = run.get("verdict")
+        if not verdict:
+            add(name, f"not measured: {run.get('error', 'no result')}", None)
+            continue
+        add(name, soak_growths(verdict), verdict.get("passed"))
     return out
+
+
+def soak_runs(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The soak phase's result per backend (bench/soak.py), {} when the run has none."""
+    return dict(((res.get("soak") or {}).get("backends") or {}).items())
+
+
+def soak_growths(verdict: dict[str, Any]) -> str:
+    def one(key: str, name: str) -> str:
+        g = verdict.get(key) or {}
+        return f"{name} {pct(g.get('growth'))}"
+
+    shortened = any((verdict.get(k) or {}).get("shortened") for k in flatness.JUDGED)
+    return ", ".join(one(k, n) for k, n in SOAK_JUDGED) + (" (shortened windows)" if shortened else "")
+
+
+def pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:+.1f} %"
 
 
 def redis_rows(res: dict[str, Any]) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
@@ -408,6 +439,52 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_soak(res: dict[str, Any], path: Path) -> bool:
+    """soak.png: the bot process's RSS, TCP connections and command p99 per minute, one line per backend,
+    the two windows the verdict compares shaded. False (and no file) when the run has no soak series."""
+    runs = {b: r for b, r in soak_runs(res).items() if r.get("series")}
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    panels = (("rss_mib", "RSS (MiB)"), ("connections", "connections opened"), ("p99_ms", "command p99 (ms)"))
+    longest = max(len(r["series"]) for r in runs.values())
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 8.4), sharex=True)
+    for ax, (key, name) in zip(axes, panels, strict=True):
+        for backend, run in runs.items():
+            minutes = [row["minute"] for row in run["series"]]
+            ax.plot(minutes, [row.get(key) for row in run["series"]], marker="o", markersize=3, label=backend)
+            if key == "connections":
+                for part, style in (("postgres", "--"), ("cql", ":"), ("other", (0, (1, 4))), ("unix", "-.")):
+                    ys = [row.get(part) for row in run["series"]]
+                    ax.plot(minutes, ys, linestyle=style, label=f"{backend}: {part}")
+        verdict = next(iter(runs.values())).get("verdict") or {}
+        for window, color in (("from_minutes", "tab:blue"), ("to_minutes", "tab:orange")):
+            shown = (verdict.get(key) or {}).get(window) or []
+            if shown:
+                ax.axvspan(shown[0] - 0.45, shown[-1] + 0.45, color=color, alpha=0.1)
+        ax.set_ylabel(name)
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(0.5, longest + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[-1].set_xlabel("minute of the soak (shaded: the two windows the verdict compares, medians of each)")
+    run = next(iter(runs.values()))
+    fig.suptitle(
+        f"Sietch soak: the bot process over {run.get('minutes')} min at {fmt_size(run.get('community_size') or 0)} "
+        f"members ({run.get('command_rate'):g} commands/s, {run.get('feed_rate'):g} feed writes/s)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 # --- the methodology prose (bench/methodology.md) ---------------------------------------------------
 
 _FRAGMENT = re.compile(r"^<!-- ([a-z][a-z0-9_.]*) -->$", re.MULTILINE)
@@ -437,7 +514,7 @@ class Prose:
 # --- the report --------------------------------------------------------------------------------------
 
 
-def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
+def render(res: dict[str, Any], plot_name: str, notes: str, soak_plot: str | None = None) -> str:
     res = normalise(res)
     mach = res["machine"]
     shapes = shapes_of(res)
@@ -486,6 +563,7 @@ def render(res: dict[str, Any], plot_name: str, notes: str) -> str:
     _loading(res, w)
     _staleness(res, w)
     _feed(res, w)
+    _soak(res, w, soak_plot)
     _fleet(res, w)
     _rss(res, w)
     _bot(res, w)
@@ -636,6 +714,23 @@ def _what(res: dict[str, Any], prose: Prose, w: Any) -> None:
             fresh.append(prose("freshness.timed", every=st["timed"]["every"], reread_s=f"{st['timed']['reread_s']:g}"))
         fresh.append(prose("freshness.unseen"))
         w(" ".join(fresh))
+    soaked = soak_runs(res)
+    if soaked:
+        run = next(iter(soaked.values()))
+        w(
+            prose(
+                "soak",
+                minutes=run.get("minutes", "?"),
+                backends=" and ".join(soaked),
+                command_rate=f"{run.get('command_rate', 0):g}",
+                feed_rate=f"{run.get('feed_rate', 0):g}",
+                sample_s=f"{run.get('sample_seconds', 0):g}",
+                first=flatness.FIRST_MINUTE,
+                last=flatness.FIRST_MINUTE + flatness.SPAN - 1,
+                span=flatness.SPAN,
+                limit=f"{flatness.LIMIT:.0%}",
+            )
+        )
     fl = res.get("fleet")
     if fl is not None:
         w(prose("fleet", communities=f"{int(fl.get('communities', 0)):,}"))
@@ -661,13 +756,14 @@ def _by_shape(res: dict[str, Any], prose: Prose, w: Any) -> None:
             c = at(res, shape, s)
             if c is None:
                 continue
-            pg, sc = c["ops"]["postgres"], c["ops"]["scylla"]
-            w(
-                f"| {fmt_size(s)} | {label(shape)} | {ms(pg['position']['p50'])} | {ms(pg['position']['p99'])} | "
-                f"{ms(pg['rank']['p99'])} | {ms(pg['page1']['p99'])} | {ms(p99(c, 'postgres', 'mid_page'))} | "
-                f"{ms(pg['deep_page']['p99'])} | {ms(sc['position']['p50'])} | {ms(sc['position']['p99'])} | "
-                f"{ms(sc['page1']['p99'])} | {ms(p99(c, 'scylla', 'mid_page'))} | {ms(sc['deep_page']['p99'])} |"
-            )
+            # a run of some reads alone (--ops) leaves the others' cells empty
+            pg = [ms(p50(c, "postgres", "position"))] + [
+                ms(p99(c, "postgres", op)) for op in ("position", "rank", "page1", "mid_page", "deep_page")
+            ]
+            sc = [ms(p50(c, "scylla", "position"))] + [
+                ms(p99(c, "scylla", op)) for op in ("position", "page1", "mid_page", "deep_page")
+            ]
+            w(f"| {fmt_size(s)} | {label(shape)} | {' | '.join(pg)} | {' | '.join(sc)} |")
     w("")
 
 
@@ -1045,6 +1141,107 @@ def _fleet(res: dict[str, Any], w: Any) -> None:
         w("")
 
 
+def _soak(res: dict[str, Any], w: Any, plot_name: str | None) -> None:
+    runs = soak_runs(res)
+    if not runs:
+        return
+    soak = res.get("soak") or {}
+    w("## Flat over time (soak)")
+    w("")
+    apart = soak.get("measured_apart")
+    if apart:  # the phase run alone, later than the rest of this report (see bench/__main__.py --merge-soak)
+        w(
+            f"Measured apart from the rest of this report: {apart.get('date')}, commit `{apart.get('commit')}`, "
+            f"by `{apart.get('command')}` on the machine above."
+        )
+        w("")
+    if plot_name:
+        w(f"![RSS, connections and command p99 of the bot process per minute of the soak]({plot_name})")
+        w("")
+    for backend, run in runs.items():
+        _soak_run(backend, run, w)
+
+
+def _soak_run(backend: str, run: dict[str, Any], w: Any) -> None:
+    if "series" not in run:
+        w(f"**{backend}**: not measured, the soak failed ({run.get('error', 'no result')}).")
+        w("")
+        return
+    cmd, wr, rb = run.get("commands") or {}, run.get("writes") or {}, run.get("rebuilds") or {}
+    mach = run.get("machine") or {}
+    lat = cmd.get("latency_ms") or {}
+    w(
+        f"**{backend}**: {label(run.get('shape', DEFAULT_SHAPE))} community of {fmt_size(run['community_size'])} "
+        f"members, {run['minutes']} min; {cmd.get('sent', 0):,} commands ({', '.join(run.get('commands_each', []))} "
+        f"in turn, {run['command_rate']:g}/s): p50 / p99 {ms(lat.get('p50'))} / {ms(lat.get('p99'))} ms, "
+        f"{cmd.get('error', 0)} error answers, {cmd.get('unanswered', 0) + cmd.get('not_dispatched', 0)} unanswered; "
+        f"{wr.get('acknowledged', 0):,} feed writes acknowledged ({run['feed_rate']:g}/s, {wr.get('errors', 0)} "
+        f"refused, p99 {ms((wr.get('apply_ms') or {}).get('p99'))} ms); {rb.get('count', 0)} snapshots rebuilt "
+        f"(p50 {secs((rb.get('seconds') or {}).get('p50'))} s each); {run.get('violations', 0)} emulator violations."
+        + (
+            f" Cores busy over the soak: the benchmark process (emulator, load) "
+            f"{_or_dash(mach.get('emulator_cores'))}, the whole machine {_or_dash(mach.get('machine_busy_cores'))}."
+            if mach
+            else ""
+        )
+    )
+    w("")
+    verdict = run.get("verdict") or {}
+    w("| bot process | minutes | median | last minutes | median | growth | verdict |")
+    w("|---|---|---:|---|---:|---:|---|")
+    for key, name in SOAK_JUDGED:
+        g = verdict.get(key) or {}
+        met = g.get("passed")
+        mark = "not judged" if met is None else ("flat" if met else "**grew**")
+        w(
+            f"| {name} | {_span(g.get('from_minutes'))} | {_num(g.get('from'))} | {_span(g.get('to_minutes'))} "
+            f"| {_num(g.get('to'))} | {pct(g.get('growth'))} | {mark} |"
+        )
+    w("")
+    if any((verdict.get(k) or {}).get("shortened") for k in flatness.JUDGED):
+        w(
+            f"The soak was shorter than {flatness.FIRST_MINUTE + 2 * flatness.SPAN - 1} minutes: the windows "
+            f"compared are shorter than minutes {flatness.FIRST_MINUTE}-{flatness.FIRST_MINUTE + flatness.SPAN - 1} "
+            f"and the last {flatness.SPAN}."
+        )
+        w("")
+    w(
+        "Connections are those the bot process opened: TCP to PostgreSQL / CQL / anything else (the emulator), "
+        "and Unix sockets (PostgreSQL's when its DSN names a socket directory, and the event loop's own pair); the "
+        "feed's clients' connections to the door are counted apart (their number is the load generator's "
+        "keep-alive pool). Each minute's value is the median of its samples."
+    )
+    w("")
+    w(
+        "| minute | RSS MiB | connections (PostgreSQL / CQL / other / Unix) | feed clients | fds | cores "
+        "| commands | p50 ms | p99 ms | errors / unanswered | feed writes (refused) | rebuild process RSS MiB |"
+    )
+    w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
+    for row in run["series"]:
+        split = " / ".join(_num(row.get(k)) for k in ("postgres", "cql", "other", "unix"))
+        w(
+            f"| {row['minute']} | {_num(row.get('rss_mib'))} | {_num(row.get('connections'))} ({split}) "
+            f"| {_num(row.get('feed_clients'))} | {_num(row.get('fds'))} | {_num(row.get('cores'))} "
+            f"| {row.get('commands', 0):,} | {ms(row.get('p50_ms'))} | {ms(row.get('p99_ms'))} "
+            f"| {row.get('errors', 0)} / {row.get('unanswered', 0)} | {row.get('writes', 0):,} "
+            f"({row.get('write_errors', 0)}) | {_num(row.get('rebuilds_rss_mib'))} |"
+        )
+    w("")
+    if cmd.get("examples"):
+        w("Failed commands, e.g.: " + " / ".join(f"`{e}`" for e in cmd["examples"][:3]))
+        w("")
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:g}"
+
+
+def _span(minutes: list[int] | None) -> str:
+    if not minutes:
+        return "–"
+    return str(minutes[0]) if len(minutes) == 1 else f"{minutes[0]}-{minutes[-1]}"
+
+
 def _staleness(res: dict[str, Any], w: Any) -> None:
     st = res.get("staleness")
     if st is None:
@@ -1339,12 +1536,19 @@ def _profiles(res: dict[str, Any], w: Any) -> None:
 
 
 def write(res: dict[str, Any], out: Path, plot_path: Path, notes_path: Path | None) -> None:
+    """The report, latency.png, and soak.png beside it when the run has a soak."""
     res = normalise(res)
     plot(res, plot_path)
-    try:
-        plot_name = str(plot_path.resolve().relative_to(out.resolve().parent))
-    except ValueError:
-        plot_name = str(plot_path.resolve())
+    soak_path = plot_path.with_name("soak.png")
+    soak_plot = _linked(soak_path, out) if plot_soak(res, soak_path) else None
     notes = notes_path.read_text() if notes_path and notes_path.exists() else ""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(res, plot_name, notes))
+    out.write_text(render(res, _linked(plot_path, out), notes, soak_plot))
+
+
+def _linked(path: Path, out: Path) -> str:
+    """How the report links a file: relative to the report where it can."""
+    try:
+        return str(path.resolve().relative_to(out.resolve().parent))
+    except ValueError:
+        return str(path.resolve())

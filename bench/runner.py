@@ -1,5 +1,5 @@
 """The benchmark run: servers, data per shape and size, reads, legacy shapes, recalculation, bot throughput
-(one process and two), profiles, freshness under writes, import/verify memory, report."""
+(one process and two), profiles, freshness under writes, the soak, import/verify memory, report."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from backends.postgres.backend import PostgresBackend
 from backends.postgres.migrations import migrate as migrate_postgres
 from backends.protocol import Community, TenantContext
 from backends.scylla.backend import ScyllaBackend
-from bench import botload, data, env, feed, fleet, measure, profiling, redis_row, report, staleness
+from bench import botload, data, env, feed, fleet, measure, profiling, redis_row, report, soak, staleness
 from bot.domain.service import HotPathService
 
 log = logging.getLogger("bench")
@@ -122,6 +122,8 @@ class Run:
                     await self.guarded("staleness", self.freshness(pg.dsn))
                 if self.runs("feed"):
                     await self.guarded("feed", self.feed(pg.dsn))
+                if self.runs("soak"):
+                    await self.guarded("soak", self.soak(pg.dsn))
             if self.runs("rss"):
                 await self.guarded("rss", self.rss(pg))
             if self.runs("fleet"):
@@ -478,6 +480,35 @@ class Run:
         self.res["feed"] = result
         log.info("feed %s", {k: result.get(k) for k in ("throughput", "update_to_role", "error")})
         self.phase_seconds("feed", time.perf_counter() - started)
+
+    # --- flat over time -----------------------------------------------------------------------------
+
+    async def soak(self, dsn: str) -> None:
+        """bench/soak.py on the largest community of the main shape, once per backend asked for."""
+        started = time.perf_counter()
+        size = max(self.args.sizes)
+        key = (self.main_shape, size)
+        out: dict[str, Any] = {"community_size": size, "shape": self.main_shape, "backends": {}}
+        self.res["soak"] = out
+        for backend in self.args.soak_backends:
+            self.note_load(f"soak {backend}")
+            try:
+                result = await soak.run(
+                    dsn,
+                    self.communities[key],
+                    self.members[key],
+                    self.samples[key],
+                    self.args.soak_minutes,
+                    self.workdir,
+                    backend,
+                )
+            except Exception as exc:  # reported, not hidden; the other backend still runs
+                log.exception("soak phase failed on %s", backend)
+                result = {"error": f"{type(exc).__name__}: {exc}", "backend": backend, "community_size": size}
+            out["backends"][backend] = result
+            log.info("soak %s verdict %s", backend, result.get("verdict") or result.get("error"))
+            self.save()
+        self.phase_seconds("soak", time.perf_counter() - started)
 
     # --- import / backfill / verify memory ---------------------------------------------------------
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from uuid import UUID
 
 import aiohttp
@@ -112,6 +112,39 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def door_env(dsn: str, flags: Path, rate: float) -> dict[str, str]:
+    """A bot process's environment with the score feed's door open on a free port (SIETCH_FEED_PORT) and
+    the rebuilds left to a `sietch rebuilds` process, as the README advises for large communities."""
+    env = botload.bot_env(dsn, flags)
+    env["SIETCH_FEED_PORT"] = str(_free_port())
+    env["SIETCH_FEED_REQUESTS_PER_MINUTE"] = str(int(rate * 60 * 4))  # the door's own limit is not measured
+    env["SIETCH_RECALCULATION_IN_BOT"] = "false"
+    return env
+
+
+def start_rebuilds(env: dict[str, str], log_file: IO[str]) -> subprocess.Popen[bytes]:
+    """`sietch rebuilds` with the bot's settings, logging each snapshot built with its seconds (`built_snapshots`)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "rebuilds"],
+        cwd=ROOT,
+        env=env | {"SIETCH_LOGGING_LEVEL": "INFO"},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_processes(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to all at once (they stop side by side), then a minute each before a kill."""
+    for each in procs:
+        each.send_signal(signal.SIGTERM)
+    for each in procs:
+        try:
+            each.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            each.kill()
+            each.wait()
+
+
 def default_grace(seconds: float) -> float:
     """How long to keep looking after the last update: a rebuild interval and a large rebuild or two."""
     return max(90.0, 1.25 * seconds)
@@ -130,10 +163,7 @@ async def run(
     grace = default_grace(seconds) if grace is None else grace
     flags = workdir / "flags-staleness.yaml"
     flags.write_text(botload.flags_text("postgres"))
-    env = botload.bot_env(dsn, flags)
-    env["SIETCH_FEED_PORT"] = str(_free_port())
-    env["SIETCH_FEED_REQUESTS_PER_MINUTE"] = str(int(rate * 60 * 4))  # the door's own limit is not measured
-    env["SIETCH_RECALCULATION_IN_BOT"] = "false"
+    env = door_env(dsn, flags, rate)
     settings = load_settings(ROOT / "config" / "settings.yaml", env)
     ready = workdir / "background.ready"
     ready.unlink(missing_ok=True)
@@ -148,13 +178,7 @@ async def run(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        rebuilder = subprocess.Popen(
-            [sys.executable, "-m", "bot", "rebuilds"],
-            cwd=ROOT,
-            env=env | {"SIETCH_LOGGING_LEVEL": "INFO"},  # each snapshot built, with its seconds
-            stdout=rebuild_out,
-            stderr=subprocess.STDOUT,
-        )
+        rebuilder = start_rebuilds(env, rebuild_out)
         stack = AsyncExitStack()
         try:
             app = await stack.enter_async_context(App.open(settings, migrate=False))
@@ -167,17 +191,10 @@ async def run(
                 writes = FeedDoor(http, door)
                 result = await _measure(writes, services["scylla"], c, m, seconds, rate, grace, seed)
         finally:
-            for each in (proc, rebuilder):
-                each.send_signal(signal.SIGTERM)
-            for each in (proc, rebuilder):
-                try:
-                    each.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    each.kill()
-                    each.wait()
+            stop_processes(proc, rebuilder)
             with contextlib.suppress(Exception):
                 await stack.aclose()
-    result["rebuilds"] = _rebuilds(rebuild_log, c.community_id, phase_wall)
+    result["rebuilds"] = built_snapshots(rebuild_log, c.community_id, phase_wall)
     result["settings"] = {
         "recalculation": settings.get("recalculation"),
         "writes": {k: v for k, v in settings.get("writes", {}).items()},
@@ -436,7 +453,7 @@ async def _measure(
     }
 
 
-def _rebuilds(log_path: Path, guild: int, phase_wall: float) -> list[dict[str, Any]]:
+def built_snapshots(log_path: Path, guild: int, phase_wall: float) -> list[dict[str, Any]]:
     """The snapshots the rebuild process built for the guild, from its log."""
     out: list[dict[str, Any]] = []
     with contextlib.suppress(OSError):
