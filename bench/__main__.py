@@ -115,6 +115,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --report-only: take the soak phase from this results.json (a run of that phase alone)",
     )
     p.add_argument(
+        "--merge-rss",
+        type=Path,
+        help="with --report-only: take the memory phase from this results.json (a run of that phase alone)",
+    )
+    p.add_argument(
         "--merge-ops",
         type=Path,
         help="with --report-only: take the reads timed in this results.json (a run of some reads alone) into"
@@ -166,7 +171,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _apart(run: dict[str, Any], phase: str) -> dict[str, Any]:
-    """A phase of a run of its own (`--merge-fleet`, `--merge-soak`), marked with that run's date, commit
+    """A phase of a run of its own (`--merge-fleet`, `--merge-soak`, `--merge-rss`), marked with that run's date, commit
     and command line."""
     if phase not in run:
         raise SystemExit(f"--merge-{phase}: that results.json has no {phase} phase")
@@ -228,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             res["fleet"] = _apart(json.loads(args.merge_fleet.read_text()), "fleet")
         if args.merge_soak:
             res["soak"] = _apart(json.loads(args.merge_soak.read_text()), "soak")
+        if args.merge_rss:
+            res["rss"] = _apart(json.loads(args.merge_rss.read_text()), "rss")
         if args.merge_ops:
             _ops_apart(res, json.loads(args.merge_ops.read_text()))
         from bench import profiling

@@ -33,8 +33,8 @@ SAME_COST_OPS = ("position", "rank", "page1", "mid_page", "deep_page")  # Postgr
 RSS_TARGET_MB = 300
 RSS_COMMANDS = ("migrate", "import", "backfill", "verify")
 MIB = 1.048576  # MB per MiB
-RSS_TARGETED = ("import", "verify")
-STALENESS_TARGET_S = 30.0
+RSS_TARGETED = ("import", "backfill", "verify")
+STALENESS_TARGET_S = 5.0
 REDIS_RATIO_TARGET = 2.0  # Scylla position p50 within this many times the Redis sorted set's
 REDIS_TARGET_SIZE = 100_000  # the Redis target is checked here (when the run has it) and at the largest size
 METHODOLOGY = Path(__file__).resolve().with_name("methodology.md")
@@ -998,13 +998,7 @@ def _fleet(res: dict[str, Any], w: Any) -> None:
     if fl.get("error"):
         w(f"**The phase failed part way** ({fl['error']}); the numbers below are what it measured before.")
         w("")
-    apart = fl.get("measured_apart")
-    if apart:  # the phase run alone, later than the rest of this report (see bench/__main__.py --merge-fleet)
-        w(
-            f"Measured apart from the rest of this report: {apart.get('date')}, commit `{apart.get('commit')}`, "
-            f"by `{apart.get('command')}` on the machine above."
-        )
-        w("")
+    _apart_line(fl.get("measured_apart"), w)
     st, wave, cmd = fl["settle"], fl.get("wave") or {}, fl.get("commands") or {}
     tr, dms, cfg = fl.get("traffic") or {}, fl.get("dms") or {}, fl.get("settings") or {}
     th = fl.get("thresholds") or {}
@@ -1148,13 +1142,7 @@ def _soak(res: dict[str, Any], w: Any, plot_name: str | None) -> None:
     soak = res.get("soak") or {}
     w("## Flat over time (soak)")
     w("")
-    apart = soak.get("measured_apart")
-    if apart:  # the phase run alone, later than the rest of this report (see bench/__main__.py --merge-soak)
-        w(
-            f"Measured apart from the rest of this report: {apart.get('date')}, commit `{apart.get('commit')}`, "
-            f"by `{apart.get('command')}` on the machine above."
-        )
-        w("")
+    _apart_line(soak.get("measured_apart"), w)
     if plot_name:
         w(f"![RSS, connections and command p99 of the bot process per minute of the soak]({plot_name})")
         w("")
@@ -1350,6 +1338,16 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
     w("")
 
 
+def _apart_line(apart: dict[str, Any] | None, w: Any) -> None:
+    """A phase run alone, later than the rest of the report (bench/__main__.py's `--merge-*` options)."""
+    if apart:
+        w(
+            f"Measured apart from the rest of this report: {apart.get('date')}, commit `{apart.get('commit')}`, "
+            f"by `{apart.get('command')}` on the machine above."
+        )
+        w("")
+
+
 def _rss(res: dict[str, Any], w: Any) -> None:
     rss = res.get("rss")
     if rss is None:
@@ -1362,6 +1360,7 @@ def _rss(res: dict[str, Any], w: Any) -> None:
         w(f"Not measured: {reason}.")
         w("")
         return
+    _apart_line(rss.get("measured_apart"), w)
     w(
         f"`python -m bench.rss` in a process of its own (a child's peak RSS as the kernel reports it starts from "
         f"its parent's at the fork, and the benchmark process holds the generated communities): a CSV of "
