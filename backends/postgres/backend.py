@@ -98,23 +98,29 @@ _NEIGHBOURS = "WITH m AS (" + _MEMBER_ROW + ")" + _NEIGHBOURS_SELECT
 # A range starts at the fence holding its first rank: the members before that fence come from the fence
 # counts, and only the rest of the way is walked in the index. The fences are summed from the nearer end of
 # the board, so the last page reads as few fences as page 1 (from the bottom, the members before a fence
-# are the ranked count less those from it on); only the branch the one-time filter picks is read.
+# are the ranked count less those from it on); only the branch the one-time filter picks is read. Every
+# fence but the first holds at least one member (128 to 1,024), so the fence holding the k-th rank from
+# an end is among the first k + 1 from that end: the limit lets the planner read just those, in index
+# order, instead of sorting every fence of the board.
 _START_IN = """
     SELECT * FROM (
         SELECT f.neg_score, f.joined_at AS fence_joined_at, f.profile_id AS fence_profile_id, f.members,
                {before} AS before
-          FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
+          FROM (SELECT * FROM board_fences f WHERE f.community_id = %(community)s AND f.board = %(board)s
+                 ORDER BY f.neg_score {order}, f.joined_at {order}, f.profile_id {order} LIMIT {within}) f
     ) fences
      WHERE before < %(first)s AND before + members >= %(first)s AND {side}
      ORDER BY neg_score {order}, fence_joined_at {order}, fence_profile_id {order} LIMIT 1"""
 _START_FROM_TOP = _START_IN.format(
     before="sum(f.members) OVER (ORDER BY f.neg_score, f.joined_at, f.profile_id) - f.members",
+    within="%(first)s + 1",
     side="%(first)s * 2 <= (SELECT n FROM ranked)",
     order="ASC",
 )
 _START_FROM_BOTTOM = _START_IN.format(
     before="(SELECT n FROM ranked)"
     " - sum(f.members) OVER (ORDER BY f.neg_score DESC, f.joined_at DESC, f.profile_id DESC)",
+    within="greatest((SELECT n FROM ranked) - %(first)s + 2, 0)",
     side="%(first)s * 2 > (SELECT n FROM ranked)",
     order="DESC",
 )
