@@ -2,10 +2,13 @@
 
 Two kinds, for two shapes of work:
 
-- `AdvisoryLeases` (a community's snapshot rebuild): a transaction-level advisory lock, held by a
-  transaction left open while the work runs. PostgreSQL frees it when that transaction ends and when its
-  connection dies, so a killed process leaves nothing behind. It holds one pooled connection for the
-  work's length: only for work that needs no other connection of that pool.
+- `AdvisoryLeases` (a community's snapshot rebuild): a session-level advisory lock on a connection in
+  autocommit, released when the work ends. PostgreSQL frees it when its connection dies too, so a killed
+  process leaves nothing behind. No transaction stays open meanwhile: an idle transaction pins the oldest
+  snapshot the server must keep, and a rebuild of a large board (minutes, back to back while scores flow)
+  held vacuum off every table, the community rows every write updates bloating until reads slowed. It
+  holds one pooled connection for the work's length: only for work that needs no other connection of
+  that pool.
 - `ExpiringLeases` (a community's role sync, which reads the source of truth as it goes): a row with an
   expiry, taken and renewed by short statements, so the work holds no connection while it runs; a
   holder that dies frees it when the row expires.
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from backends.postgres.pool import Pool, pooled
+from backends.postgres.pool import Connection, Pool, pooled
 from backends.protocol import BackendError
 
 log = logging.getLogger(__name__)
@@ -46,10 +49,26 @@ class AdvisoryLeases:
 
         Each holder has a pooled connection of its own, so two tasks of one process exclude each other too.
         """
-        async with pooled(self._pool) as conn, conn.transaction():
-            cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS held", (lock_key(name),))
+        key = lock_key(name)
+        async with pooled(self._pool, autocommit=True) as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS held", (key,))
             row = await cur.fetchone()
-            yield bool(row and row["held"])
+            held = bool(row and row["held"])
+            try:
+                yield held
+            finally:
+                if held:
+                    await _unlock(conn, key)
+
+
+async def _unlock(conn: Connection, key: int) -> None:
+    """Release a session lock before its connection goes back to the pool; a connection whose lock cannot
+    be released for certain (an error, a cancellation) is closed instead, which releases it."""
+    try:
+        await asyncio.shield(conn.execute("SELECT pg_advisory_unlock(%s)", (key,)))
+    except BaseException:
+        await asyncio.shield(conn.close())
+        raise
 
 
 class ExpiringLeases:
