@@ -36,6 +36,9 @@ class Rounds:
     max_backoff: float = 60.0
     first_at_once: bool = True  # else the first round waits one interval
     wake: asyncio.Event | None = None  # set to start the next round early (not while rounds are failing)
+    # A round that may take minutes (a large board's rebuild) and is safe to leave half done is cancelled
+    # when the process stops, so a shutdown keeps its bound; others finish the round they are in.
+    abandon_on_stop: bool = False
 
 
 def backoff(interval: float, failures: int, max_backoff: float) -> float:
@@ -59,7 +62,12 @@ async def run_rounds(
         if rounds.wake is not None:
             rounds.wake.clear()
         try:
-            await round_()
+            if rounds.abandon_on_stop:
+                if await _abandoned(round_, stop):
+                    log.info("background round abandoned at stop work=%s", rounds.name)
+                    return
+            else:
+                await round_()
         except Exception as exc:  # anything: a round that dies would stop this work for good
             failures += 1
             delay = backoff(rounds.interval, failures, rounds.max_backoff)
@@ -83,6 +91,26 @@ async def run_rounds(
         if watch is not None:
             watch.succeeded(rounds.name)
         delay = max(0.0, started + rounds.interval - loop.time())
+
+
+async def _abandoned(round_: Callable[[], Awaitable[object]], stop: asyncio.Event) -> bool:
+    """Run the round until it ends or `stop` is set, whichever comes first; True when it was cancelled
+    for the stop. Its own error leaves as it came."""
+
+    async def whole() -> None:
+        await round_()
+
+    work = asyncio.ensure_future(whole())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((work, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work  # its error (if it ended with one) is raised here
+    return work.cancelled()
 
 
 async def _stopped(stop: asyncio.Event, wake: asyncio.Event | None, delay: float) -> bool:

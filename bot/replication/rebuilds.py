@@ -82,8 +82,10 @@ class SnapshotRebuilds:
     async def run(self, stop: asyncio.Event, watch: RoundWatch | None = None) -> None:
         """A round starts `interval` after the previous one started (at once if that one took longer): a
         change waits for at most one round in progress and the next, and a big board is rebuilt back to
-        back while its scores keep changing."""
-        await run_rounds(self._round, Rounds("snapshot-rebuilds", self.interval, first_at_once=False), stop, watch)
+        back while its scores keep changing. A rebuild under way when `stop` is set is abandoned (the next
+        rebuild of that board deletes what it wrote), so stopping never waits for a large board."""
+        rounds = Rounds("snapshot-rebuilds", self.interval, first_at_once=False, abandon_on_stop=True)
+        await run_rounds(self._round, rounds, stop, watch)
 
     async def _round(self) -> None:
         started = asyncio.get_running_loop().time()
