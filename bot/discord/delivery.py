@@ -4,12 +4,22 @@ else deferred first and edited in afterwards."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import nextcord
 
 from bot.discord.embeds import error_embed
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_INTERACTION = 10062  # Discord's answer once an interaction's window has passed unanswered
+
+
+def expired(error: BaseException | None) -> bool:
+    """Discord no longer knows the interaction: nothing can be sent for it any more."""
+    return isinstance(error, nextcord.NotFound) and error.code == UNKNOWN_INTERACTION
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,16 @@ class Delivery:
         async with self._lock:
             if self.sent or self.interaction.response.is_done():
                 return
-            if self.update:
-                await self.interaction.response.defer()
-            else:
-                await self.interaction.response.defer(ephemeral=self.ephemeral)
+            try:
+                if self.update:
+                    await self.interaction.response.defer()
+                else:
+                    await self.interaction.response.defer(ephemeral=self.ephemeral)
+            except nextcord.HTTPException as exc:
+                # The timer's task has nobody to raise to; the reply that follows meets the same answer.
+                log.warning(
+                    "interaction not deferred id=%s status=%s code=%s", self.interaction.id, exc.status, exc.code
+                )
 
     def close(self) -> None:
         """Disarm the timer (nothing more will be sent)."""

@@ -21,7 +21,7 @@ import nextcord
 from cachetools import TTLCache
 
 from backends.protocol import Community, InvalidInput
-from bot.discord.delivery import Delivery, Reply, error_reply
+from bot.discord.delivery import Delivery, Reply, error_reply, expired
 from bot.discord.ratelimit import RateLimiter
 from bot.domain import messages
 from bot.domain.queries import Query, Refused
@@ -153,10 +153,17 @@ class CommandCall:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> bool:
         try:
-            if isinstance(error, Exception) or (error is None and not self.delivery.sent):
+            if expired(error):
+                self._expired()
+            elif isinstance(error, Exception) or (error is None and not self.delivery.sent):
                 failed = self._error_reply(error)
-                await self.delivery.send(failed)
-                self.outcome = failed.outcome
+                try:
+                    await self.delivery.send(failed)
+                    self.outcome = failed.outcome
+                except nextcord.NotFound as gone:
+                    if not expired(gone):
+                        raise
+                    self._expired()
         finally:
             self.delivery.close()
             self.dispatcher._ended()
@@ -171,6 +178,17 @@ class CommandCall:
                     decision, served, self.interaction.guild_id or 0, user.id if user else None, query
                 )
         return isinstance(error, Exception)
+
+    def _expired(self) -> None:
+        """Discord gave up on the interaction before it was answered (the process or its databases too slow
+        for its window): one line, no traceback, counted; nothing more can be sent for it."""
+        self.outcome = "expired"
+        log.warning(
+            "interaction expired before its answer command=%s guild=%s seconds=%.1f",
+            self.command,
+            self.interaction.guild_id,
+            time.monotonic() - self._started,
+        )
 
     def _error_reply(self, error: BaseException | None) -> Reply:
         guild, served_by = self.interaction.guild_id, self._served[1].backend if self._served else "none"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -173,3 +174,28 @@ async def test_a_flood_from_an_unconfigured_guild_is_rate_limited_before_any_loo
     assert [is_error(a, messages.NOT_CONFIGURED) for a in answers[:10]] == [True] * 10
     assert all(a.embeds[0]["description"].startswith("You are using commands too quickly") for a in answers[10:])
     assert lookups == 10
+
+
+@POSTGRES_ONLY
+async def test_an_interaction_discord_gave_up_on_is_counted_not_raised(
+    harness: BotHarness, postgres_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process too slow for Discord's window even to defer (finding: under overload every such command
+    raised 10062 twice, the defer's task and the error reply's, and logged two tracebacks): one warning
+    line, the outcome `expired`, nothing raised."""
+    await harness.configure()
+    users = await harness.seed([10, 5])
+    harness.container.dispatcher().defer_after = 3.5  # past the window: even the defer comes too late
+    caplog.set_level(logging.WARNING)
+    lock = await blocked_communities(postgres_dsn)
+    harness.emulator.invoke("threshold", guild_id=harness.guild_id, user=harness.user(users[0]))
+    await until(lambda: waiting_on_a_lock(postgres_dsn), "the bot's query waiting on the communities lock")
+    await asyncio.sleep(4.0)
+    await lock.rollback()
+    await lock.close()
+    outcomes = harness.container.metrics().outcomes
+    await until(lambda: any(o == "expired" for _, _, o in outcomes), "the command counted as expired")
+    assert any("interaction expired before its answer command=threshold" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert len(harness.emulator.violations) == 1  # the window passed unanswered: what this test makes happen
+    harness.emulator.violations.clear()

@@ -134,27 +134,28 @@ def test_health_turns_bad_when_a_loop_has_not_succeeded_for_the_configured_time(
     assert beats.report()[0]
 
 
-async def test_a_long_round_that_may_be_abandoned_is_cancelled_at_stop() -> None:
+@pytest.mark.parametrize("abandon", [True, False])
+async def test_a_long_round_that_may_be_abandoned_is_cancelled_at_stop(abandon: bool) -> None:
     """A large board's rebuild takes minutes: stopping the process does not wait for it (the README bounds a
     shutdown at about 20 s); rounds that must finish what they started still do."""
-    for abandon in (True, False):
-        stop, entered, cancelled, finished = asyncio.Event(), asyncio.Event(), [], []
+    stop, entered = asyncio.Event(), asyncio.Event()
+    cancelled: list[bool] = []
+    finished: list[bool] = []
 
-        async def long_round() -> None:
-            entered.set()
-            try:
-                await asyncio.sleep(0.3 if not abandon else 3600)
-            except asyncio.CancelledError:
-                cancelled.append(True)
-                raise
-            finished.append(True)
+    async def long_round() -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(0.3 if not abandon else 3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        finished.append(True)
 
-        rounds = Rounds("rebuild", 10.0, abandon_on_stop=abandon)
-        loop = asyncio.create_task(run_rounds(long_round, rounds, stop))
-        await entered.wait()
-        stop.set()
-        await asyncio.wait_for(loop, 5.0)
-        assert (cancelled, finished) == (([True], []) if abandon else ([], [True]))
+    loop = asyncio.create_task(run_rounds(long_round, Rounds("rebuild", 10.0, abandon_on_stop=abandon), stop))
+    await entered.wait()
+    stop.set()
+    await asyncio.wait_for(loop, 5.0)
+    assert (cancelled, finished) == (([True], []) if abandon else ([], [True]))
 
 
 async def test_an_abandonable_round_that_fails_is_retried_as_any_other() -> None:
