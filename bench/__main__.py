@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import data, env, fleet, measure, report
+from bench import data, env, fleet, measure, report, soak
 from bench.env import ROOT
 
 HERE = Path(__file__).resolve().parent
@@ -94,6 +94,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         f"{', '.join(SOAK_BACKENDS)} (default scylla)",
     )
     p.add_argument(
+        "--soak-rate",
+        type=float,
+        default=soak.RATE,
+        help=f"the soak's interactions per second, and as many score updates (default {soak.RATE:g})",
+    )
+    p.add_argument(
         "--ops",
         default=",".join(measure.OPS),
         help=f"the reads to time per backend, comma-separated (default all: {', '.join(measure.OPS)})",
@@ -150,6 +156,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.soak_backends = _names(args.soak_backends, SOAK_BACKENDS, "backend", p)
     if args.soak_minutes is None:
         args.soak_minutes = QUICK_SOAK_MINUTES if args.quick else SOAK_MINUTES
+    if args.soak_rate <= 0:
+        p.error("--soak-rate: more than 0")
     if args.soak_minutes < 1:
         p.error("--soak-minutes: at least 1")
     if args.fleet_communities is None:
@@ -179,7 +187,10 @@ def _apart(run: dict[str, Any], phase: str) -> dict[str, Any]:
     changed = f" with changes to {', '.join(code['changed'])}" if code.get("changed") else ""
     extra = ""
     if phase == "soak":
-        extra = f" --soak-minutes {args.get('soak_minutes')} --soak-backends {','.join(args.get('soak_backends', []))}"
+        extra = (
+            f" --soak-minutes {args.get('soak_minutes')} --soak-backends {','.join(args.get('soak_backends', []))}"
+            f" --soak-rate {args.get('soak_rate')}"
+        )
     measured: dict[str, Any] = run[phase]
     return measured | {
         "measured_apart": {

@@ -501,6 +501,7 @@ class Run:
                     self.args.soak_minutes,
                     self.workdir,
                     backend,
+                    rate=self.args.soak_rate,
                 )
             except Exception as exc:  # reported, not hidden; the other backend still runs
                 log.exception("soak phase failed on %s", backend)
