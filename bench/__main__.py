@@ -123,7 +123,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--merge-rss",
         type=Path,
-        help="with --report-only: take the memory phase from this results.json (a run of that phase alone)",
+        help="with --report-only: take the memory phase from this results.json (a run of that phase alone), or"
+        " from the file `python -m bench.rss --json` wrote",
     )
     p.add_argument(
         "--merge-ops",
@@ -196,7 +197,8 @@ def _apart(run: dict[str, Any], phase: str) -> dict[str, Any]:
         "measured_apart": {
             "date": (run.get("machine") or {}).get("date"),
             "commit": f"{code.get('head')}{changed}",
-            "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
+            "command": run.get("command")  # a module of its own (`python -m bench.rss --json`)
+            or f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
             f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')}"
             f" --skip {','.join(args.get('skip', []))}{extra}{' --reuse' if args.get('reuse') else ''}"
             f"{' --quick' if args.get('quick') else ''}",

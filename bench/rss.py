@@ -22,7 +22,7 @@ so runs at the same time never share them) and drops them at the end.
 
 Each command's peak RSS is the `ru_maxrss` that `os.wait4` reports for its process; the returned dict
 holds, per step, `peak_rss_mib`, `seconds`, `exit` and the last lines it printed, and `within_limit`
-says whether import and verify stayed under LIMIT_MIB.
+says whether import, backfill and verify stayed under LIMIT_MIB.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def measure(
                 break
     result["within_limit"] = {
         name: name in result and result[name]["exit"] == 0 and result[name]["peak_rss_mib"] < LIMIT_MIB
-        for name in ("import", "verify")
+        for name in ("import", "backfill", "verify")
     }
     return result
 
@@ -230,7 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = ", ".join(f"{k} {'<' if ok else 'NOT <'} {LIMIT_MIB} MiB" for k, ok in result["within_limit"].items())
     print(verdicts)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        # as a phase of a run: `python -m bench --report-only --merge-rss` takes it into the report
+        from bench.env import code_state
+
+        run = {
+            "rss": result,
+            "machine": {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
+            "code": code_state(),
+            "command": f"python -m bench.rss --members {args.members} --sample {args.sample}",
+        }
+        args.json.write_text(json.dumps(run, indent=1))
     return 0 if "failed" not in result and all(result["within_limit"].values()) else 1
 
 
