@@ -89,7 +89,7 @@ class FeedServer:
     async def start(self) -> None:
         if not self.port:
             return
-        self._runner = web.AppRunner(self.app(), handler_args={"keepalive_timeout": self.idle_timeout})
+        self._runner = web.AppRunner(self.app(), keepalive_timeout=self.idle_timeout)
         await self._runner.setup()
         server = self._runner.server
         assert server is not None
