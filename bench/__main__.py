@@ -222,16 +222,19 @@ def _ops_apart(res: dict[str, Any], run: dict[str, Any]) -> None:
     if not merged:
         raise SystemExit("--merge-ops: that results.json times no community size this report has")
     changed = f" with changes to {', '.join(code['changed'])}" if code.get("changed") else ""
-    res["ops_apart"] = {
-        "ops": ops,
-        "communities": merged,
-        "date": (run.get("machine") or {}).get("date"),
-        "commit": f"{code.get('head')}{changed}",
-        "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
-        f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')} --ops {','.join(ops)}"
-        f" --skip {','.join(args.get('skip', []))}{' --reuse' if args.get('reuse') else ''}",
-        "reused": bool(args.get("reuse")),
-    }
+    res["ops_apart"] = [
+        *report.ops_apart(res),
+        {
+            "ops": ops,
+            "communities": merged,
+            "date": (run.get("machine") or {}).get("date"),
+            "commit": f"{code.get('head')}{changed}",
+            "command": f"python -m bench --sizes {','.join(map(str, args.get('sizes', [])))}"
+            f" --shapes {','.join(args.get('shapes', []))} --calls {args.get('calls')} --ops {','.join(ops)}"
+            f" --skip {','.join(args.get('skip', []))}{' --reuse' if args.get('reuse') else ''}",
+            "reused": bool(args.get("reuse")),
+        },
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

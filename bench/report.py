@@ -546,8 +546,7 @@ def render(res: dict[str, Any], plot_name: str, notes: str, soak_plot: str | Non
     w("")
     w(f"![p99 latency against community size]({plot_name})")
     w("")
-    apart = res.get("ops_apart")
-    if apart:  # some reads timed by a run of their own (see bench/__main__.py --merge-ops)
+    for apart in ops_apart(res):  # reads timed by runs of their own (see bench/__main__.py --merge-ops)
         w(
             f"The rows {', '.join(OP_LABELS.get(op, op) for op in apart['ops'])} were timed apart from the rest of"
             f" this report ({', '.join(apart['communities'])}): {apart.get('date')}, commit `{apart.get('commit')}`,"
@@ -1336,6 +1335,12 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
         )
     )
     w("")
+
+
+def ops_apart(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every merge of reads timed apart, oldest first (one dict before merges were kept in a list)."""
+    apart = res.get("ops_apart") or []
+    return [apart] if isinstance(apart, dict) else list(apart)
 
 
 def _apart_line(apart: dict[str, Any] | None, w: Any) -> None:
