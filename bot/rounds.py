@@ -95,12 +95,8 @@ async def run_rounds(
 
 async def _abandoned(round_: Callable[[], Awaitable[object]], stop: asyncio.Event) -> bool:
     """Run the round until it ends or `stop` is set, whichever comes first; True when it was cancelled
-    for the stop. Its own error leaves as it came."""
-
-    async def whole() -> None:
-        await round_()
-
-    work = asyncio.ensure_future(whole())
+    for the stop. Its own error leaves as it came, and so does a cancel of the task that runs this."""
+    work = asyncio.ensure_future(round_())
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait((work, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -110,6 +106,11 @@ async def _abandoned(round_: Callable[[], Awaitable[object]], stop: asyncio.Even
             work.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await work  # its error (if it ended with one) is raised here
+        # The suppress above cannot tell the round's cancel from ours: a cancel of this task that lands while
+        # the round winds down would otherwise be swallowed and the loop would return as if merely stopped.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
     return work.cancelled()
 
 

@@ -169,3 +169,32 @@ async def test_an_abandonable_round_that_fails_is_retried_as_any_other() -> None
 
     await asyncio.wait_for(run_rounds(flaky, Rounds("rebuild", 0.001, 0.002, abandon_on_stop=True), stop), 5.0)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("while_", ["running", "winding-down"])
+async def test_cancelling_the_loop_of_an_abandonable_round_cancels_both(while_: str) -> None:
+    """The app cancels the loop's task when a shutdown overruns its bound: the loop must end cancelled too,
+    not return as if it had stopped, even when the cancel lands while the round is still winding down."""
+    stop, entered, winding = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def long_round() -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            if while_ == "winding-down":
+                winding.set()
+                await asyncio.sleep(3600)
+            raise
+
+    loop = asyncio.create_task(run_rounds(long_round, Rounds("rebuild", 10.0, abandon_on_stop=True), stop))
+    await entered.wait()
+    if while_ == "winding-down":
+        stop.set()
+        await winding.wait()
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(loop, 5.0)
+    assert loop.cancelled() and cancelled == [True]
