@@ -43,6 +43,12 @@ class BackendUnavailable(BackendError):
     """The store cannot be reached (connection refused, pool closed, node down)."""
 
 
+class BackendConflict(BackendUnavailable):
+    """The store refused the request for contention with another transaction (a serialization failure or a
+    deadlock); the same request may succeed if tried again. A kind of unavailability, so whoever already
+    treats the store as briefly away keeps doing so."""
+
+
 class BackendTimeout(BackendError):
     """The store did not answer within its time budget."""
 

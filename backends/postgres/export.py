@@ -11,14 +11,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import AsyncConnection
 
 from backends.copies import BadgeMove
 from backends.postgres.badges import badge_facts, badge_histogram
 from backends.postgres.council import read_council
 from backends.postgres.pool import Pool, fetch_community, pooled
-from backends.protocol import BackendUnavailable, BadgeFacts, Community, Council, MemberState, Profile, ScoreEvent
+from backends.protocol import BackendConflict, BadgeFacts, Community, Council, MemberState, Profile, ScoreEvent
 
 _STATE = (
     "SELECT p.profile_id, p.community_id, p.joined_at, p.discord_user_id, p.wallet_address, p.nym,"
@@ -210,10 +209,6 @@ class _Batch(_View):
 CLAIM_ATTEMPTS = 5
 
 
-def _serialization_failure(exc: BaseException) -> bool:
-    return isinstance(exc.__cause__, psycopg.errors.SerializationFailure)
-
-
 class PostgresCopySource:
     """Implements `backends.copies.CopySource` on the source of truth's pool."""
 
@@ -232,8 +227,8 @@ class PostgresCopySource:
         landed (the block exits without an error).
 
         Two relays claiming at once can meet on an event the other marked after this transaction's snapshot:
-        PostgreSQL refuses the claim as a serialization failure. The claim is then made again in a new
-        transaction (the other relay's events are gone from the outbox by then), a few times."""
+        PostgreSQL refuses the claim as a serialization failure (`BackendConflict`). The claim is then made again
+        in a new transaction (the other relay's events are gone from the outbox by then), a few times."""
         for attempt in range(1, CLAIM_ATTEMPTS + 1):
             claimed = False
             try:
@@ -244,8 +239,8 @@ class PostgresCopySource:
                     yield batch
                     await mark_mirrored(conn, [e.event_id for _, e in batch.events], batch.badge_event_ids)
                 return
-            except BackendUnavailable as exc:
-                if claimed or attempt == CLAIM_ATTEMPTS or not _serialization_failure(exc):
+            except BackendConflict:
+                if claimed or attempt == CLAIM_ATTEMPTS:
                     raise
             await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
 

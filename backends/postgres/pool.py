@@ -13,7 +13,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from backends.protocol import LOCAL_WAIT, BackendError, BackendTimeout, BackendUnavailable, Community
+from backends.protocol import LOCAL_WAIT, BackendConflict, BackendError, BackendTimeout, BackendUnavailable, Community
 
 Pool = AsyncConnectionPool[Any]
 Connection = AsyncConnection[dict[str, Any]]
@@ -50,6 +50,9 @@ async def pooled(pool: Pool, *, autocommit: bool = False) -> AsyncIterator[Conne
                     await conn.close()
     except PoolTimeout as exc:
         raise BackendUnavailable(f"postgres: no connection available ({exc})") from exc
+    except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
+        # Before OperationalError, which both are: callers retry these and nothing else of that kind.
+        raise BackendConflict(f"postgres: {type(exc).__name__}: {exc}") from exc
     except psycopg.errors.QueryCanceled as exc:
         raise BackendTimeout(f"postgres: query cancelled ({exc})") from exc
     except psycopg.OperationalError as exc:
