@@ -485,6 +485,58 @@ class BadgeSource(Protocol):
         """Apply the changes in order, all or none; `enqueue` as for score updates."""
 
 
+@dataclass(frozen=True)
+class HeldWrite:
+    """A door's request taken while a bulk write had its community: durable, applied whole after the bulk
+    write and after every request held before it (`HeldWrites`)."""
+
+    write_id: int
+
+
+@dataclass(frozen=True)
+class HeldOutcome:
+    """Where a held request stands: `state` queued, applied (with the score version it made) or refused
+    (with why; nothing of it was written)."""
+
+    write_id: int
+    community_id: int
+    kind: Literal["scores", "badges"]
+    items: int
+    state: Literal["queued", "applied", "refused"]
+    queued_at: datetime
+    done_at: datetime | None = None
+    score_version: int | None = None
+    error: str | None = None
+    profiles: frozenset[UUID] = frozenset()  # the members a settled score write named
+
+
+@runtime_checkable
+class HeldWrites(Protocol):
+    """A source of truth that can hold a door's request while a bulk write has its community, instead of
+    making it wait for the bulk write's commit (`backends.postgres.held_writes`)."""
+
+    async def apply_score_requests(
+        self, community_id: int, requests: Sequence[Sequence[ScoreUpdate]], *, enqueue: bool | None = None
+    ) -> int | list[HeldWrite]:
+        """The requests' updates in one transaction (their new score version), or, while the community's
+        writes are held, each request held whole (one `HeldWrite` each, in order) and nothing applied."""
+
+    async def apply_or_hold_badges(
+        self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None
+    ) -> BadgeOutcome | HeldWrite:
+        """`BadgeSource.apply_badge_changes`, or the changes held whole while the community's writes are."""
+
+    async def settle_held(self, community_id: int, *, enqueue: bool | None = None) -> list[HeldOutcome]:
+        """Apply the community's oldest held requests in order, a bounded number in one transaction, each
+        whole or refused alone; none while a bulk write has it. Returns what was settled."""
+
+    async def held_communities(self) -> list[int]:
+        """The communities with held requests waiting."""
+
+    async def held_outcome(self, community_id: int, write_id: int) -> HeldOutcome | None:
+        """A held request of the community, while its outcome is kept."""
+
+
 # Score updates by community, from a list or from a stream read while the writes go on.
 ScoreBatches = Iterable[tuple[int, Sequence["ScoreUpdate"]]] | AsyncIterable[tuple[int, Sequence["ScoreUpdate"]]]
 

@@ -7,9 +7,10 @@ An embedded PostgreSQL of its own (`.run/bench-bulk/postgres`, a database per ru
 `sietch migrate` and `sietch import` of N members; then, per size, a JSON Lines file of that many updates
 (members all over the board, `set` and `add` on both boards, a tx hash on a third of them) applied by
 `sietch scores apply FILE` as a process of its own, as an admin runs it. While it runs, this process
-writes one update to the same community every PROBE_EVERY seconds (through the backend's write path, on
-a connection of its own) and times each: the longest is how long the file held the community's other
-writes back. Lines per second at each size show whether the pace is steady as files grow.
+writes one update to the same community every PROBE_EVERY seconds as the HTTP door does (held while the
+file's bulk write has the community) and times each answer: the longest is how long the file held the
+community's other writes back. The held ones are settled after, and counted by outcome. Lines per second
+at each size show whether the pace is steady as files grow.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from psycopg.rows import dict_row
 
 from bench.measure import summary
 from bench.rss import postgres_database, run_measured, write_csv
@@ -59,28 +57,45 @@ def write_updates(path: Path, guild: int, members: int, lines: int, seed: int = 
             out.write("".join(block))
 
 
-async def _probe(dsn: str, guild: int, done: asyncio.Event) -> list[float]:
-    """One update to the community every PROBE_EVERY seconds until `done`; each one's seconds."""
-    from backends.postgres.score_writes import apply_score_stream
+async def _probe(dsn: str, guild: int, done: asyncio.Event) -> dict[str, Any]:
+    """One update to the community every PROBE_EVERY seconds until `done`, as the HTTP door writes it (held
+    while a bulk write has the community); each one's seconds until answered. Then the held ones are
+    settled, as a bot process does, and counted by outcome."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from backends.postgres.backend import PostgresBackend
     from backends.protocol import ScoreUpdate
 
     timings: list[float] = []
-    async with await psycopg.AsyncConnection.connect(dsn, row_factory=dict_row, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT profile_id FROM profiles WHERE community_id = %s ORDER BY discord_user_id LIMIT 50", (guild,)
-        )
-        ids = [r["profile_id"] for r in await cur.fetchall()]
+    held = 0
+    async with AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False) as pool:
+        backend = PostgresBackend(pool)
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT profile_id FROM profiles WHERE community_id = %s ORDER BY discord_user_id LIMIT 50", (guild,)
+            )
+            ids = [r[0] for r in await cur.fetchall()]
         n = 0
         while not done.is_set():
             n += 1
             update = ScoreUpdate(ids[n % len(ids)], "activity", Decimal(n), "manual_adjustment")
             started = time.perf_counter()
-            async with conn.transaction():
-                await apply_score_stream(conn, [(guild, [update])], mirrored=True)
+            outcome = await backend.apply_score_requests(guild, [[update]], enqueue=False)
             timings.append(time.perf_counter() - started)
+            held += not isinstance(outcome, int)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), PROBE_EVERY)
-    return timings
+        settled_at = time.perf_counter()
+        states: dict[str, int] = {}
+        while settled := await backend.settle_held(guild, enqueue=False):
+            for s in settled:
+                states[s.state] = states.get(s.state, 0) + 1
+    return {
+        "other_writes_ms": summary([t * 1000 for t in timings]),
+        "held": held,
+        "held_settled": states,
+        "settle_seconds": round(time.perf_counter() - settled_at, 3),
+    }
 
 
 async def _apply_probed(
@@ -92,8 +107,7 @@ async def _apply_probed(
         result = await asyncio.to_thread(run_measured, args, env, logs, name)
     finally:
         done.set()
-    timings = await probe
-    result["other_writes_ms"] = summary([t * 1000 for t in timings])
+    result |= await probe
     return result
 
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from psycopg import sql
 
-from backends.postgres import badges
+from backends.postgres import badges, held_writes
 from backends.postgres.council import read_council
 from backends.postgres.pool import Connection, Pool, fetch_community, pooled
 from backends.postgres.score_writes import apply_score_stream
@@ -27,6 +27,8 @@ from backends.protocol import (
     Community,
     Council,
     EligibilityResult,
+    HeldOutcome,
+    HeldWrite,
     InvalidInput,
     PositionRows,
     Profile,
@@ -441,6 +443,38 @@ class PostgresBackend:
         queue = self.outbox if enqueue is None else enqueue
         async with self.connection() as conn, conn.transaction():
             return await apply_score_stream(conn, batches, mirrored=not queue)
+
+    async def apply_score_requests(
+        self, community_id: int, requests: Sequence[Sequence[ScoreUpdate]], *, enqueue: bool | None = None
+    ) -> int | list[HeldWrite]:
+        queue = self.outbox if enqueue is None else enqueue
+        async with self.connection() as conn, conn.transaction():
+            if await held_writes.held_back(conn, community_id):
+                return await held_writes.hold_scores(conn, community_id, requests)
+            batch = [u for request in requests for u in request]
+            return (await apply_score_stream(conn, [(community_id, batch)], mirrored=not queue))[community_id]
+
+    async def apply_or_hold_badges(
+        self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None
+    ) -> BadgeOutcome | HeldWrite:
+        queue = self.outbox if enqueue is None else enqueue
+        async with self.connection() as conn, conn.transaction():
+            if await held_writes.held_back(conn, ctx.community_id):
+                return await held_writes.hold_badges(conn, ctx.community_id, changes)
+            return await badges.apply_badge_changes(conn, ctx.community_id, changes, mirrored=not queue)
+
+    async def settle_held(self, community_id: int, *, enqueue: bool | None = None) -> list[HeldOutcome]:
+        queue = self.outbox if enqueue is None else enqueue
+        async with self.connection() as conn, conn.transaction():
+            return await held_writes.settle(conn, community_id, mirrored=not queue)
+
+    async def held_communities(self) -> list[int]:
+        async with self.connection() as conn:
+            return await held_writes.held_communities(conn)
+
+    async def held_outcome(self, community_id: int, write_id: int) -> HeldOutcome | None:
+        async with self.connection() as conn:
+            return await held_writes.held_outcome(conn, community_id, write_id)
 
     async def recalculate(self, ctx: TenantContext, board: Board) -> int:
         """Live positions need no rebuild; this trims score history past its retention."""

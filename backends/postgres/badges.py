@@ -47,7 +47,7 @@ async def apply_badge_changes(
     """Apply the changes in order inside the caller's transaction. The community row is locked first, as
     every score write and member removal does, so the members named stay while this runs."""
     cur = await conn.execute(
-        "SELECT score_version FROM communities WHERE community_id = %s FOR UPDATE", (community_id,)
+        "SELECT score_version FROM communities WHERE community_id = %s FOR NO KEY UPDATE", (community_id,)
     )
     row = await cur.fetchone()
     if row is None:

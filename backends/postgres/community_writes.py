@@ -22,7 +22,9 @@ REPEATS_KEPT = 100  # rows repeating an earlier row's id that a streamed import 
 async def raise_copy_floor(conn: AsyncConnection[Any], community_id: int) -> FloorMove:
     # The row is locked first: `before` must be the floor this write follows, not the one its statement
     # began with while another transaction held the row.
-    cur = await conn.execute("SELECT copy_floor FROM communities WHERE community_id = %s FOR UPDATE", (community_id,))
+    cur = await conn.execute(
+        "SELECT copy_floor FROM communities WHERE community_id = %s FOR NO KEY UPDATE", (community_id,)
+    )
     before = await cur.fetchone()
     assert before is not None
     cur = await conn.execute(
@@ -69,7 +71,7 @@ class CommunityWrites:
         The community row is locked first, as every score write locks it: a writer holding it may rely
         on its members staying (`backends.postgres.score_writes`)."""
         async with pooled(self._pool) as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM communities WHERE community_id = %s FOR UPDATE", (community_id,))
+            await conn.execute("SELECT 1 FROM communities WHERE community_id = %s FOR NO KEY UPDATE", (community_id,))
             cur = await conn.execute(
                 "DELETE FROM profiles WHERE community_id = %s AND discord_user_id = %s RETURNING profile_id",
                 (community_id, discord_user_id),

@@ -3,8 +3,9 @@ applied by a fixed number of statements while its row is locked.
 
 Staging takes no lock a writer waits on, so a large file (staged at the pace of COPY) holds the
 community's other writers back only for the set-wise apply at the end, whose cost grows with the file
-but not per line. A short stream (one HTTP request, a group of them) skips the staging table: its updates
-go to the same statements as arrays.
+but not per line; the doors' requests that come meanwhile are held, not kept waiting
+(`backends.postgres.held_writes`). A short stream (one HTTP request, a group of them) skips the staging
+table: its updates go to the same statements as arrays.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from backends.postgres.council import settle_seats
+from backends.postgres.leases import lock_key
 from backends.protocol import MAX_SCORE_EXPONENT, InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, each_batch
 
 Conn = AsyncConnection[dict[str, Any]]
@@ -77,9 +79,22 @@ async def _apply_staged(conn: Conn, held: dict[int, list[ScoreUpdate]], rest: An
         "SELECT n, profile_id, board, mode, value, event_type, tx_hash, at FROM staged_updates"
         " WHERE community_id = %(c)s"
     )
-    return {
-        community_id: await _apply(conn, community_id, (staged, {}), mirrored) for community_id in sorted(communities)
-    }
+    versions = {}
+    for community_id in sorted(communities):
+        await take_bulk(conn, community_id)
+        versions[community_id] = await _apply(conn, community_id, (staged, {}), mirrored)
+    return versions
+
+
+def bulk_key(community_id: int) -> int:
+    return lock_key(f"bulk write {community_id}")
+
+
+async def take_bulk(conn: Conn, community_id: int) -> None:
+    """The community's bulk lock, for the caller's transaction. It waits for the door requests under way,
+    which hold it shared; later ones are held instead of waiting for this transaction's commit
+    (`backends.postgres.held_writes`)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (bulk_key(community_id),))
 
 
 def _row(u: ScoreUpdate) -> tuple[Any, ...]:
@@ -111,7 +126,7 @@ async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, di
     relation, params = source
     params = params | {"c": community_id, "mirrored": mirrored, "above": _ABOVE, "below": _BELOW}
     cur = await conn.execute(
-        "SELECT score_version FROM communities WHERE community_id = %s FOR UPDATE", (community_id,)
+        "SELECT score_version FROM communities WHERE community_id = %s FOR NO KEY UPDATE", (community_id,)
     )
     row = await cur.fetchone()
     if row is None:

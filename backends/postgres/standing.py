@@ -43,7 +43,7 @@ class StandingStore:
         async with pooled(self._pool) as conn, conn.transaction():
             # Locked as every write that settles the seats locks it.
             cur = await conn.execute(
-                "SELECT 1 FROM communities WHERE community_id = %s FOR UPDATE", (config.community_id,)
+                "SELECT 1 FROM communities WHERE community_id = %s FOR NO KEY UPDATE", (config.community_id,)
             )
             if await cur.fetchone() is None:
                 raise NotConfigured(f"community {config.community_id} is not configured")

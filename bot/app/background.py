@@ -1,7 +1,7 @@
-"""The bot's background work: the outbox relay, periodic snapshot rebuilds, role syncs, alert DMs and this
-process's report for the migration page, started and stopped together and kept alive: each loop runs in
-rounds that survive any error (`bot.rounds`), and a loop whose `run` ends with an exception all the same
-is started again after a bounded backoff."""
+"""The bot's background work: the outbox relay, periodic snapshot rebuilds, role syncs, alert DMs, this
+process's report for the migration page and the settling of the doors' held requests, started and
+stopped together and kept alive: each loop runs in rounds that survive any error (`bot.rounds`), and a
+loop whose `run` ends with an exception all the same is started again after a bounded backoff."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class BackgroundWork:
         observer: LoopObserver,
         alerts: AlertSender | None = None,
         report: Loop | None = None,
+        held: Loop | None = None,
         *,
         drain_seconds: float,
         stale_after_seconds: float = 600.0,
@@ -48,6 +49,7 @@ class BackgroundWork:
             "role-sync": roles,
             "alert-dms": alerts,
             "process-report": report,
+            "held-writes": held,
         }
         self.loops: Mapping[str, Loop] = {name: loop for name, loop in present.items() if loop is not None}
         self.drain_seconds = drain_seconds

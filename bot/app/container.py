@@ -35,6 +35,7 @@ from bot.discord.ratelimit import RateLimiter
 from bot.domain.service import HotPathService
 from bot.feed.apply import ScoreFeed
 from bot.feed.badges import BadgeFeed
+from bot.feed.held import HeldSettling
 from bot.feed.http import FeedServer
 from bot.replication.writes import ScoreWriter
 from bot.roles.alerts import AlertSender
@@ -258,6 +259,7 @@ class Application(containers.DeclarativeContainer):
         metrics,
         providers.Callable(factories.delivering, alert_sender, members),
         process_reporter,
+        providers.Singleton(HeldSettling, score_feed),
         drain_seconds=config.writes.drain_on_shutdown_seconds,
         stale_after_seconds=config.health.stale_after_seconds,
     )

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from backends.protocol import InvalidInput, NotConfigured, ScoreBatches, ScoreUpdate, TenantContext, each_batch
+from backends.protocol import (
+    HeldOutcome,
+    HeldWrite,
+    InvalidInput,
+    NotConfigured,
+    ScoreBatches,
+    ScoreUpdate,
+    TenantContext,
+    each_batch,
+)
 from bot.domain.service import HotPathService
 from bot.feed.items import FeedItem
 from bot.replication.writes import ScoreWriter
@@ -20,6 +29,9 @@ from bot.replication.writes import ScoreWriter
 BATCH = 1000  # items resolved and written per statement group
 # Updates of several requests written in one transaction at most (see ScoreFeed.write_grouped).
 GROUP_UPDATES = 5000
+
+
+Answer = asyncio.Future[int | HeldWrite]  # what a request is answered: its score version, or its holding
 
 
 class MemberDirectory(Protocol):
@@ -56,7 +68,7 @@ class ScoreFeed:
         self.writer = writer
         self.services = list(services)
         self.moved = moved
-        self._queued: dict[int, list[tuple[Sequence[ScoreUpdate], asyncio.Future[int]]]] = defaultdict(list)
+        self._queued: dict[int, list[tuple[Sequence[ScoreUpdate], Answer]]] = defaultdict(list)
         self._writing: set[int] = set()
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -94,14 +106,24 @@ class ScoreFeed:
 
         versions = await self.writer.apply_batches(noting())
         for guild, profiles in touched.items():
-            for service in self.services:
-                service.forget_eligibility(TenantContext(guild), profiles)
-            if self.moved is not None and profiles:
-                self.moved(guild)
+            self._written(guild, profiles)
         return versions
 
-    async def write_grouped(self, guild: int, updates: Sequence[ScoreUpdate]) -> int:
-        """One request's updates, durable when this returns; returns the guild's new score version.
+    async def settle_held(self, guild: int) -> list[HeldOutcome]:
+        """Apply the guild's oldest held requests (`HeldWrites`), told to the followers as any write is."""
+        settled = await self.writer.settle_held(guild)
+        self._written(guild, {p for s in settled for p in s.profiles})
+        return settled
+
+    def _written(self, guild: int, profiles: set[UUID]) -> None:
+        for service in self.services:
+            service.forget_eligibility(TenantContext(guild), profiles)
+        if self.moved is not None and profiles:
+            self.moved(guild)
+
+    async def write_grouped(self, guild: int, updates: Sequence[ScoreUpdate]) -> int | HeldWrite:
+        """One request's updates, durable when this returns; returns the guild's new score version, or the
+        request held whole while a bulk write has the guild (`HeldWrites`, settled by `bot.feed.held`).
 
         Writers of one community queue on its row, which they hold until their commit (score versions
         follow commit order), so one request per transaction bounds a community at one commit at a time.
@@ -109,7 +131,7 @@ class ScoreFeed:
         next transaction: a request's own error (a member removed since it was resolved) sends each of
         them through alone, so only that request fails.
         """
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done: Answer = asyncio.get_running_loop().create_future()
         self._queued[guild].append((updates, done))
         if guild not in self._writing:
             self._writing.add(guild)
@@ -121,7 +143,7 @@ class ScoreFeed:
     async def _write_queued(self, guild: int) -> None:
         try:
             while queued := self._queued[guild]:
-                group: list[tuple[Sequence[ScoreUpdate], asyncio.Future[int]]] = []
+                group: list[tuple[Sequence[ScoreUpdate], Answer]] = []
                 total = 0
                 while queued and (not group or total + len(queued[0][0]) <= GROUP_UPDATES):
                     group.append(queued.pop(0))
@@ -132,16 +154,16 @@ class ScoreFeed:
             for _, done in self._queued.pop(guild, []):  # only when cancelled: nothing is left otherwise
                 done.cancel()
 
-    async def _write_group(self, guild: int, group: list[tuple[Sequence[ScoreUpdate], asyncio.Future[int]]]) -> None:
+    async def _write_group(self, guild: int, group: list[tuple[Sequence[ScoreUpdate], Answer]]) -> None:
         try:
-            version = (await self.write([(guild, [u for updates, _ in group for u in updates])]))[guild]
+            outcomes = await self._write_requests(guild, [updates for updates, _ in group])
         except (InvalidInput, NotConfigured) as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc)
                 return
             for updates, done in group:
                 try:
-                    _settle(done, (await self.write([(guild, updates)]))[guild])
+                    _settle(done, (await self._write_requests(guild, [updates]))[0])
                 except Exception as alone:  # handed to the request it belongs to
                     _settle(done, alone)
             return
@@ -153,11 +175,19 @@ class ScoreFeed:
             for _, done in group:
                 done.cancel()
             raise
-        for _, done in group:
-            _settle(done, version)
+        for (_, done), outcome in zip(group, outcomes, strict=True):
+            _settle(done, outcome)
+
+    async def _write_requests(self, guild: int, requests: list[Sequence[ScoreUpdate]]) -> list[int | HeldWrite]:
+        """The requests in one transaction: each one's outcome, the same version for all, or each held."""
+        outcome = await self.writer.apply_requests(guild, requests)
+        if isinstance(outcome, int):
+            self._written(guild, {u.profile_id for r in requests for u in r})
+            return [outcome] * len(requests)
+        return list(outcome)
 
 
-def _settle(done: asyncio.Future[int], outcome: int | BaseException) -> None:
+def _settle(done: Answer, outcome: int | HeldWrite | BaseException) -> None:
     if done.done():
         return
     if isinstance(outcome, BaseException):

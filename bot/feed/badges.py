@@ -15,6 +15,7 @@ from backends.protocol import (
     BADGE_ACTIONS,
     BadgeChange,
     BadgeOutcome,
+    HeldWrite,
     TenantContext,
     badge_reason_problem,
     badge_type_problem,
@@ -103,3 +104,7 @@ class BadgeFeed:
 
     async def write(self, guild: int, changes: Sequence[BadgeChange]) -> BadgeOutcome:
         return await self.writer.apply_badges(TenantContext(guild), changes)
+
+    async def write_or_hold(self, guild: int, changes: Sequence[BadgeChange]) -> BadgeOutcome | HeldWrite:
+        """`write` for the HTTP door: the changes held whole while a bulk write has the guild."""
+        return await self.writer.apply_or_hold_badges(TenantContext(guild), changes)

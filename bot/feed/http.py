@@ -19,6 +19,19 @@ match when given. The answer comes once the whole batch is durable in PostgreSQL
 Badge awards and revocations (`bot.feed.badges`) with the same token, limits, statuses and whole-or-nothing
 rule, applied in order: 200 {"accepted": n, "badge_version": v}; a change that changes nothing (an award of
 a held type) counts as accepted.
+
+While a bulk write (a large `sietch scores apply`) has the community, a request that passed every check is
+not kept waiting for its commit: it is held, durable before the answer, and applied whole after the bulk
+write, in the order requests came (`backends.postgres.held_writes`):
+
+    202 {"held": n, "write": id, "state": "queued", "status": "/v1/guilds/{guild}/writes/{id}"}, Location
+
+    GET /v1/guilds/{guild}/writes/{id}
+    200 {"write": id, "kind": "scores" | "badges", "items": n, "state": "queued" | "applied" | "refused",
+         "score_version": v, "error": "...", "queued_at": ..., "done_at": ...}; 404 not a held write of the guild
+
+A held request is refused then only for what changed meanwhile (a member removed, an `add` out of range):
+nothing of it is written and the state says why. Outcomes are kept for a week.
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from backends.protocol import BackendError, InvalidInput, NotConfigured
+from backends.protocol import BackendError, HeldWrite, InvalidInput, NotConfigured
 from bot.domain import inputs
 from bot.feed.apply import ItemProblem, MemberDirectory, ScoreFeed
 from bot.feed.badges import BadgeFeed, parse_badge_item
@@ -84,6 +97,7 @@ class FeedServer:
         app = web.Application(client_max_size=self.max_body_bytes, middlewares=[self._errors])
         app.router.add_post("/v1/guilds/{guild}/scores", self._post_scores)
         app.router.add_post("/v1/guilds/{guild}/badges", self._post_badges)
+        app.router.add_get("/v1/guilds/{guild}/writes/{write}", self._get_write)
         return app
 
     async def start(self) -> None:
@@ -127,8 +141,31 @@ class FeedServer:
         read = await self._read_batch(request, "changes")
         return read if isinstance(read, web.Response) else await self._apply_badges(*read)
 
-    async def _read_batch(self, request: web.Request, what: str) -> web.Response | tuple[int, list[Any]]:
-        """The guild and the JSON list of a request, or the answer refusing it (token, rate, size, JSON)."""
+    async def _get_write(self, request: web.Request) -> web.Response:
+        guild = await self._admitted(request)
+        if isinstance(guild, web.Response):
+            return guild
+        raw = request.match_info["write"]
+        number = raw.isascii() and raw.isdigit() and len(raw) <= 18  # a bigint, as write ids are
+        outcome = await self.feed.writer.held_outcome(guild, int(raw)) if number else None
+        if outcome is None:
+            return _answer(404, {"error": f"no held write {raw[:30]!r} of guild {guild}"})
+        return _answer(
+            200,
+            {
+                "write": outcome.write_id,
+                "kind": outcome.kind,
+                "items": outcome.items,
+                "state": outcome.state,
+                "score_version": outcome.score_version,
+                "error": outcome.error,
+                "queued_at": outcome.queued_at.isoformat(),
+                "done_at": outcome.done_at and outcome.done_at.isoformat(),
+            },
+        )
+
+    async def _admitted(self, request: web.Request) -> web.Response | int:
+        """The request's guild, or the answer refusing it: token, then the community's request rate."""
         raw_guild = request.match_info["guild"]
         header = request.headers.get("Authorization", "")
         token = header[7:] if header[:7].lower() == "bearer " else ""
@@ -142,6 +179,13 @@ class FeedServer:
         if wait:
             retry = str(math.ceil(wait))
             return _answer(429, {"error": "too many requests", "retry_after": math.ceil(wait)}, {"Retry-After": retry})
+        return guild
+
+    async def _read_batch(self, request: web.Request, what: str) -> web.Response | tuple[int, list[Any]]:
+        """The guild and the JSON list of a request, or the answer refusing it (token, rate, size, JSON)."""
+        guild = await self._admitted(request)
+        if isinstance(guild, web.Response):
+            return guild
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             return _answer(413, {"error": f"the body is over {self.max_body_bytes} bytes"})
         try:
@@ -174,9 +218,11 @@ class FeedServer:
         if problems:
             return _refused(problems, "change")
         try:
-            outcome = await self.badges.write(guild, changes)
+            outcome = await self.badges.write_or_hold(guild, changes)
         except (InvalidInput, NotConfigured) as exc:  # a member removed since it was resolved
             return _answer(422, {"error": f"{exc}; nothing was written", "problems": []})
+        if isinstance(outcome, HeldWrite):
+            return _held(guild, outcome, len(changes))
         return _answer(200, {"accepted": len(changes), "badge_version": outcome.score_version})
 
     async def _apply(self, guild: int, data: list[Any]) -> web.Response:
@@ -196,6 +242,8 @@ class FeedServer:
             version = await self.feed.write_grouped(guild, updates)
         except (InvalidInput, NotConfigured) as exc:  # a member removed since it was resolved
             return _answer(422, {"error": f"{exc}; nothing was written", "problems": []})
+        if isinstance(version, HeldWrite):
+            return _held(guild, version, len(updates))
         return _answer(200, {"accepted": len(updates), "score_version": version})
 
 
@@ -218,6 +266,12 @@ def _watched(handler: RequestHandler, idle_timeout: float) -> RequestHandler:
 
     loop.call_later(idle_timeout, check, 0)
     return handler
+
+
+def _held(guild: int, held: HeldWrite, items: int) -> web.Response:
+    status = f"/v1/guilds/{guild}/writes/{held.write_id}"
+    body = {"held": items, "write": held.write_id, "state": "queued", "status": status}
+    return _answer(202, body, {"Location": status})
 
 
 def _refused(problems: list[ItemProblem], what: str = "update") -> web.Response:
