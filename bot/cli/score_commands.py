@@ -1,19 +1,19 @@
 """`sietch scores apply [FILE|-]`: a JSON Lines file of score updates (see `bot.feed.items`) through the
 feed's one path.
 
-The file is read twice, line by line, so its size does not matter: a first pass checks every line (JSON,
-fields, and that its member belongs to its guild) and reports each bad one with its number; then, if
-nothing is wrong (or with `--partial`, leaving the bad lines out and writing them to a reject file), a
-second pass writes every good line in one transaction: the file lands whole or not at all (its updates
-are staged first, so the guild's other writers wait only for the final set-wise apply: see
-`backends.postgres.score_writes`). A line that turns bad between the passes (a member removed meanwhile)
-rolls the whole write back. Standard input is spooled to a temporary file first.
+The file is read once, line by line, so its size does not matter: every line is checked (JSON, fields,
+and that its member belongs to its guild) and its update staged inside one transaction as it is read.
+Each bad line is reported with its number, and the transaction is undone at the end unless nothing was
+wrong (or, with `--partial`, the bad lines are left out and written to a reject file as they are met):
+the file lands whole or not at all, exactly as it was read (see `backends.postgres.score_writes`: the
+guild's other writers wait only for the final set-wise apply, and the HTTP door's are held). A member
+removed while the file is read rolls the whole write back. Standard input is spooled to a temporary file
+first.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -56,13 +56,10 @@ def add_parser(sub: Any) -> None:
 class Checked:
     problems: list[ItemProblem] = field(default_factory=list)
     problem_count: int = 0
-    bad_lines: set[int] = field(default_factory=set)
     good: int = 0
-    digest: Any = field(default_factory=hashlib.sha256)  # of every byte the check read
 
     def add(self, problem: ItemProblem) -> None:
         self.problem_count += 1
-        self.bad_lines.add(problem.index)
         if len(self.problems) < MAX_KEPT:
             self.problems.append(problem)
 
@@ -80,25 +77,51 @@ async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         async with App.open(settings) as app:
             feed = ScoreFeed(app.ingest, app.writer)
             total = count_lines(path)
-            checked = await _check(feed, path, total)
-            if checked.problem_count and not args.partial:
-                raise CliError(
-                    f"{args.file}: {checked.problem_count} bad line(s), nothing was applied:\n{checked.report()}"
-                )
+            checked = Checked()
+            bar = ProgressBar(total, "applying")
+            with _Rejects(rejects if args.partial else None) as kept:
+                try:
+                    versions = await feed.write(_updates(feed, path, checked, bar, kept))
+                except InvalidInput as exc:  # e.g. an add that takes a score out of range: the transaction is undone
+                    raise CliError(f"{args.file}: {exc}; nothing was applied") from None
+                except _BadLines:
+                    raise CliError(
+                        f"{args.file}: {checked.problem_count} bad line(s), nothing was applied:\n{checked.report()}"
+                    ) from None
+            bar.close()
             if checked.problem_count:
-                _write_rejects(path, rejects, checked.bad_lines)
                 print(
                     f"{checked.problem_count} bad line(s) left out and written to {rejects}:\n{checked.report()}",
                     file=sys.stderr,
                 )
-            bar = ProgressBar(total, "applying")
-            try:
-                versions = await feed.write(_updates(feed, path, checked, bar))
-            except InvalidInput as exc:  # e.g. an add that takes a score out of range: the transaction is undone
-                raise CliError(f"{args.file}: {exc}; nothing was applied") from None
-            bar.close()
             guilds = ", ".join(f"{g} (score version {v})" for g, v in sorted(versions.items())) or "none"
             print(f"{checked.good} update(s) applied in one transaction; guilds: {guilds}")
+
+
+class _BadLines(Exception):
+    """Raised at the end of the stream when a bad line was met without `--partial`: the write is undone."""
+
+
+class _Rejects:
+    """The reject file, made when the first bad line is kept (never, without `--partial`)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._out: Any = None
+
+    def __enter__(self) -> _Rejects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is not None:
+            self._out.close()
+
+    def keep(self, raw: bytes) -> None:
+        if self.path is None:
+            return
+        if self._out is None:
+            self._out = self.path.open("wb")
+        self._out.write(raw if raw.endswith(b"\n") else raw + b"\n")
 
 
 @contextmanager
@@ -115,40 +138,39 @@ def _readable(name: str) -> Iterator[Path]:
         yield Path(spool.name)
 
 
-def _lines(path: Path, digest: Any = None) -> Iterator[tuple[int, str]]:
-    """(number, text) of each line that is not blank; `digest` (a hashlib object) is fed every byte read."""
+def _lines(path: Path) -> Iterator[tuple[int, bytes, str]]:
+    """(number, bytes, text) of each line that is not blank; text starting with NUL names a line that is
+    not UTF-8."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
-            if digest is not None:
-                digest.update(raw)
             try:
                 text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                yield number, f"\0not UTF-8 text ({exc.reason})"
+                yield number, raw, f"\0not UTF-8 text ({exc.reason})"
                 continue
             if text.strip():
-                yield number, text
+                yield number, raw, text
 
 
-def _parsed(path: Path, skip: set[int], digest: Any = None) -> Iterator[tuple[int, FeedItem | str]]:
-    """(line, item) or (line, the problem), blank and skipped lines left out."""
-    for number, text in _lines(path, digest):
-        if number in skip:
-            continue
+Entry = tuple[int, bytes, FeedItem | str]  # a line's number, its bytes, and its item or its problem
+
+
+def _parsed(path: Path) -> Iterator[Entry]:
+    for number, raw, text in _lines(path):
         if text.startswith("\0"):
-            yield number, text[1:]
+            yield number, raw, text[1:]
             continue
         try:
-            yield number, parse_item(loads(text))
+            yield number, raw, parse_item(loads(text))
         except FeedItemError as exc:
-            yield number, str(exc)
+            yield number, raw, str(exc)
         except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than any update has
-            yield number, f"not a JSON object: {exc}"[:300]
+            yield number, raw, f"not a JSON object: {exc}"[:300]
 
 
-def _chunks(path: Path, skip: set[int], digest: Any = None) -> Iterator[list[tuple[int, FeedItem | str]]]:
-    chunk: list[tuple[int, FeedItem | str]] = []
-    for entry in _parsed(path, skip, digest):
+def _chunks(path: Path) -> Iterator[list[Entry]]:
+    chunk: list[Entry] = []
+    for entry in _parsed(path):
         chunk.append(entry)
         if len(chunk) == BATCH:
             yield chunk
@@ -157,54 +179,37 @@ def _chunks(path: Path, skip: set[int], digest: Any = None) -> Iterator[list[tup
         yield chunk
 
 
-async def _check(feed: ScoreFeed, path: Path, total: int) -> Checked:
-    checked = Checked()
-    bar = ProgressBar(total, "checking")
-    for chunk in _chunks(path, set(), checked.digest):
-        for number, entry in chunk:
+async def _updates(
+    feed: ScoreFeed, path: Path, checked: Checked, bar: ProgressBar, rejects: _Rejects
+) -> AsyncIterator[tuple[int, list[ScoreUpdate]]]:
+    """The file's good updates by guild, read once; a bad line is counted (and kept as a reject). Once one
+    is met without `--partial` nothing more is staged, every line is still checked, and the stream ends by
+    raising `_BadLines`, which undoes the write."""
+    partial = rejects.path is not None
+    for chunk in _chunks(path):
+        bad = {n: raw for n, raw, entry in chunk if isinstance(entry, str)}
+        for number, _, entry in chunk:
             if isinstance(entry, str):
                 checked.add(ItemProblem(number, entry))
         for guild, items in _by_guild(chunk).items():
-            updates, unknown = await feed.resolve(guild, items)
-            checked.good += len(updates)
+            updates, unknown = await feed.resolve(guild, [(n, item) for n, _, item in items])
             for problem in unknown:
                 checked.add(problem)
-        bar.moved_to(chunk[-1][0], total)
-    bar.close()
-    return checked
-
-
-async def _updates(
-    feed: ScoreFeed, path: Path, checked: Checked, bar: ProgressBar
-) -> AsyncIterator[tuple[int, list[ScoreUpdate]]]:
-    """The checked file's updates, read again; raising undoes the whole write (one transaction)."""
-    digest = hashlib.sha256()
-    for chunk in _chunks(path, checked.bad_lines, digest):
-        bad = [f"line {n}: {e}" for n, e in chunk if isinstance(e, str)]
-        for guild, items in _by_guild(chunk).items():
-            updates, unknown = await feed.resolve(guild, items)
-            bad += [f"line {p.index}: {p.message}" for p in unknown]
-            if bad:
-                raise CliError(
-                    f"the file changed meaning while it was applied, nothing was applied: {'; '.join(bad[:5])}"
-                )
-            yield guild, updates
+                bad[problem.index] = next(raw for n, raw, _ in items if n == problem.index)
+            checked.good += len(updates)
+            if updates and (partial or not checked.problem_count):
+                yield guild, updates
+        for number in sorted(bad):
+            rejects.keep(bad[number])
         bar.moved_to(chunk[-1][0], bar.total)
-    if digest.digest() != checked.digest.digest():
-        raise CliError("the file changed after it was checked, nothing was applied: apply it again once it is whole")
+    if checked.problem_count and not partial:
+        raise _BadLines()
 
 
-def _by_guild(chunk: list[tuple[int, FeedItem | str]]) -> dict[int, list[tuple[int, FeedItem]]]:
+def _by_guild(chunk: list[Entry]) -> dict[int, list[tuple[int, bytes, FeedItem]]]:
     """The chunk's good items by guild, each guild's in line order."""
-    groups: dict[int, list[tuple[int, FeedItem]]] = {}
-    for number, entry in chunk:
+    groups: dict[int, list[tuple[int, bytes, FeedItem]]] = {}
+    for number, raw, entry in chunk:
         if not isinstance(entry, str):
-            groups.setdefault(entry.guild, []).append((number, entry))
+            groups.setdefault(entry.guild, []).append((number, raw, entry))
     return groups
-
-
-def _write_rejects(path: Path, rejects: Path, bad: set[int]) -> None:
-    with path.open("rb") as source, rejects.open("wb") as out:
-        for number, raw in enumerate(source, 1):
-            if number in bad:
-                out.write(raw if raw.endswith(b"\n") else raw + b"\n")

@@ -1,6 +1,7 @@
 """The score feed per community, not per process (findings: the rate limit counted per process, two doors
 took twice the limit; idle and half-sent connections were held open forever; a file edited between the
-check pass and the write pass was applied as it was at write time)."""
+check pass and the write pass was applied as it was at write time, now that it is read once: every line
+applied is a line checked)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ async def test_idle_and_half_sent_connections_are_closed(
     assert [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"] == []
 
 
-def test_a_file_changed_between_the_check_and_the_write_is_refused(
+def test_a_file_edited_while_it_is_applied_has_every_line_checked(
     postgres_dsn: str,
     pool: Any,
     new_guild_id: int,
@@ -96,6 +97,8 @@ def test_a_file_changed_between_the_check_and_the_write_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The file is read once: a line added while it is read is checked like the others, never applied
+    unchecked (the finding: lines added between a check pass and a write pass were applied unchecked)."""
     guild = new_guild_id
     members = tmp_path / "members.csv"
     members.write_text("discord_user_id,conviction\n" + "".join(f"{100 + i},{10 * (i + 1)}\n" for i in range(5)))
@@ -109,16 +112,19 @@ def test_a_file_changed_between_the_check_and_the_write_is_refused(
                            "event_type": "token_hold"}) + "\n"  # fmt: skip
 
     feed.write_text(update(100, "55") + update(101, "66"))
-    checked = score_commands._check
+    parsed = score_commands._parsed
 
-    async def check_then_edit(*args: Any) -> Any:
-        result = await checked(*args)
-        feed.write_text(update(100, "55") + update(101, "66") + update(102, "999999"))  # an unchecked line
-        return result
+    def edited_while_read(path: Path) -> Any:
+        for n, entry in enumerate(parsed(path)):
+            if n == 0:
+                with feed.open("a") as more:
+                    more.write(update(999, "1"))  # no such member
+            yield entry
 
-    monkeypatch.setattr(score_commands, "_check", check_then_edit)
+    monkeypatch.setattr(score_commands, "_parsed", edited_while_read)
     assert sietch(["scores", "apply", str(feed)]) == 1
-    assert "changed after it was checked, nothing was applied" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 bad line(s), nothing was applied" in err and "line 3: member 999 is not a member" in err
     with psycopg.connect(postgres_dsn) as conn:
         rows = conn.execute(
             "SELECT p.discord_user_id, s.conviction FROM scores s JOIN profiles p USING (profile_id)"
