@@ -9,6 +9,8 @@ import secrets
 from collections.abc import Iterable
 from uuid import UUID
 
+from psycopg.rows import tuple_row
+
 from backends.postgres.pool import Pool, pooled
 from backends.protocol import NotConfigured
 
@@ -75,12 +77,14 @@ class IngestDirectory:
         """The profile ids of the named members that exist: by Discord id, and by wallet."""
         users, addresses = set(user_ids), set(wallets)
         async with pooled(self._pool) as conn:
-            cur = await conn.execute(
+            # Tuples, not the pool's dicts: a file's every line comes through here.
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
                 "SELECT profile_id, discord_user_id, wallet_address FROM profiles WHERE community_id = %s"
                 " AND (discord_user_id = ANY(%s) OR wallet_address = ANY(%s))",
                 (community_id, list(users), list(addresses)),
             )
             rows = await cur.fetchall()
-        by_user = {r["discord_user_id"]: r["profile_id"] for r in rows if r["discord_user_id"] in users}
-        by_wallet = {r["wallet_address"]: r["profile_id"] for r in rows if r["wallet_address"] in addresses}
+        by_user = {user: profile for profile, user, _ in rows if user in users}
+        by_wallet = {address: profile for profile, _, address in rows if address in addresses}
         return by_user, by_wallet
