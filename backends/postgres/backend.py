@@ -452,7 +452,8 @@ class PostgresBackend:
             if await held_writes.held_back(conn, community_id):
                 return await held_writes.hold_scores(conn, community_id, requests)
             batch = [u for request in requests for u in request]
-            return (await apply_score_stream(conn, [(community_id, batch)], mirrored=not queue))[community_id]
+            versions = await apply_score_stream(conn, [(community_id, batch)], mirrored=not queue, bulk=False)
+            return versions[community_id]
 
     async def apply_or_hold_badges(
         self, ctx: TenantContext, changes: Sequence[BadgeChange], *, enqueue: bool | None = None

@@ -13,6 +13,7 @@ from backends.copies import FloorMove
 from backends.members import MemberRow, RepeatedKey, StagedCheck
 from backends.postgres.council import settle_seats
 from backends.postgres.pool import Pool, fetch_community, pooled
+from backends.postgres.score_writes import take_bulk
 from backends.protocol import Community, InvalidInput
 
 Progress = Callable[[int], None]
@@ -165,6 +166,7 @@ async def _stage_and_merge(
             f"{where(r.line)}: {r.column} {r.value} already appears on {where(r.first_line)}" for r in repeats[:10]
         )
         raise InvalidInput(f"rows repeat a Discord id or wallet, nothing was imported: {described}")
+    await take_bulk(conn, community_id)  # the merge has the community until commit: the doors hold meanwhile
     for statement in _MATCH_INCOMING:
         await conn.execute(statement, {"c": community_id})
     await _refuse_identity_changes(conn, where)

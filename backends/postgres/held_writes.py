@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
@@ -25,8 +26,8 @@ from backends.protocol import BadgeChange, HeldOutcome, HeldWrite, InvalidInput,
 
 Conn = AsyncConnection[dict[str, Any]]
 
-# Items settled in one transaction at most (one door group's worth): a door request that comes meanwhile
-# waits for the community's row no longer than behind a group of other door requests.
+# Items settled in one transaction at most (one door group's worth), so that the community's other
+# writers (the command line, settings, removals) wait for its row no longer than behind such a group.
 SETTLE_ITEMS = 5000
 SETTLE_REQUESTS = 100
 KEPT = "7 days"  # how long a settled request's outcome can be read
@@ -111,16 +112,25 @@ async def settle(conn: Conn, community_id: int, *, mirrored: bool) -> list[HeldO
             async with conn.transaction():  # a savepoint: a refused request leaves the others applied
                 if not configured:
                     raise NotConfigured(f"community {community_id} is not configured")
-                version, profiles = await _apply(conn, community_id, row["kind"], row["items"], mirrored)
+                version, profiles = await _apply(conn, community_id, row["kind"], _decoded(row), mirrored)
+        except _Unreadable as exc:
+            error = f"its stored items cannot be read ({exc}); nothing of it was written"
         except (InvalidInput, NotConfigured) as exc:
             error = f"{exc}; nothing of it was written"
+        except psycopg.Error as exc:
+            if _transient(exc):
+                raise  # the whole settling is tried again by the next round
+            # The request's own (a value the database refuses): tried again, it would fail again and hold
+            # every later request of the community behind it for good.
+            error = f"the database refused it ({type(exc).__name__}: {exc}); nothing of it was written"
         done = await conn.execute(
             f"UPDATE held_writes SET state = %s, score_version = %s, error = %s, done_at = clock_timestamp()"
-            f" WHERE write_id = %s RETURNING {_OUTCOME}",
+            f" WHERE write_id = %s AND state = 'queued' RETURNING {_OUTCOME}",
             ("refused" if error else "applied", version, error, row["write_id"]),
         )
         outcome = await done.fetchone()
-        assert outcome is not None
+        if outcome is None:  # settled by another process meanwhile (a community with no row to lock)
+            continue
         settled.append(HeldOutcome(**outcome, profiles=profiles))
     await conn.execute(
         f"DELETE FROM held_writes WHERE state <> 'queued' AND done_at < clock_timestamp() - interval '{KEPT}'"
@@ -128,15 +138,37 @@ async def settle(conn: Conn, community_id: int, *, mirrored: bool) -> list[HeldO
     return settled
 
 
+def _transient(exc: psycopg.Error) -> bool:
+    """A failure of the moment (the server, the connection, contention, a timeout), not of the request."""
+    return isinstance(
+        exc, psycopg.OperationalError | psycopg.errors.TransactionRollback | psycopg.errors.QueryCanceled
+    ) or not isinstance(exc, psycopg.DatabaseError)
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _decoded(row: dict[str, Any]) -> list[BadgeChange] | list[ScoreUpdate]:
+    try:
+        if row["kind"] == "badges":
+            return [BadgeChange(UUID(p), action, kind, reason) for p, action, kind, reason in row["items"]]
+        return [_score_update(item) for item in row["items"]]
+    except InvalidInput:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:  # written by no version of this module
+        raise _Unreadable(f"{type(exc).__name__}: {exc}") from exc
+
+
 async def _apply(
-    conn: Conn, community_id: int, kind: str, items: list[list[Any]], mirrored: bool
+    conn: Conn, community_id: int, kind: str, items: list[BadgeChange] | list[ScoreUpdate], mirrored: bool
 ) -> tuple[int, frozenset[UUID]]:
     if kind == "badges":
-        changes = [BadgeChange(UUID(p), action, badge_type, reason) for p, action, badge_type, reason in items]
+        changes = [c for c in items if isinstance(c, BadgeChange)]
         outcome = await apply_badge_changes(conn, community_id, changes, mirrored=mirrored)
         return outcome.score_version, frozenset()
-    updates = [_score_update(item) for item in items]
-    versions = await apply_score_stream(conn, [(community_id, updates)], mirrored=mirrored)
+    updates = [u for u in items if isinstance(u, ScoreUpdate)]
+    versions = await apply_score_stream(conn, [(community_id, updates)], mirrored=mirrored, bulk=False)
     return versions[community_id], frozenset(u.profile_id for u in updates)
 
 

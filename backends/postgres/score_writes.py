@@ -32,17 +32,21 @@ _BELOW = "0." + "0" * (MAX_SCORE_EXPONENT - 1) + "1"
 _COLUMNS = ("profile_id", "board", "mode", "value", "event_type", "tx_hash", "at")
 
 
-async def apply_score_stream(conn: Conn, batches: ScoreBatches, *, mirrored: bool) -> dict[int, int]:
+async def apply_score_stream(conn: Conn, batches: ScoreBatches, *, mirrored: bool, bulk: bool = True) -> dict[int, int]:
     """Apply every (community, updates) batch on `conn`, inside the caller's transaction; return each
     community's new score version. Updates apply in stream order; communities are applied in id order
-    (two writers of several communities never wait on each other in a circle)."""
+    (two writers of several communities never wait on each other in a circle).
+
+    `bulk=False` keeps the updates in memory however many they are, so the call never takes a bulk lock:
+    for the door's requests and their settling, which hold the bulk lock shared or the community's row
+    already (`backends.postgres.held_writes`); waiting for it exclusively then could deadlock."""
     held: dict[int, list[ScoreUpdate]] = {}
     count = 0
     stream = aiter(each_batch(batches))
     async for community_id, updates in stream:
         held.setdefault(community_id, []).extend(updates)
         count += len(updates)
-        if count > STAGE_FROM:
+        if bulk and count > STAGE_FROM:
             return await _apply_staged(conn, held, stream, mirrored)
     return {
         community_id: await _apply(conn, community_id, _arrays(updates), mirrored)

@@ -1,8 +1,9 @@
 """`sietch scores apply [FILE|-]`: a JSON Lines file of score updates (see `bot.feed.items`) through the
 feed's one path.
 
-The file is read once, line by line, so its size does not matter: every line is checked (JSON, fields,
-and that its member belongs to its guild) and its update staged inside one transaction as it is read.
+The file is read once, line by line, so its size does not matter (its lines are counted first, for the
+progress bar): every line is checked (JSON, fields, and that its member belongs to its guild) and its
+update staged inside one transaction as it is read.
 Each bad line is reported with its number, and the transaction is undone at the end unless nothing was
 wrong (or, with `--partial`, the bad lines are left out and written to a reject file as they are met):
 the file lands whole or not at all, exactly as it was read (see `backends.postgres.score_writes`: the
@@ -74,6 +75,8 @@ class Checked:
 async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     with _readable(args.file) as path:
         rejects = args.rejects or (Path(f"{args.file}.rejects.jsonl") if args.file != "-" else Path("rejects.jsonl"))
+        if args.partial and rejects.resolve() == path.resolve():
+            raise CliError(f"{rejects}: the reject file cannot be the file applied")
         async with App.open(settings) as app:
             feed = ScoreFeed(app.ingest, app.writer)
             total = count_lines(path)
@@ -88,6 +91,7 @@ async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                     raise CliError(
                         f"{args.file}: {checked.problem_count} bad line(s), nothing was applied:\n{checked.report()}"
                     ) from None
+                kept.commit()
             bar.close()
             if checked.problem_count:
                 print(
@@ -103,10 +107,12 @@ class _BadLines(Exception):
 
 
 class _Rejects:
-    """The reject file, made when the first bad line is kept (never, without `--partial`)."""
+    """The reject file (never, without `--partial`): written beside it as bad lines are met, and put in its
+    place only once the good lines are committed (`commit`), so a write that fails leaves none."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._part = path.with_name(f".{path.name}.part") if path is not None else None
         self._out: Any = None
 
     def __enter__(self) -> _Rejects:
@@ -115,13 +121,21 @@ class _Rejects:
     def __exit__(self, *exc: object) -> None:
         if self._out is not None:
             self._out.close()
+        if self._part is not None:
+            self._part.unlink(missing_ok=True)
 
     def keep(self, raw: bytes) -> None:
-        if self.path is None:
+        if self._part is None:
             return
         if self._out is None:
-            self._out = self.path.open("wb")
+            self._out = self._part.open("wb")
         self._out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+
+    def commit(self) -> None:
+        if self._out is not None and self.path is not None and self._part is not None:
+            self._out.close()
+            self._out = None
+            self._part.replace(self.path)
 
 
 @contextmanager
@@ -193,9 +207,10 @@ async def _updates(
                 checked.add(ItemProblem(number, entry))
         for guild, items in _by_guild(chunk).items():
             updates, unknown = await feed.resolve(guild, [(n, item) for n, _, item in items])
+            lines = {n: raw for n, raw, _ in items}
             for problem in unknown:
                 checked.add(problem)
-                bad[problem.index] = next(raw for n, raw, _ in items if n == problem.index)
+                bad[problem.index] = lines[problem.index]
             checked.good += len(updates)
             if updates and (partial or not checked.problem_count):
                 yield guild, updates

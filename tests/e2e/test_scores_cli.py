@@ -182,3 +182,26 @@ def test_an_add_past_the_range_applies_nothing(postgres_dsn: str, guild: int, tm
     assert "out of range" in result.stderr and "nothing was applied" in result.stderr
     assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
     assert scores(postgres_dsn, guild) == before
+
+
+def test_a_partial_write_that_fails_leaves_no_reject_file(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    """Rejects are put in place only once the good lines are committed: a write undone leaves none, so no
+    reject file ever speaks of a write that did not happen."""
+    assert run(postgres_dsn, "scores", "apply", "-", stdin=line(guild, "100", "9e1000") + "\n").returncode == 0
+    before = scores(postgres_dsn, guild)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(line(guild, "999", 1) + "\n" + line(guild, "100", "9e1000", mode="add") + "\n")
+    result = run(postgres_dsn, "scores", "apply", str(feed), "--partial")
+    assert result.returncode == 1 and "out of range" in result.stderr, result.stderr
+    assert not Path(f"{feed}.rejects.jsonl").exists()
+    assert not [p for p in tmp_path.iterdir() if "rejects" in p.name]  # nor a part of one
+    assert scores(postgres_dsn, guild) == before
+
+
+def test_the_reject_file_cannot_be_the_file_applied(postgres_dsn: str, guild: int, tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    text = line(guild, "100", 1) + "\n" + line(guild, "999", 1) + "\n"
+    feed.write_text(text)
+    result = run(postgres_dsn, "scores", "apply", str(feed), "--partial", "--rejects", str(feed))
+    assert result.returncode == 1 and "cannot be the file applied" in result.stderr, result.stderr
+    assert feed.read_text() == text

@@ -1,7 +1,7 @@
 -- Writes a door held while a bulk write had their community (backends/postgres/held_writes.py): each
 -- request whole, durable before it is answered 202, applied in write_id order once the bulk write is done,
--- its outcome kept for a week so the sender can read it. No foreign key to communities: a key check would
--- wait for the bulk write's lock on the community's row, the very wait holding avoids.
+-- its outcome kept for a week so the sender can read it. No foreign key to communities: a request of a
+-- community removed meanwhile is refused when it is settled, and its outcome can still be read.
 
 CREATE TABLE held_writes (
     write_id      bigserial   PRIMARY KEY,
