@@ -10,6 +10,7 @@ table: its updates go to the same statements as arrays.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,6 @@ STAGE_FROM = 5000
 # |x| >= 10^-MAX. Written out in full: PostgreSQL refuses exponents past 1000 in a numeric's text.
 _ABOVE = "1" + "0" * (MAX_SCORE_EXPONENT + 1)
 _BELOW = "0." + "0" * (MAX_SCORE_EXPONENT - 1) + "1"
-
-_COLUMNS = ("profile_id", "board", "mode", "value", "event_type", "tx_hash", "at")
 
 
 async def apply_score_stream(conn: Conn, batches: ScoreBatches, *, mirrored: bool, bulk: bool = True) -> dict[int, int]:
@@ -106,15 +105,21 @@ def _row(u: ScoreUpdate) -> tuple[Any, ...]:
 
 
 def _arrays(updates: Sequence[ScoreUpdate]) -> tuple[sql.Composable, dict[str, Any]]:
-    """The updates as a relation of (n, profile_id, board, mode, value, event_type, tx_hash, at)."""
-    columns = list(zip(*(_row(u) for u in updates), strict=True)) if updates else [()] * len(_COLUMNS)
+    """The updates as a relation of (n, profile_id, board, mode, value, event_type, tx_hash, at).
+
+    Sent as one JSON text, each value as its exact text (a score's decimal digits, never a float): the
+    JSON encoder is native code, where dumping seven typed arrays item by item was a quarter of a door
+    request's cost."""
+    rows = [
+        [str(u.profile_id), u.board, u.mode, str(u.value), u.event_type, u.tx_hash, u.at and u.at.isoformat()]
+        for u in updates
+    ]
     source = sql.SQL(
-        "SELECT n, profile_id, board, mode, value, event_type, tx_hash, at"
-        " FROM unnest(%(u_profile_id)s::uuid[], %(u_board)s::text[], %(u_mode)s::text[], %(u_value)s::numeric[],"
-        " %(u_event_type)s::text[], %(u_tx_hash)s::text[], %(u_at)s::timestamptz[])"
-        " WITH ORDINALITY AS u(profile_id, board, mode, value, event_type, tx_hash, at, n)"
+        "SELECT e.n, (e.u->>0)::uuid AS profile_id, e.u->>1 AS board, e.u->>2 AS mode, (e.u->>3)::numeric AS value,"
+        " e.u->>4 AS event_type, e.u->>5 AS tx_hash, (e.u->>6)::timestamptz AS at"
+        " FROM jsonb_array_elements(%(updates)s::jsonb) WITH ORDINALITY AS e(u, n)"
     )
-    return source, {f"u_{name}": list(values) for name, values in zip(_COLUMNS, columns, strict=True)}
+    return source, {"updates": json.dumps(rows)}
 
 
 async def _apply(conn: Conn, community_id: int, source: tuple[sql.Composable, dict[str, Any]], mirrored: bool) -> int:
