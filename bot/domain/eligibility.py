@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from uuid import UUID
 
@@ -49,6 +49,17 @@ class MemoryEligibilityCache:
         rules = self._entries.get(key) or {}
         rules[result.rule_id] = (self._clock() + self._ttl, result)
         self._entries[key] = rules
+
+    def forget(self, community_id: int, profile_ids: Iterable[UUID]) -> None:
+        """Drop every result of the members, walking the smaller of the two: a write names thousands of
+        members where the cache holds those who ran a command lately, or the other way round."""
+        wanted = {(community_id, p) for p in profile_ids}
+        if len(self._entries) < len(wanted):
+            held = [key for key in list(self._entries.keys()) if key in wanted]
+        else:
+            held = [key for key in wanted if key in self._entries]
+        for key in held:
+            self._entries.pop(key, None)
 
     def delete(self, community_id: int, profile_id: UUID, rule_id: str | None) -> None:
         if rule_id is None:

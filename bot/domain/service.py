@@ -400,8 +400,7 @@ class HotPathService:
     def forget_eligibility(self, ctx: TenantContext, profile_ids: Iterable[UUID]) -> None:
         """Drop this process's cached results of the members (the write that changed their scores dropped
         the backends' own)."""
-        for profile_id in profile_ids:
-            self._eligibility_cache.delete(ctx.community_id, profile_id, None)
+        self._eligibility_cache.forget(ctx.community_id, profile_ids)
 
     async def invalidate_eligibility(self, ctx: TenantContext, profile_id: UUID, rule_id: str | None = None) -> None:
         self._eligibility_cache.delete(ctx.community_id, profile_id, rule_id)
