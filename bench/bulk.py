@@ -111,6 +111,22 @@ async def _apply_probed(
     return result
 
 
+def imported(dsn: str, guild: int, members: int, logs: Path) -> dict[str, str]:
+    """`sietch migrate`, then `sietch import` of `members` members into `guild`, as an admin runs them;
+    the environment they ran in, for the commands after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_") and k != "DISCORD_TOKEN"}
+    env["SIETCH_POSTGRES_DSN"] = dsn
+    write_csv(logs / "members.csv", members)
+    for step, args in (
+        ("migrate", ["migrate"]),
+        ("import", ["import", str(guild), str(logs / "members.csv"), "--name", "bench"]),
+    ):
+        outcome = run_measured(args, env, logs, step)
+        if outcome["exit"] != 0:
+            raise RuntimeError(f"{step} failed: {outcome}")
+    return env
+
+
 def measure(members: int, sizes: list[int], workdir: Path | None = None) -> dict[str, Any]:
     guild = random.getrandbits(62) | (1 << 60)
     name = f"sietch_bulk_{os.getpid()}_{random.randrange(16**6):06x}"
@@ -120,16 +136,7 @@ def measure(members: int, sizes: list[int], workdir: Path | None = None) -> dict
         tempfile.TemporaryDirectory(prefix="sietch-bulk-", dir=workdir) as tmp,
     ):
         logs = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_") and k != "DISCORD_TOKEN"}
-        env["SIETCH_POSTGRES_DSN"] = dsn
-        write_csv(logs / "members.csv", members)
-        for step, args in (
-            ("migrate", ["migrate"]),
-            ("import", ["import", str(guild), str(logs / "members.csv"), "--name", "bulk"]),
-        ):
-            outcome = run_measured(args, env, logs, step)
-            if outcome["exit"] != 0:
-                raise RuntimeError(f"{step} failed: {outcome}")
+        env = imported(dsn, guild, members, logs)
         for lines in sizes:
             path = logs / f"updates-{lines}.jsonl"
             write_updates(path, guild, members, lines, seed=len(result["runs"]) + 1)

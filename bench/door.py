@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bulk import FIRST_MEMBER, PG_DIR
+from bench.bulk import FIRST_MEMBER, PG_DIR, imported
 from bench.measure import summary
-from bench.rss import postgres_database, run_measured, write_csv
+from bench.rss import postgres_database
 
 IN_FLIGHT = 4
 
@@ -84,17 +84,7 @@ def measure(members: int, batches: list[int], seconds: float) -> dict[str, Any]:
     name = f"sietch_door_{os.getpid()}_{random.randrange(16**6):06x}"
     result: dict[str, Any] = {"members": members, "runs": []}
     with postgres_database(None, name, PG_DIR) as dsn, tempfile.TemporaryDirectory(prefix="sietch-door-") as tmp:
-        logs = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIETCH_") and k != "DISCORD_TOKEN"}
-        env["SIETCH_POSTGRES_DSN"] = dsn
-        write_csv(logs / "members.csv", members)
-        for step, args in (
-            ("migrate", ["migrate"]),
-            ("import", ["import", str(guild), str(logs / "members.csv"), "--name", "door"]),
-        ):
-            outcome = run_measured(args, env, logs, step)
-            if outcome["exit"] != 0:
-                raise RuntimeError(f"{step} failed: {outcome}")
+        imported(dsn, guild, members, Path(tmp))
         for batch in batches:
             result["runs"].append(asyncio.run(_post_for(dsn, guild, members, batch, seconds)))
     return result

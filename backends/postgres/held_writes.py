@@ -154,8 +154,6 @@ def _decoded(row: dict[str, Any]) -> list[BadgeChange] | list[ScoreUpdate]:
         if row["kind"] == "badges":
             return [BadgeChange(UUID(p), action, kind, reason) for p, action, kind, reason in row["items"]]
         return [_score_update(item) for item in row["items"]]
-    except InvalidInput:
-        raise
     except (ValueError, TypeError, KeyError) as exc:  # written by no version of this module
         raise _Unreadable(f"{type(exc).__name__}: {exc}") from exc
 
