@@ -62,9 +62,13 @@ run: venv
 	$(VENV)/bin/sietch run
 
 # The tests start the local CQL node themselves (or use SIETCH_TEST_SCYLLA_HOSTS) and leave it running
-# for the next run; `make services-stop` stops it.
+# for the next run; `make services-stop` stops it. They run in TEST_WORKERS processes (pytest-xdist), each
+# with a PostgreSQL and a keyspace of its own; much of a test's time is spent waiting on the servers, so two
+# workers finish sooner than one even on two cores. The tests that start CQL nodes of their own share one
+# worker (tests/fixtures/markers.py). TEST_WORKERS=0 runs them all in this process.
+TEST_WORKERS ?= 2
 test: venv browser
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 # A headless browser for the migration page's test (tests/e2e/test_migration_page.py): Debian's Chromium,
 # installed when neither `chromium` nor `chromium-browser` is on PATH (needs root, as on the test machine).

@@ -29,6 +29,7 @@ from backends.scylla.migrations import migrate as migrate_cql
 from backends.scylla.session import CqlSession, CqlSettings, connect
 from tests.fixtures.markers import MARKERS, mark_items
 from tests.fixtures.postgres_dirs import postgres_data_dir, remove_session_root
+from tests.fixtures.worker_database import worker_database
 
 ROOT = Path(__file__).parents[1]
 
@@ -53,11 +54,14 @@ def postgres_dsn() -> Iterator[str]:
     """A migrated database: `SIETCH_TEST_POSTGRES_DSN` if set, else an embedded server for this session.
 
     Its data lives in `.run/test-postgres/<pid>-<random>/` (tests/fixtures/postgres_dirs.py), not under
-    pytest's temp root, which any other pytest run of the same user prunes and makes 0700 again.
+    pytest's temp root, which any other pytest run of the same user prunes and makes 0700 again. On a
+    given server each test worker has a database of its own (tests/fixtures/worker_database.py).
     """
     dsn = os.environ.get("SIETCH_TEST_POSTGRES_DSN")
     with ExitStack() as stack:
-        if not dsn:
+        if dsn:
+            dsn = stack.enter_context(worker_database(dsn))
+        else:
             data_dir = stack.enter_context(postgres_data_dir("session"))
             dsn, server = start_embedded(data_dir)
             stack.callback(server.cleanup)  # runs before the directory is removed
