@@ -6,10 +6,11 @@ progress bar): every line is checked (JSON, fields, and that its member belongs 
 update staged inside one transaction as it is read.
 Each bad line is reported with its number, and the transaction is undone at the end unless nothing was
 wrong (or, with `--partial`, the bad lines are left out and written to a reject file as they are met):
-the file lands whole or not at all, exactly as it was read (see `backends.postgres.score_writes`: the
-guild's other writers wait only for the final set-wise apply, and the HTTP door's are held). A member
-removed while the file is read rolls the whole write back. Standard input is spooled to a temporary file
-first.
+the file lands whole or not at all, exactly as it was read (see `backends.postgres.score_writes`: a
+guild's file is applied a chunk at a time while it is read, and the HTTP door's requests meanwhile are
+held). A member removed while the file is read, before the write has the guild, rolls the whole write
+back; once it has the guild, the removal waits for its commit. Standard input is spooled to a temporary
+file first.
 """
 
 from __future__ import annotations

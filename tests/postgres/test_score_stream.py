@@ -77,19 +77,32 @@ async def _events(pool: AsyncConnectionPool[Any], guild: int) -> list[tuple[Any,
         return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in await cur.fetchall()]
 
 
-@pytest.mark.parametrize("stage_from", [0, 10_000], ids=["staged", "arrays"])
-async def test_a_stream_gives_what_one_update_at_a_time_gives(
-    pool: AsyncConnectionPool[Any], new_guild_id: int, stage_from: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+# How a stream is written: as arrays (short), applied a chunk at a time while read (long, one community
+# first), or staged whole (long, several communities from the start).
+WAYS = {"arrays": (10_000, 10_000), "while_read": (0, 64), "staged": (0, 10_000)}
+
+
+def _way(monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    stage_from, apply_every = WAYS[way]
     monkeypatch.setattr(score_writes, "STAGE_FROM", stage_from)
+    monkeypatch.setattr(score_writes, "APPLY_EVERY", apply_every)
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("other_at", [0, 3, None], ids=["other_first", "other_after_three", "one_community"])
+async def test_a_stream_gives_what_one_update_at_a_time_gives(
+    pool: AsyncConnectionPool[Any], new_guild_id: int, way: str, other_at: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _way(monkeypatch, way)
     backend, ids = await _community(pool, new_guild_id)
     _, other_ids = await _community(pool, new_guild_id + 1)
     ctx = TenantContext(new_guild_id)
     start = {(pid, b): Decimal(v) for i, pid in enumerate(ids) for b, v in (("conviction", i), ("activity", i % 3))}
-    updates = _updates(ids, 600, seed=stage_from)
+    updates = _updates(ids, 600, seed=len(way))
     theirs = _updates(other_ids, 50, seed=7)
     batches = [(new_guild_id, updates[i : i + 100]) for i in range(0, 600, 100)]
-    batches.insert(3, (new_guild_id + 1, theirs))  # two communities in one stream
+    if other_at is not None:
+        batches.insert(other_at, (new_guild_id + 1, theirs))  # two communities in one stream
     before = (await backend.snapshot_info(ctx, "conviction")).score_version
 
     versions = await backend.apply_score_batches(batches)
@@ -100,17 +113,19 @@ async def test_a_stream_gives_what_one_update_at_a_time_gives(
     scores = await backend.get_scores(ctx, ids)
     final = dict(start) | {(e[0], e[1]): e[3] for e in expected}
     assert {(pid, b): getattr(scores[pid], b) for pid in ids for b in ("conviction", "activity")} == final
-    assert len(await _events(pool, new_guild_id + 1)) == len(_one_by_one({}, theirs)) > 0
+    assert len(await _events(pool, new_guild_id + 1)) == (len(_one_by_one({}, theirs)) if other_at is not None else 0)
 
     again = await backend.apply_score_batches([(new_guild_id, [u for u in updates if u.tx_hash is not None])])
     assert again == {new_guild_id: before + 1}  # every tx hash was applied: nothing moves
 
 
-@pytest.mark.parametrize("stage_from", [0, 10_000], ids=["staged", "arrays"])
+@pytest.mark.parametrize("way", WAYS)
 async def test_a_stranger_or_an_add_out_of_range_refuses_the_whole_stream(
-    pool: AsyncConnectionPool[Any], new_guild_id: int, stage_from: int, monkeypatch: pytest.MonkeyPatch
+    pool: AsyncConnectionPool[Any], new_guild_id: int, way: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(score_writes, "STAGE_FROM", stage_from)
+    _way(monkeypatch, way)
+    if way == "while_read":
+        monkeypatch.setattr(score_writes, "APPLY_EVERY", 1)  # the first batch is applied before the second is read
     backend, ids = await _community(pool, new_guild_id)
     ctx = TenantContext(new_guild_id)
     big = ScoreUpdate(ids[1], "conviction", Decimal("9E+1000"), "token_hold", mode="add")
@@ -122,8 +137,8 @@ async def test_a_stranger_or_an_add_out_of_range_refuses_the_whole_stream(
         with pytest.raises(InvalidInput, match=said):
             await backend.apply_score_batches(
                 [
-                    (new_guild_id, [ScoreUpdate(ids[0], "conviction", Decimal(5), "token_hold"), big]),
-                    (new_guild_id, [bad]),
+                    (new_guild_id, [ScoreUpdate(ids[0], "conviction", Decimal(5), "token_hold")]),
+                    (new_guild_id, [ScoreUpdate(ids[2], "conviction", Decimal(6), "token_hold"), bad, bad]),
                 ]
             )
     assert (await backend.get_scores(ctx, [ids[0]]))[ids[0]].conviction == 0
@@ -185,10 +200,12 @@ async def test_a_member_removed_while_a_stream_is_staged_refuses_it_whole(
 
 
 async def test_a_staged_stream_settles_the_seats_once_with_one_moment(
-    pool: AsyncConnectionPool[Any], new_guild_id: int
+    pool: AsyncConnectionPool[Any], new_guild_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file longer than STAGE_FROM moves the seats through many orders on the way; only the end counts,
-    settled once: every term it closes and opens carries the one moment of its transaction."""
+    """A file longer than STAGE_FROM moves the seats through many orders on the way, applied in chunks of
+    APPLY_EVERY; only the end counts, settled once: every term it closes and opens carries the one moment
+    of its transaction."""
+    monkeypatch.setattr(score_writes, "APPLY_EVERY", 1000)
     backend, ids = await _community(pool, new_guild_id)  # N = 7 of F = 69: the 7 highest (23..29) sit
     council = await backend.get_council(TenantContext(new_guild_id))
     assert {s.profile_id for s in council.seats} == set(ids[-7:])
@@ -198,7 +215,7 @@ async def test_a_staged_stream_settles_the_seats_once_with_one_moment(
         for _ in range(score_writes.STAGE_FROM + 500)
     ]
     updates += [ScoreUpdate(pid, "conviction", Decimal(2000 + i), "token_hold") for i, pid in enumerate(ids[:7])]
-    await backend.apply_score_batches([(new_guild_id, updates)])
+    await backend.apply_score_batches([(new_guild_id, updates[i : i + 1000]) for i in range(0, len(updates), 1000)])
     after = await backend.get_council(TenantContext(new_guild_id))
     assert {s.profile_id for s in after.seats} == set(ids[:7])
     assert len({s.seated_at for s in after.seats} | {f.left_at for f in after.former}) == 1
