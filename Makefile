@@ -64,11 +64,19 @@ run: venv
 # The tests start the local CQL node themselves (or use SIETCH_TEST_SCYLLA_HOSTS) and leave it running
 # for the next run; `make services-stop` stops it. They run in TEST_WORKERS processes (pytest-xdist), each
 # with a PostgreSQL and a keyspace of its own; much of a test's time is spent waiting on the servers, so two
-# workers finish sooner than one even on two cores. The tests that start CQL nodes of their own share one
-# worker (tests/fixtures/markers.py). TEST_WORKERS=0 runs them all in this process.
+# workers finish sooner than one even on two cores. The tests that start CQL nodes of their own (marked
+# own_cql_nodes, tests/fixtures/markers.py) share fixed ports: they run after, in one process. Both runs go
+# to the end; the target fails if either did. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 test: venv browser
-	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+ifeq ($(TEST_WORKERS),0)
+	$(PY) -m pytest
+else
+	status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not own_cql_nodes" || status=$$?; \
+	$(PY) -m pytest -m own_cql_nodes || status=$$?; \
+	exit $$status
+endif
 
 # A headless browser for the migration page's test (tests/e2e/test_migration_page.py): Debian's Chromium,
 # installed when neither `chromium` nor `chromium-browser` is on PATH (needs root, as on the test machine).

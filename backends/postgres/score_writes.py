@@ -6,7 +6,9 @@ read: the database applies one chunk while the next is read and checked, so a fi
 larger of the two, not their sum. From its first applied chunk it has the community: the doors' requests
 that come meanwhile are held, not kept waiting (`backends.postgres.held_writes`). A stream naming several
 communities is staged whole instead and applied at its end, a community at a time in id order (two such
-writers never wait on each other in a circle); staging takes no lock a writer waits on. Either way the
+writers never wait on each other in a circle); staging takes no lock a writer waits on. A stream that
+names a second community after its first chunk was applied holds the first out of that order: crossing
+another such stream, one of the two is ended by PostgreSQL's deadlock detection and undone whole. Either way the
 stream is one transaction and one score version of each community it names.
 """
 
@@ -165,16 +167,29 @@ async def _apply_while_read(
             if chunk:
                 running = await start(chunk)
     except BaseException:
-        if running is not None:  # the connection is the statement's until it ends
-            await asyncio.wait([running])
-            if not running.cancelled():
-                running.exception()  # the stream's error is the one told
+        if running is not None:
+            await _outwait(running)
         raise
     if running is not None:
         await running
         await conn.execute(_WRITE_CARRIED, {"c": lead})
         await conn.execute("TRUNCATE staged_totals")  # the rest, if any, starts from the scores just written
     return left
+
+
+async def _outwait(running: asyncio.Task[None]) -> None:
+    """Wait for a chunk's statement after the stream failed: the connection is the statement's until it
+    ends, even if this wait is cancelled again. The stream's error is the one told."""
+    cancelled = False
+    while not running.done():
+        try:
+            await asyncio.wait([running])
+        except asyncio.CancelledError:
+            cancelled = True
+    if not running.cancelled():
+        running.exception()  # retrieved: not reported as never retrieved
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 @asynccontextmanager

@@ -53,6 +53,11 @@ def cql_keyspace(cql_node):
     return "ks"
 
 
+@pytest.fixture(scope="session")
+def spare_cql_node():
+    raise AssertionError("a CQL node of the test's own was started")
+
+
 @pytest.fixture(params=["postgres", "scylla", "memory"])
 def world(request, pool):
     """As tests/contract/conftest.py: the CQL fixtures are asked for at run time, for scylla only."""
@@ -79,6 +84,10 @@ import pytest
 
 
 def test_pure():
+    pass
+
+
+def test_spare(spare_cql_node):
     pass
 
 
@@ -144,6 +153,7 @@ SERVERS = {
     "test_harness[postgres]": "postgres",
     "test_harness[scylla]": "postgres,scylla",
     "test_cluster": "scylla",
+    "test_spare": "scylla",
 }
 
 
@@ -169,3 +179,15 @@ def test_not_scylla_runs_without_setting_up_a_cql_fixture(suite: pytest.Pytester
     result = suite.runpytest_inprocess("--strict-markers", "-p", "no:cacheprovider", "-q", "-m", "not scylla")
     scylla = [name for name, needs in SERVERS.items() if "scylla" in needs]
     result.assert_outcomes(passed=len(SERVERS) - len(scylla), deselected=len(scylla))
+
+
+def test_the_tests_that_start_cql_nodes_of_their_own_are_marked_to_run_apart(suite: pytest.Pytester) -> None:
+    """`make test` runs these after the parallel run, in one process: they share fixed ports."""
+    result = suite.runpytest_inprocess(
+        "--strict-markers", "-p", "no:cacheprovider", "--co", "-q", "-m", "own_cql_nodes"
+    )
+    assert [line.split("::")[-1] for line in result.outlines if "::" in line] == ["test_spare"]
+    rest = suite.runpytest_inprocess(
+        "--strict-markers", "-p", "no:cacheprovider", "--co", "-q", "-m", "not own_cql_nodes"
+    )
+    assert "test_spare" not in rest.stdout.str() and "test_pure" in rest.stdout.str()
