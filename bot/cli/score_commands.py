@@ -19,22 +19,25 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from backends.protocol import InvalidInput, ScoreUpdate
 from bot.app.app import App
 from bot.cli.errors import CliError
 from bot.cli.member_csv import count_lines
 from bot.cli.progress import ProgressBar
-from bot.feed.apply import BATCH, ItemProblem, ScoreFeed
+from bot.feed.apply import BATCH, ItemProblem, MemberDirectory, ScoreFeed
 from bot.feed.items import FeedItem, FeedItemError, loads, parse_item
 
 MAX_KEPT = 100  # problems kept and printed by line; the rest are counted
 MAX_PRINTED = 20
+# Members a file named, remembered for its later lines; past this many the others are looked up each time.
+MAX_REMEMBERED = 250_000
 
 
 def add_parser(sub: Any) -> None:
@@ -79,7 +82,7 @@ async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         if args.partial and rejects.resolve() == path.resolve():
             raise CliError(f"{rejects}: the reject file cannot be the file applied")
         async with App.open(settings) as app:
-            feed = ScoreFeed(app.ingest, app.writer)
+            feed = ScoreFeed(_Remembered(app.ingest), app.writer)
             total = count_lines(path)
             checked = Checked()
             bar = ProgressBar(total, "applying")
@@ -101,6 +104,41 @@ async def cmd_apply(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                 )
             guilds = ", ".join(f"{g} (score version {v})" for g, v in sorted(versions.items())) or "none"
             print(f"{checked.good} update(s) applied in one transaction; guilds: {guilds}")
+
+
+class _Remembered:
+    """The member directory, remembering the members a file named for its later lines: an airdrop or a
+    balance snapshot names each member many times, and their lookups were a sixth of reading a file.
+
+    Only members found are remembered. One removed meanwhile is still refused: the write checks that
+    every member it names belongs to the guild (`backends.postgres.score_writes`)."""
+
+    def __init__(self, directory: MemberDirectory) -> None:
+        self.directory = directory
+        self._users: dict[tuple[int, int], UUID] = {}
+        self._wallets: dict[tuple[int, str], UUID] = {}
+
+    async def token_matches(self, community_id: int, token: str) -> bool:
+        return await self.directory.token_matches(community_id, token)
+
+    async def take_request(self, community_id: int, per_minute: int) -> float:
+        return await self.directory.take_request(community_id, per_minute)
+
+    async def members(
+        self, community_id: int, user_ids: Iterable[int], wallets: Iterable[str]
+    ) -> tuple[dict[int, UUID], dict[str, UUID]]:
+        named_users, named_wallets = set(user_ids), set(wallets)
+        by_user = {u: p for u in named_users if (p := self._users.get((community_id, u))) is not None}
+        by_wallet = {w: p for w in named_wallets if (p := self._wallets.get((community_id, w))) is not None}
+        users, addresses = named_users - by_user.keys(), named_wallets - by_wallet.keys()
+        if users or addresses:
+            found_users, found_wallets = await self.directory.members(community_id, users, addresses)
+            by_user |= found_users
+            by_wallet |= found_wallets
+            if len(self._users) + len(self._wallets) < MAX_REMEMBERED:
+                self._users.update(((community_id, u), p) for u, p in found_users.items())
+                self._wallets.update(((community_id, w), p) for w, p in found_wallets.items())
+        return by_user, by_wallet
 
 
 class _BadLines(Exception):
