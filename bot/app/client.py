@@ -9,6 +9,7 @@ import nextcord
 from nextcord.ext import commands
 
 from bot.app.redaction import redact_discord_logs
+from bot.discord.connections import RecentFirstConnector
 from bot.discord.extensions import CogDependencies, load_cogs
 from bot.discord.pace import RequestGuard, share_of_global_limit
 
@@ -61,13 +62,15 @@ def build_bot(
     redact_discord_logs()
     intents = nextcord.Intents(guilds=True)
     bot: DiscordBot
+    connector = RecentFirstConnector()  # the pool shrinks back after a burst of answers
     if shard_count == 1:
-        bot = SietchBot(intents=intents, guild_ready_timeout=guild_ready_timeout)
+        bot = SietchBot(intents=intents, guild_ready_timeout=guild_ready_timeout, connector=connector)
     else:
         # A given count skips GET /gateway/bot: every process must agree on it, not on Discord's advice.
         bot = ShardedSietchBot(
             intents=intents,
             guild_ready_timeout=guild_ready_timeout,
+            connector=connector,
             shard_count=shard_count,
             shard_ids=list(shard_ids) if shard_ids else None,
         )
