@@ -72,7 +72,7 @@ class LiveChanges:
             return snap
         batches = await self._changed_since(community_id, state.cursor, read_at)
         changed = _newest(batches, state, snap.score_version)
-        if len(changed.keys() | state.changes.keys()) > MAX_CHANGES:
+        if len(state.changes) + sum(1 for p in changed if p not in state.changes) > MAX_CHANGES:
             log.warning(
                 "too many changes to lay over the snapshot; served as built guild=%s board=%s version=%s",
                 community_id,
@@ -87,7 +87,11 @@ class LiveChanges:
             placed = await self._place(community_id, board, snap, state, {p: row for p, (_, row) in changed.items()})
             state.changes.update(placed)
             state.placed_from.update({p: stamp for p, (stamp, _) in changed.items()})
-            state.overlay = Overlay(snap.ranked, state.changes.values(), read_at)
+            state.overlay = (
+                Overlay(snap.ranked, placed.values(), read_at)
+                if state.overlay is None
+                else state.overlay.with_changes(placed.values(), read_at)
+            )
         else:
             state.overlay = state.overlay.seen_at(read_at)
         state.cursor = read_at - MARGIN

@@ -15,7 +15,7 @@ rows with every change it holds, never a mix of two boards.
 from __future__ import annotations
 
 import copy
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +26,10 @@ from backends.protocol import RankedEntry
 
 # Board order ascending: the score descending (negated exactly, never rounded), joined_at, profile id.
 Key = tuple[Decimal, int, int]
+
+# `with_changes` sorts every change again when the new ones are more than 1/REBUILD_PAST of those held:
+# moving list entries one change at a time then costs more than the sort.
+REBUILD_PAST = 16
 
 
 def board_key(score: Decimal, joined_at_us: int, profile_id: UUID) -> Key:
@@ -44,21 +48,57 @@ class Change:
 
 
 class Overlay:
+    """Immutable: a read holds one overlay from start to end. `with_changes` makes the next one from this
+    one in O(log k) comparisons per change (k changed members) plus list moves, so a board can go long
+    between rebuilds, tens of thousands of changes laid over it, for the cost of the changes that came."""
+
     def __init__(self, snapshot_ranked: int, changes: Iterable[Change], as_of: datetime) -> None:
         """`as_of`: when the changes were read; the board is as of then."""
         self.as_of = as_of
-        self.changed: dict[UUID, Change] = {c.profile_id: c for c in changes}
         self.snapshot_ranked = snapshot_ranked
+        self.changed: dict[UUID, Change] = {c.profile_id: c for c in changes}
         self._old = sorted(c.old_rank for c in self.changed.values() if c.old_rank is not None)
-        self._old_set = frozenset(self._old)
         ranked_now = sorted((c for c in self.changed.values() if c.key is not None), key=_key)
-        self._ahead = [c.ahead for c in ranked_now]
-        self._neg_scores = [_key(c)[0] for c in ranked_now]  # ascending with the keys
-        self.ranked = snapshot_ranked - len(self._old) + len(ranked_now)
-        # Ranks now of the changed members, increasing with their keys.
-        self._ranks = [1 + c.ahead - bisect_right(self._old, c.ahead) + i for i, c in enumerate(ranked_now)]
-        self._at_rank = dict(zip(self._ranks, ranked_now, strict=True))
-        self._rank_of_changed = {c.profile_id: r for r, c in self._at_rank.items()}
+        # The changed members ranked now, in key order, in parallel lists (bisect reads the first three).
+        self._keys = [_key(c) for c in ranked_now]
+        self._ahead = [c.ahead for c in ranked_now]  # non-decreasing with the keys
+        self._neg_scores = [k[0] for k in self._keys]
+        self._now = ranked_now
+
+    @property
+    def ranked(self) -> int:
+        return self.snapshot_ranked - len(self._old) + len(self._keys)
+
+    def with_changes(self, changes: Iterable[Change], as_of: datetime) -> Overlay:
+        """This overlay with `changes` laid over it too (a member's newer change replaces its older one)."""
+        changes = list(changes)
+        if len(changes) * REBUILD_PAST > len(self.changed):  # many at once: sorting them all is cheaper
+            return Overlay(self.snapshot_ranked, [*self.changed.values(), *changes], as_of)
+        fresh = copy.copy(self)
+        fresh.as_of = as_of
+        fresh.changed = dict(self.changed)
+        fresh._old, fresh._keys, fresh._ahead = list(self._old), list(self._keys), list(self._ahead)
+        fresh._neg_scores, fresh._now = list(self._neg_scores), list(self._now)
+        for c in changes:
+            fresh._replace(fresh.changed.get(c.profile_id), c)
+        return fresh
+
+    def _replace(self, before: Change | None, after: Change) -> None:
+        if before is not None:
+            if before.old_rank is not None:
+                del self._old[bisect_left(self._old, before.old_rank)]
+            if before.key is not None:
+                i = bisect_left(self._keys, before.key)
+                del self._keys[i], self._ahead[i], self._neg_scores[i], self._now[i]
+        if after.old_rank is not None:
+            insort(self._old, after.old_rank)
+        if after.key is not None:
+            i = bisect_left(self._keys, after.key)
+            self._keys.insert(i, after.key)
+            self._ahead.insert(i, after.ahead)
+            self._neg_scores.insert(i, after.key[0])
+            self._now.insert(i, after)
+        self.changed[after.profile_id] = after
 
     def seen_at(self, as_of: datetime) -> Overlay:
         """The same changes, known to be every change as of `as_of`."""
@@ -78,28 +118,50 @@ class Overlay:
         return snapshot_count - bisect_right(self._old, snapshot_count) + now
 
     def is_unchanged(self, row: RankedEntry) -> bool:
-        return row.rank not in self._old_set and row.profile_id not in self.changed
+        return not self._was_changed(row.rank) and row.profile_id not in self.changed
 
     def changed_entry(self, profile_id: UUID) -> RankedEntry | None:
         """A changed member's row now (None when not ranked now); only for members in `changed`."""
-        rank = self._rank_of_changed.get(profile_id)
-        return self._entry(rank) if rank is not None else None
+        key = self.changed[profile_id].key
+        return self._entry(bisect_left(self._keys, key)) if key is not None else None
 
     def changed_at(self, rank: int) -> RankedEntry | None:
-        return self._entry(rank) if rank in self._at_rank else None
+        i = self._reaching(rank)
+        return self._entry(i) if i < len(self._keys) and self._rank_at(i) == rank else None
 
-    def _entry(self, rank: int) -> RankedEntry:
-        now = self._at_rank[rank].now
-        assert now is not None  # only ranked changes have a rank
-        return replace(now, rank=rank)
+    def _rank_at(self, i: int) -> int:
+        """The rank now of the i-th changed member in key order: the snapshot rows ahead of it that kept
+        their place, plus the changed members ahead of it. Increasing in i."""
+        ahead = self._ahead[i]
+        return 1 + ahead - bisect_right(self._old, ahead) + i
+
+    def _reaching(self, rank: int) -> int:
+        """The least i with _rank_at(i) >= rank (the number of changed members ranked now when none is)."""
+        lo, hi = 0, len(self._keys)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._rank_at(mid) >= rank:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _entry(self, i: int) -> RankedEntry:
+        now = self._now[i].now
+        assert now is not None  # only ranked changes have a key
+        return replace(now, rank=self._rank_at(i))
+
+    def _was_changed(self, snapshot_rank: int) -> bool:
+        i = bisect_left(self._old, snapshot_rank)
+        return i < len(self._old) and self._old[i] == snapshot_rank
 
     def snapshot_rank_at(self, rank: int) -> int | None:
         """The snapshot rank of the unchanged member at `rank` now; None when a changed member holds it or
         it is past the end."""
-        if rank in self._at_rank or not 1 <= rank <= self.ranked:
+        if not 1 <= rank <= self.ranked or self.changed_at(rank) is not None:
             return None
         r = self._first_reaching(rank)
-        while r in self._old_set:  # rank_of counts them nowhere: the next unchanged row holds `rank`
+        while self._was_changed(r):  # rank_of counts them nowhere: the next unchanged row holds `rank`
             r += 1
         return r if r <= self.snapshot_ranked and self.rank_of(r) == rank else None
 
@@ -122,8 +184,10 @@ class Overlay:
     def place(self, rows: Iterable[RankedEntry], first: int, last: int) -> list[RankedEntry]:
         """Ranks first..last now, from the snapshot rows of `snapshot_span(first, last)`."""
         placed = [replace(row, rank=self.rank_of(row.rank)) for row in rows if self.is_unchanged(row)]
-        lo, hi = bisect_left(self._ranks, first), bisect_right(self._ranks, last)
-        placed += [self._entry(rank) for rank in self._ranks[lo:hi]]
+        i = self._reaching(first)
+        while i < len(self._keys) and self._rank_at(i) <= last:
+            placed.append(self._entry(i))
+            i += 1
         placed.sort(key=lambda e: e.rank)
         return [e for e in placed if first <= e.rank <= last]
 

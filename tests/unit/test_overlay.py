@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 
 from backends.protocol import RankedEntry
+from backends.scylla import overlay as overlay_module
 from backends.scylla.overlay import Change, Key, Overlay, ahead_of, board_key
 
 Member = tuple[UUID, Decimal, int]  # profile, score, joined_at_us
@@ -28,9 +29,14 @@ def scores(rnd: random.Random, shape: str) -> Decimal:
     return Decimal(rnd.randint(0, 10**6)) / Decimal(10 ** rnd.randint(0, 30))
 
 
+@pytest.mark.parametrize("laid", ["at_once", "in_steps"])
 @pytest.mark.parametrize("shape", ["long_tail", "tied", "all_equal"])
 @pytest.mark.parametrize("seed", range(12))
-def test_ranks_ranges_and_neighbours_match_the_board_sorted_again(shape: str, seed: int) -> None:
+def test_ranks_ranges_and_neighbours_match_the_board_sorted_again(
+    shape: str, seed: int, laid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`in_steps`: the changes laid over a few at a time (`with_changes`), some members through states
+    they left since, as a process reads them second by second."""
     rnd = random.Random(f"{shape}{seed}")
     size = rnd.choice([0, 1, 2, 5, 40, 300])
     joined = [rnd.randint(0, 3) for _ in range(4)]
@@ -53,18 +59,25 @@ def test_ranks_ranges_and_neighbours_match_the_board_sorted_again(shape: str, se
     changed |= set(rnd.sample(sorted(now), min(2, len(now))))  # logged, but the same score again
     board = ranked(now)
 
-    changes = []
-    for p in changed:
+    def change(p: UUID, score: Decimal, joined_at: int) -> Change:
         old = by_profile.get(p)
-        score, joined_at = now.get(p, (Decimal(0), 0))
-        if score > 0:
-            key = board_key(score, joined_at, p)
-            ahead = sum(1 for k in snapshot_keys if k < key)
-            row = RankedEntry(0, p, score, nym=f"n{p.int % 1000}")
-            changes.append(Change(p, old.rank if old else None, row, key, ahead))
-        else:
-            changes.append(Change(p, old.rank if old else None))
-    overlay = Overlay(len(snapshot), changes, datetime.now(UTC))
+        if score <= 0:
+            return Change(p, old.rank if old else None)
+        key = board_key(score, joined_at, p)
+        ahead = sum(1 for k in snapshot_keys if k < key)
+        return Change(p, old.rank if old else None, RankedEntry(0, p, score, nym=f"n{p.int % 1000}"), key, ahead)
+
+    changes = [change(p, *now.get(p, (Decimal(0), 0))) for p in changed]
+    if laid == "at_once":
+        overlay = Overlay(len(snapshot), changes, datetime.now(UTC))
+    else:
+        passed = [change(p, scores(rnd, shape), rnd.choice(joined)) for p in changed if rnd.random() < 0.4]
+        overlay = Overlay(len(snapshot), passed[: len(passed) // 2], datetime.now(UTC))
+        steps = passed[len(passed) // 2 :] + changes
+        monkeypatch.setattr(overlay_module, "REBUILD_PAST", 0)  # every step moves entries, none sorts
+        while steps:
+            n = rnd.randint(1, 4)
+            overlay, steps = overlay.with_changes(steps[:n], datetime.now(UTC)), steps[n:]
 
     assert overlay.ranked == len(board)
     for want in board:
