@@ -34,6 +34,7 @@ from backends.protocol import (
     ThresholdRows,
 )
 from backends.scylla.live import LiveChanges
+from backends.scylla.pacing import SHARE, RebuildPace
 from backends.scylla.replica import ScyllaReplica
 from backends.scylla.session import CqlSession
 from backends.scylla.snapshots import KEEP_SUPERSEDED_SECONDS, SnapshotVersion, SnapshotWriter, current_version
@@ -71,11 +72,14 @@ class ScyllaBackend:
     name = "scylla"
     concurrent_reads = True
 
-    def __init__(self, cql: CqlSession, keyspace: str, *, pointer_ttl: float = POINTER_TTL_SECONDS) -> None:
+    def __init__(
+        self, cql: CqlSession, keyspace: str, *, pointer_ttl: float = POINTER_TTL_SECONDS, busy_share: float = SHARE
+    ) -> None:
+        """`busy_share`: the share of the time a board whose build is dear may spend being rebuilt (pacing.py)."""
         self.cql = cql
         self.t = Tables(keyspace)
         self.snapshots = SnapshotWriter(cql, self.t)
-        self.replica = ScyllaReplica(cql, self.t, self._rebuild_board)
+        self.replica = ScyllaReplica(cql, self.t, self._rebuild_board, RebuildPace(cql, self.t, share=busy_share))
         self.pointer_ttl = pointer_ttl
         # Not a TTL cache from a library: "never step back" below needs the entry after it expired.
         self._pointers: dict[tuple[int, Board], tuple[float, SnapshotVersion | None]] = {}

@@ -70,7 +70,7 @@ class LiveChanges:
             state = self._boards[key] = _Board(snap.version, snap.changes_from - MARGIN)
         if state.given_up:
             return snap
-        batches = await self._changed_since(community_id, state.cursor, read_at)
+        batches = await changed_since(self.cql, self.t, community_id, state.cursor, read_at)
         changed = _newest(batches, state, snap.score_version)
         if len(state.changes) + sum(1 for p in changed if p not in state.changes) > MAX_CHANGES:
             log.warning(
@@ -132,27 +132,6 @@ class LiveChanges:
         )
         return [board_key(r.score, r.joined_at_us, r.profile_id) for r in rows]
 
-    async def _changed_since(
-        self, community_id: int, since: datetime, until: datetime
-    ) -> dict[tuple[datetime, UUID], list[Any]]:
-        """The members' rows of each closed batch logged from `since` on, by (time, batch)."""
-        query = (
-            f"SELECT at, write_id, profile_id, score_version, joined_at_us, conviction, activity, nym, wallet_address"
-            f" FROM {self.t.changes} WHERE community_id = ? AND slot = ? AND at >= ?"
-        )
-        slots = range(change_slot(since), change_slot(until) + 1)
-        parts = await asyncio.gather(*(self.cql.execute(query, (community_id, slot, since)) for slot in slots))
-        batches: dict[tuple[datetime, UUID], list[Any]] = defaultdict(list)
-        closed = set()
-        for rows in parts:
-            for r in rows:
-                batch = (r.at.replace(tzinfo=UTC), r.write_id)
-                if r.profile_id == CLOSED:
-                    closed.add(batch)
-                else:
-                    batches[batch].append(r)
-        return {batch: rows for batch, rows in batches.items() if batch in closed}
-
     async def _place(
         self, community_id: int, board: Board, snap: SnapshotVersion, state: _Board, states: Mapping[UUID, Any]
     ) -> dict[UUID, Change]:
@@ -206,6 +185,28 @@ class LiveChanges:
         )
         keys = (board_key(r.score, r.joined_at_us, r.profile_id) for rows in parts for r in rows)
         return first - 1 + sum(1 for k in keys if k < key)
+
+
+async def changed_since(
+    cql: CqlSession, t: Tables, community_id: int, since: datetime, until: datetime
+) -> dict[tuple[datetime, UUID], list[Any]]:
+    """The members' rows of each closed batch of the change log from `since` on, by (time, batch)."""
+    query = (
+        f"SELECT at, write_id, profile_id, score_version, joined_at_us, conviction, activity, nym, wallet_address"
+        f" FROM {t.changes} WHERE community_id = ? AND slot = ? AND at >= ?"
+    )
+    slots = range(change_slot(since), change_slot(until) + 1)
+    parts = await asyncio.gather(*(cql.execute(query, (community_id, slot, since)) for slot in slots))
+    batches: dict[tuple[datetime, UUID], list[Any]] = defaultdict(list)
+    closed = set()
+    for rows in parts:
+        for r in rows:
+            batch = (r.at.replace(tzinfo=UTC), r.write_id)
+            if r.profile_id == CLOSED:
+                closed.add(batch)
+            else:
+                batches[batch].append(r)
+    return {batch: rows for batch, rows in batches.items() if batch in closed}
 
 
 def _newest(

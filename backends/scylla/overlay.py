@@ -36,7 +36,7 @@ def board_key(score: Decimal, joined_at_us: int, profile_id: UUID) -> Key:
     return (score.copy_negate(), joined_at_us, profile_id.int)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a reader holds tens of thousands between rebuilds
 class Change:
     profile_id: UUID
     old_rank: int | None

@@ -18,6 +18,7 @@ from backends.copies import BackfillState
 from backends.protocol import BOARDS, BadgeFacts, Board, Community, Council, MemberState, ScoreEvent
 from backends.scylla.badges import BadgeTables
 from backends.scylla.council import CouncilTable
+from backends.scylla.pacing import RebuildPace
 from backends.scylla.session import CqlSession
 from backends.scylla.snapshots import current_version
 from backends.scylla.tables import CLOSED, SCORE_SHARDS, Tables, change_slot, score_shard, to_micros
@@ -32,10 +33,14 @@ RebuildBoard = Callable[[int, Board], Awaitable[int]]
 class ScyllaReplica:
     """Implements `backends.copies.Replica` on the Scylla tables; `rebuild_board` swaps in a new snapshot."""
 
-    def __init__(self, cql: CqlSession, tables: Tables, rebuild_board: RebuildBoard) -> None:
+    def __init__(
+        self, cql: CqlSession, tables: Tables, rebuild_board: RebuildBoard, pace: RebuildPace | None = None
+    ) -> None:
+        """`pace`: when a stale board is rebuilt (at once, each round, without one)."""
         self.cql = cql
         self.t = tables
         self._rebuild_board = rebuild_board
+        self.pace = pace
         self.badges = BadgeTables(cql, tables)
         self.council = CouncilTable(cql, tables)
 
@@ -45,6 +50,10 @@ class ScyllaReplica:
         for board in BOARDS:
             snap = await current_version(self.cql, self.t, community_id, board)
             if force or snap is None or (latest is not None and snap.score_version < latest):
+                if not force and snap is not None and self.pace is not None:
+                    if not await self.pace.due(community_id, board, snap):
+                        continue
+                    self.pace.forget(community_id, board)
                 await self._rebuild_board(community_id, board)
                 rebuilt += 1
         return rebuilt

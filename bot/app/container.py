@@ -77,7 +77,11 @@ class Application(containers.DeclarativeContainer):
     # the first fallback); every list of backend names derives from it --------------------------------
     postgres_backend = providers.Singleton(PostgresBackend, pool)  # its `outbox` is set below the class
     scylla_backend = providers.Singleton(
-        factories.scylla_backend, cql, config.scylla.keyspace, config.scylla.snapshot_pointer_ttl_seconds
+        factories.scylla_backend,
+        cql,
+        config.scylla.keyspace,
+        config.scylla.snapshot_pointer_ttl_seconds,
+        config.recalculation.max_busy_share,
     )
     registry = providers.Dict(
         postgres=providers.Factory(factories.Registered, configured=True, build=postgres_backend.provider),

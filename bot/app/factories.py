@@ -45,10 +45,10 @@ def copies_wait(mode: str, names: list[str]) -> bool:
     return mode == "dual" and len(names) > 1
 
 
-def scylla_backend(cql: CqlSession | None, keyspace: str, pointer_ttl: float) -> ScyllaBackend:
+def scylla_backend(cql: CqlSession | None, keyspace: str, pointer_ttl: float, busy_share: float) -> ScyllaBackend:
     if cql is None:
         raise RuntimeError("scylla is configured (scylla.hosts) but no CQL session was opened")
-    return ScyllaBackend(cql, keyspace, pointer_ttl=pointer_ttl)
+    return ScyllaBackend(cql, keyspace, pointer_ttl=pointer_ttl, busy_share=busy_share)
 
 
 def replicas(backends: Mapping[str, Backend]) -> dict[str, Replica]:

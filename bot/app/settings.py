@@ -41,6 +41,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         _check_shards(data["discord"])
     if isinstance(data.get("metrics"), dict):
         _check_metrics(data["metrics"])
+    if isinstance(data.get("recalculation"), dict):
+        _check_recalculation(data["recalculation"])
     return data
 
 
@@ -63,6 +65,12 @@ def _check_metrics(metrics: dict[str, Any]) -> None:
             f"metrics.host is {metrics.get('host')!r}, reachable from other machines: set metrics.page_token"
             " (SIETCH_METRICS_PAGE_TOKEN) to a long random secret, or listen on 127.0.0.1"
         )
+
+
+def _check_recalculation(recalculation: dict[str, Any]) -> None:
+    share = recalculation.setdefault("max_busy_share", 0.1)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise SettingsError(f"recalculation.max_busy_share is {share!r}: a share of the time, above 0 and at most 1")
 
 
 def _check_shards(discord: dict[str, Any]) -> None:

@@ -34,6 +34,13 @@ def test_a_bad_override_names_the_variable() -> None:
         load_settings(SETTINGS, {"SIETCH_POSTGRES_POOL_MAX_SIZE": "many"})
 
 
+@pytest.mark.parametrize("share", ["0", "-0.5", "1.5"])
+def test_a_busy_share_outside_zero_to_one_is_refused(share: str) -> None:
+    with pytest.raises(SettingsError, match=r"recalculation\.max_busy_share is .*above 0 and at most 1"):
+        load_settings(SETTINGS, {"SIETCH_RECALCULATION_MAX_BUSY_SHARE": share})
+    assert load_settings(SETTINGS, {})["recalculation"]["max_busy_share"] == 0.1
+
+
 def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.yaml", {})
