@@ -85,12 +85,16 @@ class LiveChanges:
             if changed and state.fence_keys is None:
                 state.fence_keys = await self.fence_keys(community_id, board, snap)
             placed = await self._place(community_id, board, snap, state, {p: row for p, (_, row) in changed.items()})
-            state.changes.update(placed)
+            moved = {p: c for p, c in placed.items() if c is not None}
+            back = [p for p, c in placed.items() if c is None and p in state.changes]
+            for p in back:
+                del state.changes[p]
+            state.changes.update(moved)
             state.placed_from.update({p: stamp for p, (stamp, _) in changed.items()})
             state.overlay = (
-                Overlay(snap.ranked, placed.values(), read_at)
+                Overlay(snap.ranked, moved.values(), read_at)
                 if state.overlay is None
-                else state.overlay.with_changes(placed.values(), read_at)
+                else state.overlay.with_changes(moved.values(), read_at, unchanged=back)
             )
         else:
             state.overlay = state.overlay.seen_at(read_at)
@@ -122,7 +126,8 @@ class LiveChanges:
 
     async def ahead(self, community_id: int, board: Board, snap: SnapshotVersion, key: Key) -> int:
         """How many snapshot rows have a smaller key than `key` (any key, a member's or not)."""
-        return await self._ahead(community_id, board, snap, await self.fence_keys(community_id, board, snap), key)
+        fence_keys = await self.fence_keys(community_id, board, snap)
+        return (await self._ahead(community_id, board, snap, fence_keys, key))[0]
 
     async def _fences(self, community_id: int, board: Board, snap: SnapshotVersion) -> list[Key]:
         rows = await self.cql.execute(
@@ -134,11 +139,13 @@ class LiveChanges:
 
     async def _place(
         self, community_id: int, board: Board, snap: SnapshotVersion, state: _Board, states: Mapping[UUID, Any]
-    ) -> dict[UUID, Change]:
-        """Each member's logged state (a row of the change log) placed in the snapshot."""
+    ) -> dict[UUID, Change | None]:
+        """Each member's logged state (a row of the change log) placed in the snapshot; None where the
+        snapshot holds the member's row as logged (a write that moved them on the other board only): they
+        are no change to this board, and a reader keeps nothing of them."""
         fence_keys = state.fence_keys or []
 
-        async def place(profile_id: UUID) -> Change:
+        async def place(profile_id: UUID) -> tuple[UUID, Change | None]:
             async with self._gate:
                 known = state.changes.get(profile_id)
                 if known is not None:
@@ -148,13 +155,15 @@ class LiveChanges:
                 row = states.get(profile_id)
                 score = getattr(row, board) if row is not None else None
                 if row is None or score is None or score <= 0:  # not ranked now, or removed
-                    return Change(profile_id, old)
+                    return profile_id, Change(profile_id, old)
                 key = board_key(score, row.joined_at_us, profile_id)
-                ahead = await self._ahead(community_id, board, snap, fence_keys, key)
+                ahead, held = await self._ahead(community_id, board, snap, fence_keys, key)
                 now = RankedEntry(0, profile_id, score, row.nym, row.wallet_address)
-                return Change(profile_id, old, now, key, ahead)
+                if held == now and held.score.as_tuple() == score.as_tuple():  # the same key, digits and names
+                    return profile_id, None
+                return profile_id, Change(profile_id, old, now, key, ahead)
 
-        return {c.profile_id: c for c in await asyncio.gather(*(place(p) for p in states))}
+        return dict(await asyncio.gather(*(place(p) for p in states)))
 
     async def _old_rank(self, community_id: int, board: Board, snap: SnapshotVersion, profile_id: UUID) -> int | None:
         rows = await self.cql.execute(
@@ -166,15 +175,16 @@ class LiveChanges:
 
     async def _ahead(
         self, community_id: int, board: Board, snap: SnapshotVersion, fence_keys: list[Key], key: Key
-    ) -> int:
-        """How many snapshot rows have a smaller key: the fences before it, then one read of the rest."""
+    ) -> tuple[int, RankedEntry | None]:
+        """How many snapshot rows have a smaller key: the fences before it, then one read of the rest; and
+        the row read with that very key, if any (ranked 0, as a change's row is)."""
         assert snap.fence_ranks is not None
         first, last = ahead_of(key, fence_keys, snap.fence_ranks)
         if first == 0:
-            return 0
+            return 0, None
         last = min(last, snap.ranked)
         query = (
-            f"SELECT score, joined_at_us, profile_id FROM {self.t.by_rank}"
+            f"SELECT score, joined_at_us, profile_id, nym, wallet_address FROM {self.t.by_rank}"
             f" WHERE community_id = ? AND board = ? AND version = ? AND bucket = ? AND rank >= ? AND rank <= ?"
         )
         parts = await asyncio.gather(
@@ -183,8 +193,14 @@ class LiveChanges:
                 for bucket, lo, hi in snap.rank_buckets(first, last)
             )
         )
-        keys = (board_key(r.score, r.joined_at_us, r.profile_id) for rows in parts for r in rows)
-        return first - 1 + sum(1 for k in keys if k < key)
+        ahead, held = first - 1, None
+        for r in (r for rows in parts for r in rows):
+            k = board_key(r.score, r.joined_at_us, r.profile_id)
+            if k < key:
+                ahead += 1
+            elif k == key:
+                held = RankedEntry(0, r.profile_id, r.score, r.nym, r.wallet_address)
+        return ahead, held
 
 
 async def changed_since(

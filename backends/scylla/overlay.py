@@ -69,36 +69,45 @@ class Overlay:
     def ranked(self) -> int:
         return self.snapshot_ranked - len(self._old) + len(self._keys)
 
-    def with_changes(self, changes: Iterable[Change], as_of: datetime) -> Overlay:
-        """This overlay with `changes` laid over it too (a member's newer change replaces its older one)."""
-        changes = list(changes)
-        if len(changes) * REBUILD_PAST > len(self.changed):  # many at once: sorting them all is cheaper
-            return Overlay(self.snapshot_ranked, [*self.changed.values(), *changes], as_of)
+    def with_changes(self, changes: Iterable[Change], as_of: datetime, unchanged: Iterable[UUID] = ()) -> Overlay:
+        """This overlay with `changes` laid over it too (a member's newer change replaces its older one), and
+        the `unchanged` members back where the snapshot has them."""
+        changes, unchanged = list(changes), [p for p in unchanged if p in self.changed]
+        if (len(changes) + len(unchanged)) * REBUILD_PAST > len(self.changed):  # many: sorting all is cheaper
+            gone = set(unchanged)
+            kept = [c for c in self.changed.values() if c.profile_id not in gone]
+            return Overlay(self.snapshot_ranked, [*kept, *changes], as_of)
         fresh = copy.copy(self)
         fresh.as_of = as_of
         fresh.changed = dict(self.changed)
         fresh._old, fresh._keys, fresh._ahead = list(self._old), list(self._keys), list(self._ahead)
         fresh._neg_scores, fresh._now = list(self._neg_scores), list(self._now)
+        for profile_id in unchanged:
+            fresh._remove(fresh.changed.pop(profile_id))
         for c in changes:
-            fresh._replace(fresh.changed.get(c.profile_id), c)
+            before = fresh.changed.get(c.profile_id)
+            if before is not None:
+                fresh._remove(before)
+            fresh._add(c)
         return fresh
 
-    def _replace(self, before: Change | None, after: Change) -> None:
-        if before is not None:
-            if before.old_rank is not None:
-                del self._old[bisect_left(self._old, before.old_rank)]
-            if before.key is not None:
-                i = bisect_left(self._keys, before.key)
-                del self._keys[i], self._ahead[i], self._neg_scores[i], self._now[i]
-        if after.old_rank is not None:
-            insort(self._old, after.old_rank)
-        if after.key is not None:
-            i = bisect_left(self._keys, after.key)
-            self._keys.insert(i, after.key)
-            self._ahead.insert(i, after.ahead)
-            self._neg_scores.insert(i, after.key[0])
-            self._now.insert(i, after)
-        self.changed[after.profile_id] = after
+    def _remove(self, change: Change) -> None:
+        if change.old_rank is not None:
+            del self._old[bisect_left(self._old, change.old_rank)]
+        if change.key is not None:
+            i = bisect_left(self._keys, change.key)
+            del self._keys[i], self._ahead[i], self._neg_scores[i], self._now[i]
+
+    def _add(self, change: Change) -> None:
+        if change.old_rank is not None:
+            insort(self._old, change.old_rank)
+        if change.key is not None:
+            i = bisect_left(self._keys, change.key)
+            self._keys.insert(i, change.key)
+            self._ahead.insert(i, change.ahead)
+            self._neg_scores.insert(i, change.key[0])
+            self._now.insert(i, change)
+        self.changed[change.profile_id] = change
 
     def seen_at(self, as_of: datetime) -> Overlay:
         """The same changes, known to be every change as of `as_of`."""

@@ -216,3 +216,34 @@ async def test_absent_values_leave_no_tombstones_to_step_over(pair_now: Pair, ne
         trace = await asyncio.to_thread(result.get_query_trace, 10.0)
         read = [e.description for e in trace.events if e.description.startswith("Read ")]
         assert read and all(d.endswith(" 0 tombstone cells") for d in read), (query, read)
+
+
+async def test_a_member_moved_on_one_board_is_no_change_to_the_other(pair_now: Pair, new_guild_id: int) -> None:
+    """A reader keeps only what moved on a board: a write of conviction leaves the member's activity row
+    where the snapshot has it, and a score written back to its snapshot value takes the member off again."""
+    pair, rnd, guild = pair_now, random.Random(11), new_guild_id
+    ids = await _community(pair, guild, "long_tail", rnd, 40)
+    ctx = TenantContext(guild)
+    scores = await pair.source.get_scores(ctx, ids)
+    movers = [p for p in ids if scores[p].conviction > 0 and scores[p].activity > 0][:5]
+    assert len(movers) == 5
+
+    def laid(board: str) -> set[UUID]:
+        (state,) = [s for k, s in pair.scylla.live._boards.items() if k[:2] == (guild, board)]
+        assert state.overlay is not None
+        assert state.overlay.changed.keys() == state.changes.keys()
+        return set(state.changes)
+
+    await pair.writer.apply(ctx, [ScoreUpdate(p, "conviction", D(123456), "token_hold") for p in movers])
+    await _same_answers(pair, guild, ids)
+    assert laid("conviction") == set(movers)
+    assert laid("activity") == set()
+
+    first = movers[0]
+    await pair.writer.apply(ctx, [ScoreUpdate(first, "activity", D(7), "activity_bonus")])
+    await _same_answers(pair, guild, ids)
+    assert laid("activity") == {first}
+    back = scores[first].activity  # its snapshot value, to the digit
+    await pair.writer.apply(ctx, [ScoreUpdate(first, "activity", back, "activity_bonus")])
+    await _same_answers(pair, guild, ids)
+    assert laid("activity") == set()
