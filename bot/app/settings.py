@@ -68,7 +68,7 @@ def _check_metrics(metrics: dict[str, Any]) -> None:
 
 
 def _check_recalculation(recalculation: dict[str, Any]) -> None:
-    share = recalculation.setdefault("max_busy_share", 0.1)
+    share = recalculation.setdefault("max_busy_share", 1.0)
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
         raise SettingsError(f"recalculation.max_busy_share is {share!r}: a share of the time, above 0 and at most 1")
 

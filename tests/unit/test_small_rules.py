@@ -38,7 +38,7 @@ def test_a_bad_override_names_the_variable() -> None:
 def test_a_busy_share_outside_zero_to_one_is_refused(share: str) -> None:
     with pytest.raises(SettingsError, match=r"recalculation\.max_busy_share is .*above 0 and at most 1"):
         load_settings(SETTINGS, {"SIETCH_RECALCULATION_MAX_BUSY_SHARE": share})
-    assert load_settings(SETTINGS, {})["recalculation"]["max_busy_share"] == 0.1
+    assert load_settings(SETTINGS, {})["recalculation"]["max_busy_share"] == 1.0
 
 
 def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
