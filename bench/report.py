@@ -1307,6 +1307,21 @@ def _staleness(res: dict[str, Any], w: Any) -> None:
         )
     else:
         w("The rebuild process logged no snapshot build for this community during the phase.")
+    cores = st.get("cores")
+    if cores:
+        names = {
+            "bot": "the bot process (the door, the relay)",
+            "rebuilds": "the rebuild process",
+            "cql_node": "the CQL node",
+            "postgres": "PostgreSQL",
+            "benchmark": "the benchmark (the writes' client, the reads and their overlay)",
+        }
+        w("")
+        w(
+            "Cores used over the phase (CPU seconds / seconds): "
+            + "; ".join(f"{names.get(k, k)} {v:.3f}" for k, v in cores.items())
+            + "."
+        )
     poll = st.get("poll") or {}
     w("")
     gap, checked_gap = poll.get("read_gap_s"), poll.get("read_gap_checked_s")

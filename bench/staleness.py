@@ -50,6 +50,7 @@ import aiohttp
 
 from backends.protocol import BackendError, Community, TenantContext
 from bench import botload
+from bench.cpu import CpuLedger, cql_node_pid, postgres_pid
 from bench.data import Members
 from bench.env import ROOT
 from bench.measure import summary
@@ -189,7 +190,11 @@ async def run(
             connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, connector=connector) as http:
                 writes = FeedDoor(http, door)
+                processes: dict[str, int | None] = {"bot": proc.pid, "rebuilds": rebuilder.pid}
+                cpu = CpuLedger(processes | {"cql_node": cql_node_pid(), "postgres": postgres_pid()}, own="benchmark")
+                cpu.start()
                 result = await _measure(writes, services["scylla"], c, m, seconds, rate, grace, seed)
+                result["cores"] = cpu.stop()
         finally:
             stop_processes(proc, rebuilder)
             with contextlib.suppress(Exception):
