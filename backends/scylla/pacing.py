@@ -67,7 +67,7 @@ class RebuildPace:
         if snap.changes_from is None:  # built before changes were laid over snapshots
             return True
         took = (snap.built_at - snap.changes_from).total_seconds()
-        if took < self.cheap_seconds:
+        if self.share >= 1 or took < self.cheap_seconds:  # at every round: no clock of another process asked
             return True
         age = (self.clock() - snap.changes_from).total_seconds()
         if age >= took / self.share or age + 2 * took >= (LOG_KEEP - MARGIN).total_seconds():
